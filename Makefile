@@ -1,0 +1,80 @@
+# moor's front door. `make test` is the test command; `make run` the main job.
+#
+#   make            build (RelWithDebInfo) into build/
+#   make test       install missing deps, build, run every test, then the
+#                   ASan+UBSan build's tests
+#   make run        build and start a local cluster (see README)
+#   make sim        a long simulator campaign
+#   make fuzz       build the libFuzzer targets with clang and run each
+#   make bench      benchmarks
+#   make format     clang-format every C file in place
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+WERROR     ?= ON
+CMAKE_ARGS ?=
+SIM_SEEDS  ?= 20000
+FUZZ_SECONDS ?= 60
+
+C_SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+.PHONY: all build deps test test-unit test-asan run sim fuzz bench format \
+        format-check clean
+
+all: build
+
+deps:
+	bash scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	      -DMOOR_WERROR=$(WERROR) $(CMAKE_ARGS)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMOOR_SANITIZE=ON \
+	      -DMOOR_WERROR=$(WERROR) $(CMAKE_ARGS)
+
+test: deps
+	$(MAKE) test-unit
+	$(MAKE) test-asan
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE no-asan
+
+run: build
+	bash scripts/run-cluster.sh $(BUILD)
+
+sim: build
+	$(BUILD)/bin/moor-sim --seeds $(SIM_SEEDS) --nodes 5
+
+$(FUZZ_BUILD)/CMakeCache.txt:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	      -DMOOR_FUZZ=ON -DMOOR_SANITIZE=ON -DMOOR_WERROR=$(WERROR) $(CMAKE_ARGS)
+
+fuzz: $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: build
+	bash bench/compare.sh $(BUILD)
+
+format:
+	clang-format -i $(C_SOURCES)
+
+format-check:
+	clang-format --dry-run --Werror $(C_SOURCES)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
