@@ -37,31 +37,41 @@
  * objects that fail keep a longer errmsg with the context (file, offset,
  * peer). The server maps them to etcd's gRPC statuses in one table.
  * ---------------------------------------------------------------------- */
-#define MOOR_ERRORS(X)                                                    \
-    X(MOOR_ENOMEM, "out of memory")                                       \
-    X(MOOR_EINVAL, "invalid argument")                                    \
-    X(MOOR_EIO, "input/output error")                                     \
-    X(MOOR_ENOSPC, "no space left on device")                             \
-    X(MOOR_ECORRUPT, "data corruption detected")                          \
-    X(MOOR_ENOENT, "not found")                                           \
-    X(MOOR_EEXIST, "already exists")                                      \
-    X(MOOR_EBUSY, "resource busy")                                        \
-    X(MOOR_ELOCKED, "data directory is locked by another process")        \
-    X(MOOR_ETOOBIG, "size limit exceeded")                                \
-    X(MOOR_ESHUTDOWN, "shutting down")                                    \
+#define MOOR_ERRORS(X)                                                     \
+    X(MOOR_ENOMEM, "out of memory")                                        \
+    X(MOOR_EINVAL, "invalid argument")                                     \
+    X(MOOR_EIO, "input/output error")                                      \
+    X(MOOR_ENOSPC, "no space left on device")                              \
+    X(MOOR_ECORRUPT, "data corruption detected")                           \
+    X(MOOR_ENOENT, "not found")                                            \
+    X(MOOR_EEXIST, "already exists")                                       \
+    X(MOOR_EBUSY, "resource busy")                                         \
+    X(MOOR_ELOCKED, "data directory is locked by another process")         \
+    X(MOOR_ETOOBIG, "size limit exceeded")                                 \
+    X(MOOR_ESHUTDOWN, "shutting down")                                     \
     X(MOOR_EPOISONED, "storage failed earlier and refuses further writes") \
-    X(MOOR_ETIMEDOUT, "timed out")                                        \
-    X(MOOR_ECANCELED, "canceled")                                         \
-    X(MOOR_EPROTO, "protocol error")                                      \
-    X(MOOR_ECONN, "connection failed")                                    \
-    X(MOOR_ETLS, "TLS error")                                             \
-    X(MOOR_ENOLEADER, "no leader")                                        \
-    X(MOOR_ENOTLEADER, "not leader")                                      \
-    X(MOOR_EDROPPED, "proposal dropped")                                  \
-    X(MOOR_ECOMPACTED, "required revision has been compacted")            \
-    X(MOOR_EFUTUREREV, "required revision is a future revision")          \
-    X(MOOR_EUNAVAILABLE, "temporarily unavailable")                       \
-    X(MOOR_EAGAIN, "try again")
+    X(MOOR_ETIMEDOUT, "timed out")                                         \
+    X(MOOR_ECANCELED, "canceled")                                          \
+    X(MOOR_EPROTO, "protocol error")                                       \
+    X(MOOR_ECONN, "connection failed")                                     \
+    X(MOOR_ETLS, "TLS error")                                              \
+    X(MOOR_ENOLEADER, "no leader")                                         \
+    X(MOOR_ENOTLEADER, "not leader")                                       \
+    X(MOOR_EDROPPED, "proposal dropped")                                   \
+    X(MOOR_ECOMPACTED, "required revision has been compacted")             \
+    X(MOOR_EFUTUREREV, "required revision is a future revision")           \
+    X(MOOR_EUNAVAILABLE, "temporarily unavailable")                        \
+    X(MOOR_EAGAIN, "try again")                                            \
+    X(MOOR_EEMPTYKEY, "key is not provided")                               \
+    X(MOOR_EKEYNOTFOUND, "key not found")                                  \
+    X(MOOR_EVALUEPROVIDED, "value is provided")                            \
+    X(MOOR_ELEASEPROVIDED, "lease is provided")                            \
+    X(MOOR_ETOOMANYOPS, "too many operations in txn request")              \
+    X(MOOR_EDUPKEY, "duplicate key given in txn request")                  \
+    X(MOOR_ELEASENOTFOUND, "requested lease not found")                    \
+    X(MOOR_ELEASEEXISTS, "lease already exists")                           \
+    X(MOOR_ELEASETTLTOOLARGE, "too large lease TTL")                       \
+    X(MOOR_ENOSPACE, "database space exceeded")
 
 enum moor_err {
     MOOR_OK = 0,
@@ -373,11 +383,11 @@ double moor_prng_double(struct moor_prng *r);
 
 /* Always-on assertion for invariants of raft/, wal/ and kv/ (programmer
  * errors only; never for bad input). Logs the expression and aborts. */
-#define MOOR_ASSERT(expr)                                          \
-    do {                                                           \
-        if (__builtin_expect(!(expr), 0)) {                        \
+#define MOOR_ASSERT(expr)                                           \
+    do {                                                            \
+        if (__builtin_expect(!(expr), 0)) {                         \
             moor__assert_fail(#expr, __FILE__, __LINE__, __func__); \
-        }                                                          \
+        }                                                           \
     } while (0)
 
 _Noreturn void moor__assert_fail(const char *expr, const char *file, int line,

@@ -70,8 +70,8 @@ uint32_t moor_crc32c_sw(uint32_t crc, const void *data, size_t len)
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc,
-                                                          const void *data,
-                                                          size_t len)
+                                                         const void *data,
+                                                         size_t len)
 {
     const uint8_t *p = data;
     uint64_t c = ~crc;

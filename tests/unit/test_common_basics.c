@@ -65,9 +65,10 @@ static void test_crc32c_chains_and_agrees_at_every_alignment(void **state)
 static void test_varint_round_trips_and_rejects_bad_input(void **state)
 {
     (void)state;
-    static const uint64_t values[] = {0,         1,          127,       128,
-                                      300,       16383,      16384,     UINT32_MAX,
-                                      1ull << 56, UINT64_MAX - 1, UINT64_MAX};
+    static const uint64_t values[] = {
+        0,         1,     127,        128,        300,
+        16383,     16384, UINT32_MAX, 1ull << 56, UINT64_MAX - 1,
+        UINT64_MAX};
     uint8_t buf[MOOR_VARINT_MAX];
     for (size_t i = 0; i < MOOR_ARRAY_LEN(values); i++) {
         size_t n = moor_varint_put(buf, values[i]);
@@ -235,8 +236,8 @@ static void test_log_writes_text_and_json_lines(void **state)
     assert_int_equal(captured.len, 0);
     MOOR_LOG_INFO("wal", "segment created", "file=%s", "a.wal");
     moor_buf_putc(&captured, 0);
-    assert_non_null(strstr((char *)captured.ptr,
-                           "INFO wal: segment created file=a.wal\n"));
+    assert_non_null(
+        strstr((char *)captured.ptr, "INFO wal: segment created file=a.wal\n"));
     moor_buf_reset(&captured);
     moor_log_set_format(MOOR_LOG_JSON);
     MOOR_LOG_WARN("raft", "say \"hi\"", NULL);
