@@ -20,8 +20,8 @@ FUZZ_SECONDS ?= 60
 
 C_SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all build deps test test-unit test-asan run sim fuzz bench format \
-        format-check clean
+.PHONY: all build deps test test-unit test-asan test-fuzz run sim fuzz bench \
+        format format-check clean
 
 all: build
 
@@ -39,9 +39,17 @@ $(ASAN_BUILD)/CMakeCache.txt:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMOOR_SANITIZE=ON \
 	      -DMOOR_WERROR=$(WERROR) $(CMAKE_ARGS)
 
+FUZZ_CI_SECONDS ?= 10
+
 test: deps
 	$(MAKE) test-unit
 	$(MAKE) test-asan
+	$(MAKE) test-fuzz
+
+# A short libFuzzer run of every fuzz target (the long one is `make fuzz`).
+test-fuzz: $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_CI_SECONDS) --no-merge
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

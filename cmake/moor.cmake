@@ -12,7 +12,7 @@
 set(MOOR_WARNINGS
     -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
     -Wstrict-prototypes -Wmissing-prototypes -Wimplicit-fallthrough
-    -Wformat=2 -Wvla -Wundef -Wcast-qual -Wpointer-arith -Wwrite-strings
+    -Wformat=2 -Wvla -Wundef -Wpointer-arith -Wwrite-strings
     -Wold-style-definition -Wnull-dereference)
 if(MOOR_WERROR)
   list(APPEND MOOR_WARNINGS -Werror)

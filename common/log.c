@@ -70,8 +70,9 @@ static void json_escape(char *line, size_t *n, size_t cap, const char *s)
     }
 }
 
-static void log_emit(enum moor_log_level level, const char *module,
-                     const char *msg, const char *fields, va_list ap)
+__attribute__((format(printf, 4, 0))) static void log_emit(
+    enum moor_log_level level, const char *module, const char *msg,
+    const char *fields, va_list ap)
 {
     char kv[1024];
     kv[0] = '\0';

@@ -38,6 +38,9 @@ int moor_pb_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
 int moor_pb_pack(const ProtobufCMessage *msg, struct moor_buf *buf)
 {
     size_t n = protobuf_c_message_get_packed_size(msg);
+    if (n == 0) {
+        return MOOR_OK; /* an empty message; buf may still have no memory */
+    }
     int rv = moor_buf_reserve(buf, n);
     if (rv != MOOR_OK) {
         return rv;
