@@ -82,7 +82,7 @@ format:
 	clang-format -i $(C_SOURCES)
 
 format-check:
-	clang-format --dry-run --Werror $(C_SOURCES)
+	bash scripts/format-check.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
