@@ -1,0 +1,888 @@
+/*
+ * wal.c: opening a log (replay, torn-tail truncation), the writer thread
+ * with group commit, segment rollover and release.
+ *
+ * Who touches what. Fields under "loop" are the loop thread's, fields under
+ * "writer" the writer thread's (wal_open sets them up before the thread
+ * starts, wal_close reads them after it ended), fields under "shared" need
+ * mu. Batches move as bytes: wal_append encodes records into `pending`
+ * (under mu, a memcpy); the writer swaps `pending` with its own `writing`
+ * buffer, so while it writes and syncs one batch the loop fills the next.
+ * The loop leaves each record's flags, prev crc and crc zero; the writer
+ * seals them as it places records into segments, because only it knows the
+ * chain across a rollover (a new segment starts with its own opening
+ * records).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "wal_int.h"
+
+/* What the writer knows of each segment, oldest first. */
+struct wal_seg
+{
+    uint64_t seq;
+    uint64_t first_index;
+    uint64_t max_index; /* highest entry index written into it (0: none) */
+};
+
+struct wal
+{
+    /* Immutable after wal_open. */
+    char dir[4096];
+    struct wal_fs fs;
+    uint64_t segment_bytes;
+    size_t pending_bytes_max;
+    unsigned max_wals;
+    size_t entry_bytes_max;
+    wal_notify_cb notify_cb;
+    void *notify_arg;
+
+    /* loop */
+    uint64_t next_seq;   /* last seq handed out */
+    uint64_t last_index; /* the log's last index after all appends */
+    uint64_t snap_index; /* newest snapshot marker appended or replayed */
+    char loop_errmsg[MOOR_ERRMSG_SIZE];
+
+    /* shared */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct moor_buf pending;
+    uint64_t pending_seq; /* newest batch appended */
+    uint64_t taken_seq;   /* newest batch the writer took */
+    uint64_t pending_release;
+    bool stop;
+    struct wal_durable durable;
+    char errmsg[MOOR_ERRMSG_SIZE];
+
+    /* writer */
+    pthread_t thread;
+    bool thread_started;
+    struct moor_buf writing;
+    int fd; /* the newest segment, open for writing */
+    uint64_t seg_seq;
+    uint64_t seg_off; /* where the next record goes */
+    uint64_t seg_cap; /* the newest segment's size */
+    uint32_t chain;   /* crc of the last record placed */
+    uint64_t w_last_index;
+    uint64_t w_last_term;
+    struct wal_meta meta;
+    bool have_snap;
+    struct wal_snapshot snap;
+    bool have_hs;
+    struct raft_hard_state hs;
+    struct wal_seg *segs;
+    size_t segs_len;
+    size_t segs_cap;
+    char werrmsg[MOOR_ERRMSG_SIZE];
+};
+
+/* ------------------------------------------------------------------------
+ * Segment bookkeeping and creation (writer side; also used by wal_open)
+ * ---------------------------------------------------------------------- */
+
+static int segs_push(struct wal *w, uint64_t seq, uint64_t first_index)
+{
+    if (w->segs_len == w->segs_cap) {
+        size_t cap = w->segs_cap == 0 ? 16 : w->segs_cap * 2;
+        struct wal_seg *n = moor_realloc(w->segs, cap * sizeof(*n));
+        if (n == NULL) {
+            return MOOR_ENOMEM;
+        }
+        w->segs = n;
+        w->segs_cap = cap;
+    }
+    w->segs[w->segs_len++] =
+        (struct wal_seg){.seq = seq, .first_index = first_index};
+    return MOOR_OK;
+}
+
+static void seg_path(const struct wal *w, char *out, size_t cap, uint64_t seq,
+                     uint64_t first_index, const char *suffix)
+{
+    char name[WAL__NAME_BYTES];
+    wal__seg_name(name, seq, first_index);
+    snprintf(out, cap, "%s/%s%s", w->dir, name, suffix);
+}
+
+/* Updates the writer's view of the log with a record it placed or
+ * replayed. */
+static void track_record(struct wal *w, uint8_t type, const uint8_t *payload)
+{
+    switch (type) {
+    case WAL__REC_META:
+        w->meta.cluster_id = moor_get_le64(payload);
+        w->meta.member_id = moor_get_le64(payload + 8);
+        break;
+    case WAL__REC_SNAPSHOT:
+        w->have_snap = true;
+        w->snap.term = moor_get_le64(payload);
+        w->snap.index = moor_get_le64(payload + 8);
+        break;
+    case WAL__REC_HARD_STATE:
+        w->have_hs = true;
+        w->hs.term = moor_get_le64(payload);
+        w->hs.vote = moor_get_le64(payload + 8);
+        w->hs.commit = moor_get_le64(payload + 16);
+        break;
+    case WAL__REC_ENTRY: {
+        w->w_last_term = moor_get_le64(payload);
+        w->w_last_index = moor_get_le64(payload + 8);
+        struct wal_seg *s = &w->segs[w->segs_len - 1];
+        s->max_index = MOOR_MAX(s->max_index, w->w_last_index);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* Sets the poison message (writer) from an -errno result and returns the
+ * moor error. */
+static int io_fail(struct wal *w, int neg_errno, const char *what,
+                   const char *path, uint64_t off)
+{
+    int e = -neg_errno;
+    moor_errmsg_set(w->werrmsg, "%s %s at offset %" PRIu64 ": %s", what, path,
+                    off, strerror(e));
+    MOOR_LOG_ERROR("wal", "write failed",
+                   "op=%s file=%s offset=%" PRIu64 " errno=%d (%s)", what, path,
+                   off, e, strerror(e));
+    int rv = moor_err_from_errno(e);
+    return rv == MOOR_ENOSPC ? MOOR_ENOSPC : MOOR_EIO;
+}
+
+/* Creates segment seq (first index w->w_last_index + 1) with its opening
+ * records, durably: temp name, preallocate, write, fsync, rename, fsync
+ * the directory. On success it becomes the segment being written. */
+static int seg_create(struct wal *w, uint64_t seq)
+{
+    uint64_t first = w->w_last_index + 1;
+    char tmp[4200];
+    char path[4200];
+    seg_path(w, tmp, sizeof(tmp), seq, first, ".tmp");
+    seg_path(w, path, sizeof(path), seq, first, "");
+
+    /* Header and opening records: metadata, snapshot marker, hard state. */
+    uint8_t head[WAL__SEG_HDR_BYTES + WAL__SEG_OPENING_BYTES];
+    struct wal__seg_hdr h = {
+        .seq = seq, .first_index = first, .start_crc = w->chain};
+    wal__seg_hdr_encode(head, &h);
+    struct moor_buf ob = {head, WAL__SEG_HDR_BYTES, sizeof(head)};
+    size_t at = ob.len;
+    wal__meta_encode(wal__rec_append(&ob, WAL__REC_META, WAL__META_BYTES),
+                     &w->meta);
+    if (w->have_snap) {
+        wal__snapshot_encode(
+            wal__rec_append(&ob, WAL__REC_SNAPSHOT, WAL__SNAPSHOT_BYTES),
+            &w->snap);
+    }
+    if (w->have_hs) {
+        wal__hard_state_encode(
+            wal__rec_append(&ob, WAL__REC_HARD_STATE, WAL__HARD_STATE_BYTES),
+            &w->hs);
+    }
+    MOOR_ASSERT(ob.ptr == head && ob.len <= sizeof(head));
+    uint32_t chain = w->chain;
+    uint8_t flags = WAL__REC_FLAG_SYNC_START;
+    while (at < ob.len) {
+        uint32_t len = moor_get_le32(head + at);
+        chain = wal__rec_seal(head + at, flags, chain);
+        flags = 0;
+        at += (size_t)wal__rec_size(len);
+    }
+
+    const struct wal_fs *fs = &w->fs;
+    int fd = fs->open(fs->arg, tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) {
+        return io_fail(w, fd, "create", tmp, 0);
+    }
+    int rv = fs->preallocate(fs->arg, fd, w->segment_bytes);
+    if (rv < 0) {
+        rv = io_fail(w, rv, "preallocate", tmp, 0);
+        goto err;
+    }
+    rv = wal__pwrite_all(fs, fd, head, ob.len, 0);
+    if (rv < 0) {
+        rv = io_fail(w, rv, "write", tmp, 0);
+        goto err;
+    }
+    rv = fs->fsync(fs->arg, fd);
+    if (rv < 0) {
+        rv = io_fail(w, rv, "fsync", tmp, 0);
+        goto err;
+    }
+    rv = fs->rename(fs->arg, tmp, path);
+    if (rv < 0) {
+        rv = io_fail(w, rv, "rename", tmp, 0);
+        goto err;
+    }
+    rv = wal__fsync_dir(fs, w->dir);
+    if (rv < 0) {
+        /* The file exists under its final name; close it, and stop. */
+        fs->close(fs->arg, fd);
+        return io_fail(w, rv, "fsync directory", w->dir, 0);
+    }
+    rv = segs_push(w, seq, first);
+    if (rv != MOOR_OK) {
+        fs->close(fs->arg, fd);
+        moor_errmsg_set(w->werrmsg, "out of memory after creating %s", path);
+        return MOOR_ENOMEM;
+    }
+    if (w->fd >= 0) {
+        fs->close(fs->arg, w->fd);
+    }
+    w->fd = fd;
+    w->seg_seq = seq;
+    w->seg_off = ob.len;
+    w->seg_cap = w->segment_bytes;
+    w->chain = chain;
+    MOOR_LOG_INFO("wal", "segment created", "file=%s", path);
+    return MOOR_OK;
+err:
+    fs->close(fs->arg, fd);
+    fs->unlink(fs->arg, tmp);
+    return rv;
+}
+
+/* ------------------------------------------------------------------------
+ * The writer thread
+ * ---------------------------------------------------------------------- */
+
+static int write_chunk(struct wal *w, const uint8_t *p, size_t len,
+                       uint64_t off)
+{
+    if (len == 0) {
+        return MOOR_OK;
+    }
+    int rv = wal__pwrite_all(&w->fs, w->fd, p, len, off);
+    if (rv < 0) {
+        char name[WAL__NAME_BYTES];
+        wal__seg_name(name, w->seg_seq, w->segs[w->segs_len - 1].first_index);
+        return io_fail(w, rv, "write", name, off);
+    }
+    return MOOR_OK;
+}
+
+static int sync_segment(struct wal *w)
+{
+    int rv = w->fs.fdatasync(w->fs.arg, w->fd);
+    if (rv < 0) {
+        char name[WAL__NAME_BYTES];
+        wal__seg_name(name, w->seg_seq, w->segs[w->segs_len - 1].first_index);
+        return io_fail(w, rv, "fdatasync", name, w->seg_off);
+    }
+    return MOOR_OK;
+}
+
+/* Places the records of w->writing into segments, rolling over where one
+ * does not fit, and makes them durable. */
+static int write_batch(struct wal *w)
+{
+    uint8_t *buf = w->writing.ptr;
+    size_t len = w->writing.len;
+    size_t pos = 0;
+    size_t chunk = 0; /* first record not yet written */
+    uint64_t chunk_off = w->seg_off;
+    uint8_t flags = WAL__REC_FLAG_SYNC_START;
+    int rv;
+    while (pos < len) {
+        uint8_t *rec = buf + pos;
+        uint32_t plen = moor_get_le32(rec);
+        uint64_t size = wal__rec_size(plen);
+        if (w->seg_off + size > w->seg_cap) {
+            /* Sync this segment's part before the next segment exists, so
+             * only the newest segment can ever end in a torn write. */
+            rv = write_chunk(w, buf + chunk, pos - chunk, chunk_off);
+            if (rv == MOOR_OK && pos > chunk) {
+                rv = sync_segment(w);
+            }
+            if (rv == MOOR_OK) {
+                rv = seg_create(w, w->seg_seq + 1);
+            }
+            if (rv != MOOR_OK) {
+                return rv;
+            }
+            MOOR_ASSERT(w->seg_off + size <= w->seg_cap);
+            chunk = pos;
+            chunk_off = w->seg_off;
+            flags = WAL__REC_FLAG_SYNC_START;
+        }
+        w->chain = wal__rec_seal(rec, flags, w->chain);
+        flags = 0;
+        track_record(w, rec[4], rec + WAL__REC_HDR_BYTES);
+        w->seg_off += size;
+        pos += (size_t)size;
+    }
+    rv = write_chunk(w, buf + chunk, pos - chunk, chunk_off);
+    if (rv == MOOR_OK && pos > chunk) {
+        rv = sync_segment(w);
+    }
+    return rv;
+}
+
+/* Removes the oldest segments whose entries are all at or below index,
+ * keeping at least max_wals. Failures are logged, not fatal: a segment
+ * left behind costs space, never data. */
+static void release_segments(struct wal *w, uint64_t index)
+{
+    size_t drop = 0;
+    while (w->segs_len - drop > w->max_wals && drop + 1 < w->segs_len &&
+           w->segs[drop].max_index <= index &&
+           w->segs[drop + 1].first_index <= index + 1) {
+        drop++;
+    }
+    if (drop == 0) {
+        return;
+    }
+    for (size_t i = 0; i < drop; i++) {
+        char path[4200];
+        seg_path(w, path, sizeof(path), w->segs[i].seq, w->segs[i].first_index,
+                 "");
+        int rv = w->fs.unlink(w->fs.arg, path);
+        if (rv < 0) {
+            MOOR_LOG_WARN("wal", "cannot remove released segment",
+                          "file=%s errno=%d", path, -rv);
+        } else {
+            MOOR_LOG_INFO("wal", "segment released", "file=%s index=%" PRIu64,
+                          path, index);
+        }
+    }
+    int rv = wal__fsync_dir(&w->fs, w->dir);
+    if (rv < 0) {
+        MOOR_LOG_WARN("wal", "fsync of directory after release failed",
+                      "dir=%s errno=%d", w->dir, -rv);
+    }
+    memmove(w->segs, w->segs + drop, (w->segs_len - drop) * sizeof(*w->segs));
+    w->segs_len -= drop;
+}
+
+static void *writer_main(void *arg)
+{
+    struct wal *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->pending_seq == w->taken_seq && !w->stop) {
+            pthread_cond_wait(&w->cond, &w->mu);
+        }
+        if (w->pending_seq == w->taken_seq) {
+            break; /* stop, and nothing left */
+        }
+        w->taken_seq = w->pending_seq;
+        if (w->durable.err != MOOR_OK) {
+            /* Poisoned: nothing more is written. */
+            moor_buf_reset(&w->pending);
+            w->pending_release = 0;
+            continue;
+        }
+        struct moor_buf t = w->pending;
+        w->pending = w->writing;
+        w->writing = t;
+        uint64_t seq = w->pending_seq;
+        uint64_t release = w->pending_release;
+        w->pending_release = 0;
+        pthread_mutex_unlock(&w->mu);
+
+        int rv = write_batch(w);
+        if (rv == MOOR_OK && release != 0) {
+            release_segments(w, release);
+        }
+        moor_buf_reset(&w->writing);
+
+        pthread_mutex_lock(&w->mu);
+        if (rv != MOOR_OK) {
+            w->durable.err = rv;
+            memcpy(w->errmsg, w->werrmsg, sizeof(w->errmsg));
+        } else {
+            w->durable.seq = seq;
+            w->durable.last_index = w->w_last_index;
+            w->durable.last_term = w->w_last_term;
+        }
+        pthread_mutex_unlock(&w->mu);
+        if (w->notify_cb != NULL) {
+            w->notify_cb(w->notify_arg);
+        }
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Opening
+ * ---------------------------------------------------------------------- */
+
+static int seg_cmp(const void *a, const void *b)
+{
+    const struct wal_seg *x = a;
+    const struct wal_seg *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Lists the segments of w->dir into w->segs, sorted by seq, and removes
+ * temp files a crash left behind. */
+static int list_segments(struct wal *w, char *errmsg)
+{
+    DIR *d = opendir(w->dir);
+    if (d == NULL) {
+        int e = errno;
+        moor_errmsg_set(errmsg, "opendir %s: %s", w->dir, strerror(e));
+        return moor_err_from_errno(e);
+    }
+    int rv = MOOR_OK;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        uint64_t seq;
+        uint64_t first;
+        size_t n = strlen(de->d_name);
+        if (wal__seg_name_parse(de->d_name, &seq, &first)) {
+            rv = segs_push(w, seq, first);
+            if (rv != MOOR_OK) {
+                break;
+            }
+        } else if (n == WAL__NAME_BYTES - 1 + 4 &&
+                   strcmp(de->d_name + n - 8, ".wal.tmp") == 0) {
+            char path[4400];
+            snprintf(path, sizeof(path), "%s/%s", w->dir, de->d_name);
+            MOOR_LOG_WARN("wal", "removing unfinished segment", "file=%s",
+                          path);
+            w->fs.unlink(w->fs.arg, path);
+        }
+    }
+    closedir(d);
+    if (rv != MOOR_OK) {
+        moor_errmsg_set(errmsg, "out of memory listing %s", w->dir);
+        return rv;
+    }
+    if (w->segs_len > 1) {
+        qsort(w->segs, w->segs_len, sizeof(*w->segs), seg_cmp);
+    }
+    for (size_t i = 1; i < w->segs_len; i++) {
+        if (w->segs[i].seq != w->segs[i - 1].seq + 1) {
+            moor_errmsg_set(errmsg,
+                            "%s: segment %" PRIu64 " is missing (found %" PRIu64
+                            " then %" PRIu64 ") (wal.c:%d)",
+                            w->dir, w->segs[i - 1].seq + 1, w->segs[i - 1].seq,
+                            w->segs[i].seq, __LINE__);
+            return MOOR_ECORRUPT;
+        }
+    }
+    return MOOR_OK;
+}
+
+struct open_ctx
+{
+    struct wal *w;
+    struct wal__replayer rp;
+};
+
+static int open_rec_cb(void *arg, const struct wal__rec *rec)
+{
+    struct open_ctx *c = arg;
+    int rv = wal__replayer_apply(&c->rp, rec);
+    if (rv != MOOR_OK) {
+        return rv;
+    }
+    track_record(c->w, rec->type, rec->payload.ptr);
+    return MOOR_OK;
+}
+
+/* Reads and replays segment i. Keeps the newest segment open in w->fd.
+ * On a torn tail sets *torn to its offset. */
+static int replay_segment(struct wal *w, struct open_ctx *c, size_t i,
+                          struct moor_buf *buf, uint64_t *torn, char *errmsg)
+{
+    bool last = i + 1 == w->segs_len;
+    char path[4200];
+    seg_path(w, path, sizeof(path), w->segs[i].seq, w->segs[i].first_index, "");
+    const struct wal_fs *fs = &w->fs;
+    int fd = fs->open(fs->arg, path, last ? O_RDWR : O_RDONLY, 0);
+    if (fd < 0) {
+        moor_errmsg_set(errmsg, "open %s: %s", path, strerror(-fd));
+        return moor_err_from_errno(-fd);
+    }
+    uint64_t size;
+    int rv = fs->fsize(fs->arg, fd, &size);
+    if (rv < 0) {
+        moor_errmsg_set(errmsg, "stat %s: %s", path, strerror(-rv));
+        rv = moor_err_from_errno(-rv);
+        goto err;
+    }
+    if (size > (uint64_t)1 << 30) {
+        moor_errmsg_set(errmsg, "%s: segment of %" PRIu64 " bytes is too big",
+                        path, size);
+        rv = MOOR_ECORRUPT;
+        goto err;
+    }
+    moor_buf_reset(buf);
+    rv = moor_buf_reserve(buf, (size_t)size);
+    if (rv != MOOR_OK) {
+        moor_errmsg_set(errmsg, "out of memory reading %s", path);
+        goto err;
+    }
+    size_t got;
+    rv = wal__pread_all(fs, fd, buf->ptr, (size_t)size, 0, &got);
+    if (rv < 0) {
+        moor_errmsg_set(errmsg, "read %s: %s", path, strerror(-rv));
+        rv = moor_err_from_errno(-rv);
+        goto err;
+    }
+    buf->len = got;
+
+    struct wal__seg_hdr h;
+    const char *why = NULL;
+    rv = wal__seg_hdr_decode(buf->ptr, buf->len, &h, &why);
+    if (rv == MOOR_OK &&
+        (h.seq != w->segs[i].seq || h.first_index != w->segs[i].first_index)) {
+        why = "segment header does not match the file name";
+        rv = MOOR_ECORRUPT;
+    }
+    if (rv == MOOR_OK && i > 0 && h.start_crc != w->chain) {
+        why = "segment does not continue the crc chain of the one before";
+        rv = MOOR_ECORRUPT;
+    }
+    if (rv != MOOR_OK) {
+        moor_errmsg_set(errmsg, "%s: offset 0: %s (wal.c:%d)", path, why,
+                        __LINE__);
+        goto err;
+    }
+    /* track_record needs the current segment last in w->segs' view: use a
+     * temporary length. */
+    size_t segs_len = w->segs_len;
+    w->segs_len = i + 1;
+    struct wal__scan sc;
+    rv = wal__seg_scan(buf->ptr, buf->len, h.start_crc, last, open_rec_cb, c,
+                       &sc);
+    w->segs_len = segs_len;
+    if (rv != MOOR_OK) {
+        moor_errmsg_set(errmsg, "%s: offset %" PRIu64 ": %s (wal.c:%d)", path,
+                        sc.bad_offset, c->rp.why, __LINE__);
+        goto err;
+    }
+    if (sc.end == WAL__SCAN_CORRUPT) {
+        moor_errmsg_set(errmsg, "%s: offset %" PRIu64 ": %s (wal.c:%d)", path,
+                        sc.bad_offset, sc.why, __LINE__);
+        rv = MOOR_ECORRUPT;
+        goto err;
+    }
+    w->chain = sc.end_crc;
+    if (!last) {
+        fs->close(fs->arg, fd);
+        return MOOR_OK;
+    }
+    if (sc.end == WAL__SCAN_TORN) {
+        *torn = sc.bad_offset;
+        MOOR_LOG_WARN("wal", "torn write at the tail of the log",
+                      "file=%s offset=%" PRIu64 " reason=\"%s\"", path,
+                      sc.bad_offset, sc.why);
+    }
+    w->fd = fd;
+    w->seg_seq = h.seq;
+    w->seg_off = sc.end_offset;
+    w->seg_cap = MOOR_MAX(size, w->segment_bytes);
+    return MOOR_OK;
+err:
+    fs->close(fs->arg, fd);
+    return rv;
+}
+
+/* Cuts the newest segment at off (a torn tail) and makes sure it is
+ * preallocated to its capacity; the part past off reads as zeros. */
+static int prepare_tail(struct wal *w, uint64_t torn, char *errmsg)
+{
+    const struct wal_fs *fs = &w->fs;
+    int rv = 0;
+    const char *what = "ftruncate";
+    if (torn != 0) {
+        rv = fs->ftruncate(fs->arg, w->fd, w->seg_off);
+    }
+    if (rv == 0) {
+        what = "preallocate";
+        rv = fs->preallocate(fs->arg, w->fd, w->seg_cap);
+    }
+    if (rv == 0) {
+        what = "fsync";
+        rv = fs->fsync(fs->arg, w->fd);
+    }
+    if (rv < 0) {
+        moor_errmsg_set(errmsg, "%s of segment %" PRIu64 " in %s: %s", what,
+                        w->seg_seq, w->dir, strerror(-rv));
+        return moor_err_from_errno(-rv);
+    }
+    return MOOR_OK;
+}
+
+static int open_existing(struct wal *w, const struct wal_options *opts,
+                         struct wal_replay *replay, char *errmsg)
+{
+    struct open_ctx c = {.w = w};
+    wal__replayer_init(&c.rp, opts->start, replay);
+    struct moor_buf buf;
+    moor_buf_init(&buf);
+    uint64_t torn = 0;
+    int rv = MOOR_OK;
+    for (size_t i = 0; i < w->segs_len && rv == MOOR_OK; i++) {
+        rv = replay_segment(w, &c, i, &buf, &torn, errmsg);
+    }
+    moor_buf_close(&buf);
+    if (rv == MOOR_OK) {
+        rv = wal__replayer_finish(&c.rp);
+        if (rv != MOOR_OK) {
+            moor_errmsg_set(errmsg, "%s: %s (wal.c:%d)", w->dir, c.rp.why,
+                            __LINE__);
+        }
+    }
+    if (rv == MOOR_OK) {
+        rv = prepare_tail(w, torn, errmsg);
+    }
+    if (rv != MOOR_OK) {
+        return rv;
+    }
+    replay->torn_offset = torn;
+    w->w_last_index = c.rp.last_index;
+    w->w_last_term = c.rp.last_term;
+    return MOOR_OK;
+}
+
+int wal_open(const struct wal_options *opts, struct wal **out,
+             struct wal_replay *replay, char *errmsg)
+{
+    char scratch[MOOR_ERRMSG_SIZE];
+    if (errmsg == NULL) {
+        errmsg = scratch;
+    }
+    errmsg[0] = '\0';
+    memset(replay, 0, sizeof(*replay));
+    uint64_t seg_bytes = opts->segment_bytes == 0 ? WAL_SEGMENT_BYTES_DEFAULT
+                                                  : opts->segment_bytes;
+    if (opts->dir == NULL ||
+        strlen(opts->dir) >= sizeof(((struct wal *)0)->dir) ||
+        seg_bytes < WAL_SEGMENT_BYTES_MIN || seg_bytes > ((uint64_t)1 << 30) ||
+        seg_bytes % WAL__SECTOR_BYTES != 0) {
+        moor_errmsg_set(errmsg, "bad wal options (dir, segment_bytes)");
+        return MOOR_EINVAL;
+    }
+    struct wal *w = moor_calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return MOOR_ENOMEM;
+    }
+    snprintf(w->dir, sizeof(w->dir), "%s", opts->dir);
+    w->fs = opts->fs != NULL ? *opts->fs : *wal_fs_posix();
+    w->segment_bytes = seg_bytes;
+    w->pending_bytes_max = opts->pending_bytes_max == 0
+                               ? WAL_PENDING_BYTES_DEFAULT
+                               : opts->pending_bytes_max;
+    w->max_wals = opts->max_wals == 0 ? WAL_MAX_WALS_DEFAULT : opts->max_wals;
+    uint64_t room = seg_bytes - WAL__SEG_HDR_BYTES - WAL__SEG_OPENING_BYTES -
+                    WAL__REC_HDR_BYTES - WAL__ENTRY_HDR_BYTES - WAL__REC_ALIGN;
+    w->entry_bytes_max = (size_t)MOOR_MIN(room, (uint64_t)WAL_ENTRY_BYTES_MAX);
+    w->notify_cb = opts->notify_cb;
+    w->notify_arg = opts->notify_arg;
+    w->fd = -1;
+    moor_buf_init(&w->pending);
+    moor_buf_init(&w->writing);
+
+    int rv = list_segments(w, errmsg);
+    if (rv != MOOR_OK) {
+        goto err;
+    }
+    if (w->segs_len == 0) {
+        replay->created = true;
+        replay->meta = opts->meta;
+        w->meta = opts->meta;
+        w->w_last_index = opts->start.index;
+        w->w_last_term = opts->start.term;
+        if (opts->start.index != 0) {
+            w->have_snap = true;
+            w->snap = opts->start;
+            replay->snapshot = opts->start;
+        }
+        rv = seg_create(w, 0);
+        if (rv != MOOR_OK) {
+            memcpy(errmsg, w->werrmsg, MOOR_ERRMSG_SIZE);
+            goto err;
+        }
+    } else {
+        rv = open_existing(w, opts, replay, errmsg);
+        if (rv != MOOR_OK) {
+            goto err;
+        }
+    }
+    w->last_index = w->w_last_index;
+    w->snap_index = MOOR_MAX(replay->snapshot.index, opts->start.index);
+    w->durable.last_index = w->w_last_index;
+    w->durable.last_term = w->w_last_term;
+
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        pthread_cond_destroy(&w->cond);
+        pthread_mutex_destroy(&w->mu);
+        moor_errmsg_set(errmsg, "cannot start the wal writer thread");
+        rv = MOOR_ENOMEM;
+        goto err;
+    }
+    w->thread_started = true;
+    *out = w;
+    return MOOR_OK;
+err:
+    wal_replay_close(replay);
+    if (w->fd >= 0) {
+        w->fs.close(w->fs.arg, w->fd);
+    }
+    moor_free(w->segs);
+    moor_free(w);
+    return rv;
+}
+
+void wal_close(struct wal *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->mu);
+    if (w->fd >= 0) {
+        w->fs.close(w->fs.arg, w->fd);
+    }
+    moor_buf_close(&w->pending);
+    moor_buf_close(&w->writing);
+    moor_free(w->segs);
+    moor_free(w);
+}
+
+/* ------------------------------------------------------------------------
+ * Appending (loop thread)
+ * ---------------------------------------------------------------------- */
+
+static int batch_check(const struct wal *w, const struct wal_batch *b,
+                       size_t *bytes)
+{
+    size_t n = 0;
+    uint64_t snap = w->snap_index;
+    if (b->snapshot != NULL) {
+        n += (size_t)wal__rec_size(WAL__SNAPSHOT_BYTES);
+        snap = MOOR_MAX(snap, b->snapshot->index);
+    }
+    if (b->hard_state != NULL) {
+        n += (size_t)wal__rec_size(WAL__HARD_STATE_BYTES);
+    }
+    if (b->entries_len > 0) {
+        uint64_t first = b->entries[0].index;
+        if (first == 0 || (first > w->last_index + 1 && first != snap + 1)) {
+            return MOOR_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < b->entries_len; i++) {
+        const struct raft_entry *e = &b->entries[i];
+        if (e->index != b->entries[0].index + i) {
+            return MOOR_EINVAL;
+        }
+        size_t dlen = e->data != NULL ? e->data->len : 0;
+        if (dlen > w->entry_bytes_max) {
+            return MOOR_ETOOBIG;
+        }
+        n += (size_t)wal__rec_size(WAL__ENTRY_HDR_BYTES + dlen);
+    }
+    *bytes = n;
+    return MOOR_OK;
+}
+
+/* Encodes b's records into w->pending, which has room (mu held). */
+static void batch_encode(struct wal *w, const struct wal_batch *b)
+{
+    struct moor_buf *p = &w->pending;
+    if (b->snapshot != NULL) {
+        wal__snapshot_encode(
+            wal__rec_append(p, WAL__REC_SNAPSHOT, WAL__SNAPSHOT_BYTES),
+            b->snapshot);
+    }
+    for (size_t i = 0; i < b->entries_len; i++) {
+        const struct raft_entry *e = &b->entries[i];
+        size_t dlen = e->data != NULL ? e->data->len : 0;
+        uint8_t *pl =
+            wal__rec_append(p, WAL__REC_ENTRY, WAL__ENTRY_HDR_BYTES + dlen);
+        wal__entry_hdr_encode(pl, e);
+        if (dlen > 0) {
+            memcpy(pl + WAL__ENTRY_HDR_BYTES, e->data->data, dlen);
+        }
+    }
+    if (b->hard_state != NULL) {
+        wal__hard_state_encode(
+            wal__rec_append(p, WAL__REC_HARD_STATE, WAL__HARD_STATE_BYTES),
+            b->hard_state);
+    }
+}
+
+int wal_append(struct wal *w, const struct wal_batch *batch, uint64_t *seq)
+{
+    size_t bytes = 0;
+    int rv = batch_check(w, batch, &bytes);
+    if (rv != MOOR_OK) {
+        return rv;
+    }
+    if (bytes > w->pending_bytes_max) {
+        return MOOR_ETOOBIG;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (w->durable.err != MOOR_OK) {
+        pthread_mutex_unlock(&w->mu);
+        return MOOR_EPOISONED;
+    }
+    if (w->pending.len + bytes > w->pending_bytes_max) {
+        pthread_mutex_unlock(&w->mu);
+        return MOOR_EAGAIN;
+    }
+    /* Reserve first so encoding cannot fail half-way. */
+    if (moor_buf_reserve(&w->pending, bytes) != MOOR_OK) {
+        pthread_mutex_unlock(&w->mu);
+        return MOOR_ENOMEM;
+    }
+    batch_encode(w, batch);
+    w->pending_seq = ++w->next_seq;
+    w->pending_release = MOOR_MAX(w->pending_release, batch->release_index);
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+
+    if (batch->snapshot != NULL) {
+        w->snap_index = MOOR_MAX(w->snap_index, batch->snapshot->index);
+    }
+    if (batch->entries_len > 0) {
+        w->last_index = batch->entries[batch->entries_len - 1].index;
+    }
+    if (seq != NULL) {
+        *seq = w->next_seq;
+    }
+    return MOOR_OK;
+}
+
+int wal_collect(struct wal *w, struct wal_durable *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->durable;
+    if (w->durable.err != MOOR_OK) {
+        memcpy(w->loop_errmsg, w->errmsg, sizeof(w->loop_errmsg));
+    }
+    pthread_mutex_unlock(&w->mu);
+    return out->err;
+}
+
+size_t wal_entry_bytes_max(const struct wal *w)
+{
+    return w->entry_bytes_max;
+}
+
+const char *wal_errmsg(struct wal *w)
+{
+    return w->loop_errmsg;
+}
