@@ -12,7 +12,7 @@ pkgs=(
     liblz4-dev libssl-dev libcmocka-dev libnghttp2-dev
     clang clang-format
     etcd-server etcd-client
-    python3 python3-grpcio openssl
+    python3 python3-grpcio openssl curl
 )
 # shellcheck disable=SC2206
 pkgs+=(${MOOR_DEPS_EXTRA:-})
