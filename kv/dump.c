@@ -95,7 +95,7 @@ static bool kept(const struct kv_rec *r, int64_t c, bool *stop)
         return true;
     }
     *stop = true;
-    return kv__rec_live(r);
+    return kv__rec_live(r) || r->mod == c;
 }
 
 static int emit_key(struct kv_dump *d, struct moor_buf *out,

@@ -338,9 +338,11 @@ int kv_txn(struct kv_store *s, uint64_t index, const struct kv_txn_req *req,
 
 /* Applies Compact(rev) from entry `index`: reads below rev fail from now
  * on; each key keeps its newest version at or below rev (dropped too when
- * it is a deletion). The memory is reclaimed by kv_compact_step(), which
- * the caller runs between other work. Errors: MOOR_ECOMPACTED (rev <=
- * compact revision), MOOR_EFUTUREREV (rev > current), MOOR_EINVAL. */
+ * it is a deletion below rev; a deletion exactly at rev stays until a later
+ * compaction, so a watcher resuming at rev still sees it). The memory is
+ * reclaimed by kv_compact_step(), which the caller runs between other work.
+ * Errors: MOOR_ECOMPACTED (rev <= compact revision), MOOR_EFUTUREREV (rev >
+ * current), MOOR_EINVAL. */
 int kv_compact(struct kv_store *s, uint64_t index, int64_t rev);
 
 /* Does at most keys_max keys of pending compaction work. Returns true while

@@ -640,7 +640,9 @@ static bool compact_key(struct kv_store *s, struct kv_rec **slot, int64_t c)
     }
     chain_unref(r->older);
     r->older = NULL;
-    if (kv__rec_live(r)) {
+    /* A deletion exactly at c stays until a later compaction: a watcher
+     * resuming at c must still see it. */
+    if (kv__rec_live(r) || r->mod == c) {
         return false;
     }
     if (prev != NULL) {
@@ -754,8 +756,9 @@ int kv_hash_kv(struct kv_store *s, int64_t rev, uint32_t *hash,
             }
             if (r->mod <= c) {
                 /* The newest version at or below c survives unless it is a
-                 * deletion; everything older is (or will be) compacted. */
-                if (kv__rec_live(r)) {
+                 * deletion below c; everything older is (or will be)
+                 * compacted. */
+                if (kv__rec_live(r) || r->mod == c) {
                     crc = hash_rec(crc, r);
                 }
                 break;

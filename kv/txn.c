@@ -165,6 +165,9 @@ static int check_txn(const struct kv_store *s, const struct kv_txn_req *t,
         return MOOR_ETOOMANYOPS;
     }
     for (size_t i = 0; i < t->n_compare; i++) {
+        if (t->compare[i].key.len == 0) {
+            return MOOR_EEMPTYKEY;
+        }
         if ((unsigned)t->compare[i].result > KV_CMP_NOT_EQUAL ||
             (unsigned)t->compare[i].target > KV_CMP_LEASE) {
             return MOOR_EINVAL;

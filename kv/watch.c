@@ -592,7 +592,9 @@ static int catch_up(struct kv_store *s, struct kv_watcher *w, size_t max,
         moor_free(ev);
         return rv;
     }
-    qsort(ev, n, sizeof(ev[0]), event_cmp);
+    if (n > 1) {
+        qsort(ev, n, sizeof(ev[0]), event_cmp);
+    }
     size_t take = cut_at_revision(ev, n, max);
     int64_t next = take < n ? ev[take].kv->mod : to + 1;
     if (next > s->rev) {
@@ -626,8 +628,9 @@ int kv_watch_take(struct kv_store *s, struct kv_watcher *w, size_t max_events,
     if (w->flags & W_CANCELED) {
         if (!(w->flags & W_CANCEL_SENT)) {
             w->flags |= W_CANCEL_SENT;
+            w->compact_rev = s->compact_rev;
             b->canceled = true;
-            b->compact_rev = w->compact_rev;
+            b->compact_rev = s->compact_rev;
         }
         return MOOR_OK;
     }
