@@ -13,6 +13,8 @@ struct subcommand
 
 /* Subcommands register here as their modules land. */
 static const struct subcommand subcommands[] = {
+    {"wal", bench_wal_main,
+     "WAL appends/s and MB/s vs a raw write+fdatasync loop"},
     {NULL, NULL, NULL},
 };
 
