@@ -1212,6 +1212,25 @@ static void dump_and_reload(struct seq *q)
     while (kv_compact_step(q->s, 3)) {
     }
     compare_stores(q->s, t);
+    /* ... and leaves exactly the versions the dump kept: same keys, same
+     * history chains (the loaded store holds only kept versions). */
+    CHECK(kv_store_key_count(q->s) == kv_store_key_count(t));
+    struct kv_pos pa, pb;
+    kv__tree_seek(&q->s->tree, moor_slice_make(NULL, 0), &pa);
+    kv__tree_seek(&t->tree, moor_slice_make(NULL, 0), &pb);
+    const struct kv_rec *ha, *hb;
+    while ((ha = kv__pos_rec(&pa)) != NULL && (hb = kv__pos_rec(&pb)) != NULL) {
+        CHECK(moor_slice_eq(kv__rec_key(ha), kv__rec_key(hb)));
+        while (ha != NULL && hb != NULL) {
+            CHECK(ha->mod == hb->mod && ha->sub == hb->sub &&
+                  ha->version == hb->version);
+            ha = ha->older;
+            hb = hb->older;
+        }
+        CHECK(ha == NULL && hb == NULL);
+        kv__pos_next(&pa);
+        kv__pos_next(&pb);
+    }
     kv_store_free(t);
     moor_buf_close(&out);
 }
