@@ -15,6 +15,7 @@ struct subcommand
 static const struct subcommand subcommands[] = {
     {"wal", bench_wal_main,
      "WAL appends/s and MB/s vs a raw write+fdatasync loop"},
+    {"kv", bench_kv_main, "MVCC keyspace: puts, ranges, memory, fan-out, dump"},
     {NULL, NULL, NULL},
 };
 
