@@ -353,10 +353,14 @@ void raft_node_tick(struct raft_node *n)
 
 /* The leader lease (thesis §4.2.3): a member that heard from a leader
  * within the minimum election timeout ignores vote requests, so a member
- * that rejoins with a higher term cannot depose a healthy leader. */
+ * that rejoins with a higher term (or a removed member that missed its
+ * removal) cannot depose a healthy leader. Only with check_quorum: without
+ * it a leader cut off from the majority never steps down, and a member
+ * whose term had moved past it could never be heard again. */
 static bool in_lease(const struct raft_node *n)
 {
-    return n->leader != 0 && n->election_elapsed < n->cfg.election_ticks;
+    return n->cfg.check_quorum && n->leader != 0 &&
+           n->election_elapsed < n->cfg.election_ticks;
 }
 
 int raft_node_step(struct raft_node *n, const struct raft_message *m)
@@ -832,4 +836,8 @@ uint64_t raft_node_term_at(const struct raft_node *n, uint64_t index)
 uint64_t raft_node_transferee(const struct raft_node *n)
 {
     return n->transferee;
+}
+const struct raft_snapshot *raft_node_snapshot(const struct raft_node *n)
+{
+    return &n->snap;
 }

@@ -24,6 +24,13 @@ void raft__inflights_free_le(struct raft_inflights *in, uint64_t index)
     }
 }
 
+void raft__inflights_free_first(struct raft_inflights *in)
+{
+    if (in->count > 0) {
+        raft__inflights_free_le(in, in->buf[in->start]);
+    }
+}
+
 void raft__progress_reset(struct raft_progress *pr, uint64_t next)
 {
     pr->state = RAFT_PR_PROBE;

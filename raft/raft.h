@@ -278,7 +278,12 @@ struct raft_config
     uint32_t read_index_max;      /* queued ReadIndex requests */
     uint32_t apply_entries_max;   /* committed entries per ready, >= 1 */
     bool pre_vote;                /* thesis §9.6 */
-    bool check_quorum;  /* thesis §6.2: a cut-off leader steps down */
+    /* Thesis §6.2: a leader that has not heard from a quorum within an
+     * election timeout steps down. It also turns on the leader lease of
+     * §4.2.3: a member that heard from its leader within an election
+     * timeout ignores vote requests (so a rejoining or removed member
+     * cannot disrupt the group). */
+    bool check_quorum;
     uint64_t seed;      /* PRNG seed for election timeouts */
     uint32_t test_bugs; /* enum raft_test_bug bits; 0 in production */
 };
@@ -481,6 +486,9 @@ const struct raft_entry *raft_node_entry(const struct raft_node *n,
 /* The term of the entry at index (the snapshot's term at its index); 0
  * when unknown (compacted or beyond the log). */
 uint64_t raft_node_term_at(const struct raft_node *n, uint64_t index);
+/* The latest snapshot (index 0 = none yet). Returns borrowed, valid until
+ * the next raft_node_* call. */
+const struct raft_snapshot *raft_node_snapshot(const struct raft_node *n);
 /* The member leadership is being transferred to, 0 = none. */
 uint64_t raft_node_transferee(const struct raft_node *n);
 

@@ -113,6 +113,7 @@ struct raft_progress
 
 void raft__inflights_add(struct raft_inflights *in, uint64_t index);
 void raft__inflights_free_le(struct raft_inflights *in, uint64_t index);
+void raft__inflights_free_first(struct raft_inflights *in);
 static inline bool raft__inflights_full(const struct raft_inflights *in)
 {
     return in->count == in->cap;

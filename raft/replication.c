@@ -288,8 +288,15 @@ int raft__handle_heartbeat_resp(struct raft_node *n,
     }
     pr->recent_active = true;
     pr->probe_sent = false;
+    /* Appends may have been lost: with the window full nothing would ever
+     * free it, so one slot goes per heartbeat answer; and an empty append
+     * at next - 1 makes a follower that missed entries say so. */
+    if (pr->state == RAFT_PR_REPLICATE &&
+        raft__inflights_full(&pr->inflights)) {
+        raft__inflights_free_first(&pr->inflights);
+    }
     if (pr->match < raft__log_last(&n->log)) {
-        raft__send_append(n, pr, false);
+        raft__send_append(n, pr, true);
     }
     if (m->round > pr->read_round) {
         pr->read_round = m->round;
