@@ -1,0 +1,211 @@
+/*
+ * snapshot/snapshot.h: snapshot files: format, lz4 framing, SHA-256,
+ * atomic write, verify, list/choose/prune, and chunked streaming.
+ *
+ * What it is: a snapshot file <snap-dir>/<term>-<index>.snap (16 hex digits
+ * each) holds a header (Raft position, membership, kv revision and compact
+ * revision, applied index, counts), the kv state as one lz4 frame, and a
+ * trailer ending in the SHA-256 of every byte before it. The byte layout is
+ * the table at the top of snapshot/format.c and in docs/file-formats.md.
+ * The last 32 bytes being the SHA-256 of the rest is also what etcdctl
+ * `snapshot save` checks on a Maintenance.Snapshot stream.
+ *
+ * What it is not: it does not know kv/. The kv state is an opaque byte
+ * stream: when writing, the caller hands chunks in (snap_writer_append, or
+ * a producer callback with snap_save); when reading, a consumer callback
+ * gets the decompressed chunks (snap_load). server/ glues kv's dump and
+ * load to these.
+ *
+ * Threads: every function here blocks on file I/O and is meant for worker
+ * threads (server/ runs them through uv_queue_work). There is no shared
+ * state: a snap_writer, snap_sender or snap_receiver belongs to one thread
+ * at a time and may move between threads between calls.
+ *
+ * Ownership: metadata passed in is borrowed; metadata read back holds an
+ * owned membership block (snap_meta_close). SHA-256 comes from libcrypto's
+ * EVP API, whose few small allocations do not go through moor_malloc.
+ *
+ * Choosing a snapshot on restart: snap_open_newest() returns the newest one
+ * that verifies, and reports (logs, counts) newer ones that do not. The
+ * caller then opens the WAL from the chosen snapshot; wal_open() fails with
+ * MOOR_ENOENT when the WAL no longer reaches back to it, which is exactly
+ * "an older valid snapshot plus the WAL does not cover the state": the
+ * member must not start.
+ */
+#ifndef MOOR_SNAPSHOT_H
+#define MOOR_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+/* Largest membership blob a snapshot carries. */
+#define SNAP_MEMBERSHIP_MAX (1u << 20)
+/* Longest path these functions return ("<dir>/<term>-<index>.snap"). */
+#define SNAP_PATH_MAX 4200
+/* Snapshots kept by snap_prune when max is 0 (etcd's --max-snapshots). */
+#define SNAP_MAX_SNAPSHOTS_DEFAULT 5
+
+/* What a snapshot file says about itself. */
+struct snap_meta
+{
+    uint64_t term;  /* Raft term of the last entry the snapshot covers */
+    uint64_t index; /* Raft index of that entry */
+    uint64_t applied_index;    /* kv's applied index (normally == index) */
+    uint64_t revision;         /* kv's current revision */
+    uint64_t compact_revision; /* kv's compacted revision */
+    uint64_t key_count;        /* keys in the kv state (informational) */
+    uint64_t lease_count;      /* leases in the kv state (informational) */
+    uint64_t created_unix_ns;  /* wall clock when written (informational) */
+    /* The encoded membership (server/'s format, opaque here), at most
+     * SNAP_MEMBERSHIP_MAX bytes; NULL when empty. Borrowed when writing;
+     * owned after a read (snap_meta_close). */
+    struct moor_bytes *membership;
+    /* Filled by reads: the kv stream's size compressed and raw, and the
+     * file's SHA-256 (its last 32 bytes). */
+    uint64_t body_bytes;
+    uint64_t raw_bytes;
+    uint8_t sha256[32];
+};
+
+/* Drops the membership reference of a meta filled by a read. */
+void snap_meta_close(struct snap_meta *m);
+
+/* File names: "%016" PRIx64 "-%016" PRIx64 ".snap" (term, index). */
+#define SNAP_NAME_BYTES 39
+void snap_name(char *out, uint64_t term, uint64_t index);
+bool snap_name_parse(const char *name, uint64_t *term, uint64_t *index);
+
+/* ------------------------------------------------------------------------
+ * Writing
+ * ---------------------------------------------------------------------- */
+
+struct snap_writer;
+
+/* Starts <dir>/<term>-<index>.snap under a temporary name and writes the
+ * header. Borrows dir and meta (membership copied into the header). Returns
+ * owned in *out (snap_writer_close). Errors: MOOR_EINVAL (membership too
+ * big), MOOR_EEXIST (that snapshot exists), MOOR_ENOSPC, MOOR_EIO,
+ * MOOR_ENOMEM; errmsg (MOOR_ERRMSG_SIZE, may be NULL) gets context. */
+int snap_writer_open(struct snap_writer **out, const char *dir,
+                     const struct snap_meta *meta, char *errmsg);
+
+/* Compresses, hashes and writes len bytes of the kv stream. Borrows data.
+ * MOOR_ENOSPC, MOOR_EIO, MOOR_ENOMEM; after a failure the writer only
+ * accepts snap_writer_close. */
+int snap_writer_append(struct snap_writer *sw, const void *data, size_t len);
+
+/* Ends the lz4 frame, writes the trailer, fsyncs, renames the file to its
+ * final name and fsyncs the directory. path_out (SNAP_PATH_MAX, may be
+ * NULL) gets the final path. The writer must still be closed. */
+int snap_writer_finish(struct snap_writer *sw, char *path_out);
+
+/* The writer's error message ("" when none). Returns borrowed, valid until
+ * snap_writer_close. */
+const char *snap_writer_errmsg(const struct snap_writer *sw);
+
+/* Frees the writer; an unfinished snapshot's temporary file is removed. */
+void snap_writer_close(struct snap_writer *sw);
+
+/* Produces the next chunk of the kv stream into *chunk (borrowed by
+ * snap_save until the next call); chunk->len == 0 ends the stream. A
+ * non-zero return aborts snap_save, which returns it. */
+typedef int (*snap_produce_cb)(void *arg, struct moor_slice *chunk);
+
+/* snap_writer_open + append every produced chunk + finish + close. */
+int snap_save(const char *dir, const struct snap_meta *meta,
+              snap_produce_cb produce_cb, void *arg, char *path_out,
+              char *errmsg);
+
+/* ------------------------------------------------------------------------
+ * Reading
+ * ---------------------------------------------------------------------- */
+
+/* Gets the next chunk of the decompressed kv stream (borrowed, valid during
+ * the call). A non-zero return stops snap_load, which returns it. */
+typedef int (*snap_consume_cb)(void *arg, const uint8_t *data, size_t len);
+
+/* Checks a snapshot file completely: header, sizes, SHA-256 over
+ * everything before the last 32 bytes, and the lz4 frame decoding to the
+ * raw size the trailer names. Fills *meta when not NULL (snap_meta_close).
+ * MOOR_ECORRUPT with errmsg naming the file and the byte offset,
+ * MOOR_ENOENT, MOOR_EIO, MOOR_ENOMEM. */
+int snap_verify(const char *path, struct snap_meta *meta, char *errmsg);
+
+/* Verifies the whole file first (nothing reaches the consumer from a file
+ * that fails), then decodes it again feeding consume_cb. Fills *meta
+ * (snap_meta_close). Errors as snap_verify, or the consumer's. */
+int snap_load(const char *path, struct snap_meta *meta,
+              snap_consume_cb consume_cb, void *arg, char *errmsg);
+
+/* The same checks on a snapshot held in memory (fuzzing, tests). */
+int snap_verify_mem(const uint8_t *data, size_t len, struct snap_meta *meta,
+                    snap_consume_cb consume_cb, void *arg, char *errmsg);
+
+/* ------------------------------------------------------------------------
+ * The snapshot directory
+ * ---------------------------------------------------------------------- */
+
+/* One snapshot file, by name. */
+struct snap_file
+{
+    uint64_t term;
+    uint64_t index;
+};
+
+/* Lists dir's snapshot files, newest first (by index, then term). Returns
+ * owned in *files (moor_free; NULL when none). MOOR_ENOENT when dir does
+ * not exist, MOOR_ENOMEM, MOOR_EIO. */
+int snap_list(const char *dir, struct snap_file **files, size_t *len);
+
+/* Chooses the newest snapshot that verifies. Each newer one that does not
+ * is logged at ERROR and counted in *skipped (may be NULL). Fills *meta
+ * (snap_meta_close) and path_out (SNAP_PATH_MAX). MOOR_ENOENT when dir
+ * holds no snapshot at all (start from an empty state), MOOR_ECORRUPT when
+ * it holds snapshots and none verifies (errmsg names the newest). */
+int snap_open_newest(const char *dir, struct snap_meta *meta, char *path_out,
+                     size_t *skipped, char *errmsg);
+
+/* Removes all but the newest max snapshots (0: the default 5) and any
+ * temporary file a crash left behind, then fsyncs the directory. Returns
+ * the number removed through *removed (may be NULL). */
+int snap_prune(const char *dir, unsigned max, size_t *removed);
+
+/* ------------------------------------------------------------------------
+ * Streaming a snapshot (Maintenance.Snapshot backups, leader -> follower)
+ * ---------------------------------------------------------------------- */
+
+/* The sending side reads the file as it is, in chunks. */
+struct snap_sender;
+
+/* Opens path for sending. Returns owned (snap_sender_close); *size gets
+ * the total bytes (may be NULL). */
+int snap_sender_open(struct snap_sender **out, const char *path, uint64_t *size,
+                     char *errmsg);
+/* Reads up to cap bytes into buf; *n == 0 at the end. */
+int snap_sender_read(struct snap_sender *s, void *buf, size_t cap, size_t *n);
+void snap_sender_close(struct snap_sender *s);
+
+/* The receiving side writes chunks to a temporary file in dir and installs
+ * it only after the whole file verifies. */
+struct snap_receiver;
+
+/* max_bytes bounds the whole stream (MOOR_ETOOBIG beyond it). */
+int snap_receiver_open(struct snap_receiver **out, const char *dir,
+                       uint64_t max_bytes, char *errmsg);
+/* Appends one chunk (borrows chunk). MOOR_ETOOBIG, MOOR_ENOSPC,
+ * MOOR_EIO. */
+int snap_receiver_write(struct snap_receiver *r, const void *chunk, size_t len);
+/* Verifies the received file (snap_verify); only when it passes, fsyncs
+ * and renames it to <dir>/<term>-<index>.snap and fsyncs the directory.
+ * Fills *meta (may be NULL; snap_meta_close) and path_out (may be NULL).
+ * MOOR_ECORRUPT: nothing was installed. MOOR_EEXIST: that snapshot is
+ * already there (the file is kept; nothing changes). */
+int snap_receiver_finish(struct snap_receiver *r, struct snap_meta *meta,
+                         char *path_out, char *errmsg);
+/* Frees the receiver, removing the temporary file unless installed. */
+void snap_receiver_close(struct snap_receiver *r);
+
+#endif /* MOOR_SNAPSHOT_H */
