@@ -392,8 +392,10 @@ int kv_lease_revoke(struct kv_store *s, uint64_t index, int64_t id,
 
 /* Renews lease id on the leader (local state only, no Raft): deadline =
  * now_ms + granted TTL. Returns the TTL in *ttl_out, 0 for an unknown lease
- * (as etcd: no error). */
-void kv_lease_keepalive(struct kv_store *s, int64_t id, uint64_t now_ms,
+ * (as etcd: no error). Returns true when the lease carries a checkpointed
+ * remaining TTL: the leader must then propose the checkpoint {id, 0}
+ * (reset to the full TTL), or a new leader would expire it early. */
+bool kv_lease_keepalive(struct kv_store *s, int64_t id, uint64_t now_ms,
                         int64_t *ttl_out);
 
 struct kv_lease_info
@@ -440,7 +442,9 @@ size_t kv_lease_checkpoints(struct kv_store *s, uint64_t now_ms,
                             int64_t *cursor, struct kv_lease_checkpoint *cps,
                             size_t max);
 
-/* Applies checkpoints from entry `index`: unknown ids are skipped. */
+/* Applies checkpoints from entry `index`: each sets the lease's remaining
+ * TTL (0: none, the granted TTL counts again). Unknown ids are skipped, as
+ * are negative values. */
 int kv_lease_checkpoint_apply(struct kv_store *s, uint64_t index,
                               const struct kv_lease_checkpoint *cps, size_t n);
 
@@ -523,11 +527,22 @@ int kv_watch_open(struct kv_store *s, struct kv_watcher *w,
 void kv_watch_close(struct kv_store *s, struct kv_watcher *w);
 
 /* The next watcher with something to deliver (events, catch-up or a
- * cancel), removing it from the ready list. NULL when none. */
+ * cancel), removing it from the ready list. Work proceeds in rounds: a
+ * watcher that still has more after kv_watch_take() is put back for the
+ * next round, and NULL ends the current round (so one drain loop per loop
+ * turn visits each ready watcher once, and a long catch-up cannot starve
+ * the others or the loop). Call again for the next round. */
 struct kv_watcher *kv_watch_next_ready(struct kv_store *s);
 
 /* True when w has caught up and receives writes as they are applied. */
 bool kv_watch_synced(const struct kv_watcher *w);
+
+/* True when w is synced and every event up to the current revision has
+ * been taken: a progress notification (periodic, or for a
+ * WatchProgressRequest when every watcher of the stream is idle) may then
+ * carry header.revision = kv_store_revision(), as etcd's guarantee that
+ * all events up to it were delivered requires. */
+bool kv_watch_idle(const struct kv_watcher *w);
 
 /* Takes up to max_events events (more only to keep a revision whole) for
  * w into b. An unsynced watcher runs one catch-up chunk. If more remains,

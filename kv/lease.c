@@ -327,16 +327,19 @@ int kv_lease_revoke(struct kv_store *s, uint64_t index, int64_t id,
     return rv;
 }
 
-void kv_lease_keepalive(struct kv_store *s, int64_t id, uint64_t now_ms,
+bool kv_lease_keepalive(struct kv_store *s, int64_t id, uint64_t now_ms,
                         int64_t *ttl_out)
 {
     struct kv_lease *l = kv__lease_find(&s->leases, id);
     if (l == NULL) {
         *ttl_out = 0;
-        return;
+        return false;
     }
     lease_set_deadline(&s->leases, l, ms_after(now_ms, l->ttl_s));
     *ttl_out = l->ttl_s;
+    /* A checkpointed remaining TTL is now too small: a new leader would
+     * expire the lease early unless it is reset (etcd does the same). */
+    return l->remaining_s > 0;
 }
 
 static int64_t remaining_now(const struct kv_lease *l, uint64_t now_ms)
@@ -437,8 +440,8 @@ int kv_lease_checkpoint_apply(struct kv_store *s, uint64_t index,
     }
     for (size_t i = 0; i < n; i++) {
         struct kv_lease *l = kv__lease_find(&s->leases, cps[i].id);
-        if (l != NULL && cps[i].remaining_ttl_s > 0) {
-            l->remaining_s = cps[i].remaining_ttl_s;
+        if (l != NULL && cps[i].remaining_ttl_s >= 0) {
+            l->remaining_s = cps[i].remaining_ttl_s; /* 0: the full TTL */
         }
     }
     return MOOR_OK;

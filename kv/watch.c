@@ -473,6 +473,11 @@ bool kv_watch_synced(const struct kv_watcher *w)
     return (w->flags & W_SYNCED) && !(w->flags & W_DEMOTED);
 }
 
+bool kv_watch_idle(const struct kv_watcher *w)
+{
+    return kv_watch_synced(w) && w->n_pending == 0 && !(w->flags & W_CANCELED);
+}
+
 struct kv_watcher *kv_watch_next_ready(struct kv_store *s)
 {
     struct kv_watch_index *wi = &s->watch;

@@ -122,7 +122,7 @@ static void test_kv_lease_expiry_follows_the_callers_time(void **state)
     assert_int_equal(kv_lease_expired(s, 7000, ids, 4), 0);
     /* Keep-alive moves the deadline by the granted TTL. */
     int64_t ttl = 0;
-    kv_lease_keepalive(s, 1, 10000, &ttl);
+    assert_false(kv_lease_keepalive(s, 1, 10000, &ttl));
     assert_int_equal(ttl, 10);
     assert_int_equal(kv_lease_expired(s, 19999, ids, 4), 0);
     struct kv_lease_info info;
@@ -132,7 +132,7 @@ static void test_kv_lease_expiry_follows_the_callers_time(void **state)
     assert_int_equal(kv_lease_expired(s, 20000, ids, 4), 1);
     assert_int_equal(ids[0], 1);
     /* Unknown leases, as etcd: TTL 0 on keep-alive, -1 on time-to-live. */
-    kv_lease_keepalive(s, 77, 0, &ttl);
+    assert_false(kv_lease_keepalive(s, 77, 0, &ttl));
     assert_int_equal(ttl, 0);
     kv_lease_time_to_live(s, 77, 0, &info);
     assert_int_equal(info.ttl_s, -1);
@@ -172,6 +172,19 @@ static void test_kv_lease_checkpoints_survive_a_leader_change(void **state)
     assert_int_equal(kv_lease_expired(follower, 111000, ids, 8), 5);
     /* The checkpoint is replicated state: it is in the hash. */
     assert_int_not_equal(kv_hash(leader), kv_hash(follower));
+    /* A keep-alive of a checkpointed lease asks for a reset checkpoint;
+     * once applied, a promotion counts the full TTL again. */
+    int64_t ttl = 0;
+    assert_true(kv_lease_keepalive(follower, 3, 120000, &ttl));
+    struct kv_lease_checkpoint reset = {3, 0};
+    assert_int_equal(kv_lease_checkpoint_apply(follower, ++idx, &reset, 1),
+                     MOOR_OK);
+    assert_false(kv_lease_keepalive(follower, 3, 120000, &ttl));
+    kv_lease_promote(follower, 200000, 0);
+    assert_int_equal(kv_lease_expired(follower, 240000, ids, 8), 4);
+    assert_int_equal(kv_lease_expired(follower, 299999, ids, 8), 0);
+    assert_int_equal(kv_lease_expired(follower, 300000, ids, 8), 1);
+    assert_int_equal(ids[0], 3);
     kv_store_free(leader);
     kv_store_free(follower);
 }

@@ -116,8 +116,10 @@ static void test_kv_watch_live_events_filters_and_prev_kv(void **state)
     put(s, "kk", "x"); /* not watched */
     put(s, "k", "2");  /* rev 4 */
     del(s, "k");       /* rev 5 */
+    assert_false(kv_watch_idle(&w));
     struct got g = {0};
     drain(s, &w, &g, 100);
+    assert_true(kv_watch_idle(&w));
     assert_int_equal(g.n, 3);
     assert_int_equal(g.type[0], KV_EVENT_PUT);
     assert_int_equal(g.mod[0], 2);
@@ -186,6 +188,7 @@ static void test_kv_watch_history_replay_in_chunks_then_live(void **state)
     q.start_revision = 4;
     assert_int_equal(kv_watch_open(s, &w, &q), MOOR_OK);
     assert_false(kv_watch_synced(&w));
+    assert_false(kv_watch_idle(&w));
     /* One chunk per take: revisions 4-5 first. */
     struct kv_watcher *r = kv_watch_next_ready(s);
     assert_ptr_equal(r, &w);
