@@ -29,6 +29,12 @@
  * index at or below kv_store_applied_index() is refused with MOOR_EINVAL
  * and changes nothing (an entry is never applied twice).
  *
+ * Out of memory: a request that fails with MOOR_ENOMEM before its first
+ * change (any single put; any request during its checks) leaves the store
+ * unchanged. A multi-key write (txn, range delete, lease revoke) that runs
+ * out of memory part way may leave part of it applied: the member must stop
+ * then, as it cannot skip or half-apply a committed entry.
+ *
  * Revisions: the store starts at revision 1 (as etcd). Each write request
  * (put, delete that deletes something, txn with at least one change, lease
  * revoke that deletes keys) bumps the main revision by one; inside it each
