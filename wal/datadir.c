@@ -5,6 +5,14 @@
  * locks belong to the open file description, so a second open in the same
  * process conflicts too, and the kernel drops the lock when the process
  * dies (kill -9 included): there is no stale lock to clean up.
+ *
+ * The meta file, <data-dir>/member/meta, 32 bytes:
+ *   OFFSET SIZE MEANING
+ *   0      8    magic "moormeta"
+ *   8      4    data-dir format version, 1
+ *   12     4    crc32c of bytes 0..11 and 16..31
+ *   16     8    cluster id
+ *   24     8    member id
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -106,4 +114,99 @@ void wal_datadir_close(struct wal_datadir *d)
         close(d->lock_fd); /* releases the flock */
     }
     d->lock_fd = -1;
+}
+
+#define META_BYTES 32u
+
+static uint32_t meta_crc(const uint8_t *b)
+{
+    uint32_t crc = moor_crc32c(0, b, 12);
+    return moor_crc32c(crc, b + 16, META_BYTES - 16);
+}
+
+int wal_datadir_meta_save(const struct wal_datadir *d, const struct wal_meta *m,
+                          char *errmsg)
+{
+    char scratch[MOOR_ERRMSG_SIZE];
+    if (errmsg == NULL) {
+        errmsg = scratch;
+    }
+    uint8_t b[META_BYTES];
+    memcpy(b, "moormeta", 8);
+    moor_put_le32(b + 8, WAL_DATADIR_VERSION);
+    moor_put_le64(b + 16, m->cluster_id);
+    moor_put_le64(b + 24, m->member_id);
+    moor_put_le32(b + 12, meta_crc(b));
+    char path[4200];
+    char tmp[4200];
+    snprintf(path, sizeof(path), "%s/meta", d->member_dir);
+    snprintf(tmp, sizeof(tmp), "%s/meta.tmp", d->member_dir);
+    const struct wal_fs *fs = wal_fs_posix();
+    const char *what = "create";
+    int fd = fs->open(fs->arg, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int rv = fd < 0 ? fd : 0;
+    if (rv == 0) {
+        what = "write";
+        rv = wal__pwrite_all(fs, fd, b, sizeof(b), 0);
+    }
+    if (rv == 0) {
+        what = "fsync";
+        rv = fs->fsync(fs->arg, fd);
+    }
+    if (fd >= 0) {
+        fs->close(fs->arg, fd);
+    }
+    if (rv == 0) {
+        what = "rename";
+        rv = fs->rename(fs->arg, tmp, path);
+    }
+    if (rv == 0) {
+        what = "fsync directory";
+        rv = wal__fsync_dir(fs, d->member_dir);
+    }
+    if (rv < 0) {
+        moor_errmsg_set(errmsg, "%s %s: %s", what, tmp, strerror(-rv));
+        fs->unlink(fs->arg, tmp);
+        return moor_err_from_errno(-rv) == MOOR_ENOSPC ? MOOR_ENOSPC : MOOR_EIO;
+    }
+    return MOOR_OK;
+}
+
+int wal_datadir_meta_load(const struct wal_datadir *d, struct wal_meta *m,
+                          char *errmsg)
+{
+    char scratch[MOOR_ERRMSG_SIZE];
+    if (errmsg == NULL) {
+        errmsg = scratch;
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/meta", d->member_dir);
+    const struct wal_fs *fs = wal_fs_posix();
+    int fd = fs->open(fs->arg, path, O_RDONLY, 0);
+    if (fd < 0) {
+        moor_errmsg_set(errmsg, "open %s: %s", path, strerror(-fd));
+        return fd == -ENOENT ? MOOR_ENOENT : MOOR_EIO;
+    }
+    uint8_t b[META_BYTES + 1];
+    size_t got = 0;
+    int rv = wal__pread_all(fs, fd, b, sizeof(b), 0, &got);
+    fs->close(fs->arg, fd);
+    if (rv < 0) {
+        moor_errmsg_set(errmsg, "read %s: %s", path, strerror(-rv));
+        return MOOR_EIO;
+    }
+    if (got != META_BYTES || memcmp(b, "moormeta", 8) != 0 ||
+        moor_get_le32(b + 12) != meta_crc(b)) {
+        moor_errmsg_set(errmsg, "%s: offset 0: damaged meta file (%zu bytes)",
+                        path, got);
+        return MOOR_ECORRUPT;
+    }
+    if (moor_get_le32(b + 8) != WAL_DATADIR_VERSION) {
+        moor_errmsg_set(errmsg, "%s: offset 8: unknown data-dir version %u",
+                        path, moor_get_le32(b + 8));
+        return MOOR_ECORRUPT;
+    }
+    m->cluster_id = moor_get_le64(b + 16);
+    m->member_id = moor_get_le64(b + 24);
+    return MOOR_OK;
 }

@@ -119,6 +119,25 @@ int wal_datadir_open(struct wal_datadir *d, const char *data_dir, char *errmsg);
 /* Releases the lock. Safe on a zeroed or already-closed struct. */
 void wal_datadir_close(struct wal_datadir *d);
 
+struct wal_meta;
+
+/* <data-dir>/member/meta, 32 bytes (docs/file-formats.md): magic
+ * "moormeta", format version (le32), crc32c of the other 28 bytes (le32),
+ * cluster id, member id (le64 each). Written once when a member is
+ * created: temp file, fsync, rename, directory fsync. */
+#define WAL_DATADIR_VERSION 1u
+
+/* Writes the meta file atomically (replacing one that exists). Borrows m.
+ * MOOR_ENOSPC, MOOR_EIO; errmsg (may be NULL) gets the path and errno. */
+int wal_datadir_meta_save(const struct wal_datadir *d, const struct wal_meta *m,
+                          char *errmsg);
+
+/* Reads the meta file into *m. MOOR_ENOENT when there is none (a new
+ * member), MOOR_ECORRUPT when it is damaged or of an unknown version
+ * (errmsg names the file), MOOR_EIO. */
+int wal_datadir_meta_load(const struct wal_datadir *d, struct wal_meta *m,
+                          char *errmsg);
+
 /* ------------------------------------------------------------------------
  * Opening and replay
  * ---------------------------------------------------------------------- */

@@ -549,6 +549,23 @@ static void test_wal_datadir_is_private_and_locked(void **state)
     assert_non_null(strstr(msg, "member/lock"));
     wal_datadir_close(&a);
     assert_int_equal(wal_datadir_open(&b, data, msg), MOOR_OK);
+
+    /* The meta file: absent, saved, loaded, damage refused. */
+    struct wal_meta m;
+    assert_int_equal(wal_datadir_meta_load(&b, &m, msg), MOOR_ENOENT);
+    struct wal_meta want = {.cluster_id = 0xabcdef, .member_id = 42};
+    assert_int_equal(wal_datadir_meta_save(&b, &want, msg), MOOR_OK);
+    assert_int_equal(wal_datadir_meta_load(&b, &m, msg), MOOR_OK);
+    assert_true(m.cluster_id == 0xabcdef && m.member_id == 42);
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/meta", b.member_dir);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, 20, SEEK_SET);
+    fputc(0x55, fp);
+    fclose(fp);
+    assert_int_equal(wal_datadir_meta_load(&b, &m, msg), MOOR_ECORRUPT);
+    assert_non_null(strstr(msg, "member/meta"));
     wal_datadir_close(&b);
 }
 
