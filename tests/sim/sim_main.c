@@ -100,6 +100,19 @@ static uint64_t find_leader(struct sim *s)
     return best;
 }
 
+static uint64_t pick_any_leader(struct sim *s)
+{
+    uint64_t ids[SIM_IDS_MAX];
+    size_t n = 0;
+    for (uint64_t id = 1; id <= SIM_IDS_MAX; id++) {
+        struct sim_node *nd = &s->nodes[id];
+        if (nd->alive && raft_node_role(nd->r) == RAFT_LEADER) {
+            ids[n++] = id;
+        }
+    }
+    return n == 0 ? 0 : ids[moor_prng_below(&s->prng, n)];
+}
+
 static void heal(struct sim *s)
 {
     memset(s->blocked, 0, sizeof(s->blocked));
@@ -337,7 +350,10 @@ static void faults(struct sim *s)
     }
     uint64_t id = pick_alive(s);
     if (id != 0 && moor_prng_chance(r, w->p_propose)) {
-        propose(s, id);
+        /* Clients mostly find a leader, possibly a deposed one that does
+         * not know yet: its tail diverges (Figure 8's ingredient). */
+        uint64_t leader = pick_any_leader(s);
+        propose(s, leader != 0 && moor_prng_chance(r, 0.7) ? leader : id);
     }
     id = pick_alive(s);
     if (id != 0 && moor_prng_chance(r, w->p_read)) {
