@@ -174,7 +174,8 @@ static void stream_maybe_free(struct rpc_stream *s)
     moor_free(s);
 }
 
-/* Ends the stream for the user: done_cb, once. */
+/* Ends the stream for the user: done_cb, once. Never frees s: callers
+ * follow with stream_maybe_free when they are done with it. */
 static void stream_finish(struct rpc_stream *s, int status, const char *msg)
 {
     if (s->done) {
@@ -202,7 +203,6 @@ static void stream_finish(struct rpc_stream *s, int status, const char *msg)
     if (s->ops.done_cb != NULL) {
         s->ops.done_cb(s, status, msg != NULL ? msg : "", s->arg);
     }
-    stream_maybe_free(s);
 }
 
 /* Schedules work for the client's timer (never inside a user call). */
@@ -298,7 +298,9 @@ static ssize_t stream_read_cb(nghttp2_session *session, int32_t stream_id,
     (void)user_data;
     struct rpc_stream *s = source->ptr;
     size_t n = MOOR_MIN(stream_pending(s), length);
-    memcpy(buf, s->outq.ptr + s->outq_off, n);
+    if (n > 0) {
+        memcpy(buf, s->outq.ptr + s->outq_off, n);
+    }
     s->outq_off += n;
     if (s->outq_off == s->outq.len) {
         s->outq.len = 0;
@@ -451,11 +453,18 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags,
     return 0;
 }
 
+static void cconn_settings_received(struct cconn *cc);
+
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data)
 {
     struct cconn *cc = user_data;
     switch (frame->hd.type) {
+    case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+            cconn_settings_received(cc);
+        }
+        return 0;
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA:
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
@@ -546,6 +555,20 @@ static int cconn_ready(struct rpc__conn *c, const char *alpn)
                                               16 << 20) != 0) {
         return MOOR_ENOMEM;
     }
+    /* Ready (and the dial timer off) once the server's SETTINGS arrive,
+     * as grpc-go does: its stream limit is then known, so calls beyond it
+     * wait in nghttp2's queue instead of being refused. */
+    rpc__conn_mark_dirty(c);
+    return MOOR_OK;
+}
+
+static void cconn_settings_received(struct cconn *cc)
+{
+    struct rpc__conn *c = &cc->c;
+    struct rpc_client *cl = cc->cl;
+    if (cc->ready) {
+        return;
+    }
     cc->ready = true;
     c->alarm_at = 0;
     cl->dial_attempts = 0;
@@ -562,7 +585,7 @@ static int cconn_ready(struct rpc__conn *c, const char *alpn)
         stream_submit(s, cc);
     }
     rpc__conn_mark_dirty(c);
-    return MOOR_OK;
+    rpc__conn_rearm(c);
 }
 
 static int cconn_input(struct rpc__conn *c, const uint8_t *p, size_t n)
@@ -747,6 +770,7 @@ static void dial_next(struct rpc_client *cl)
             struct rpc_stream *s =
                 MOOR_CONTAINER_OF(cl->pending.next, struct rpc_stream, link);
             stream_finish(s, RPC_UNAVAILABLE, m);
+            stream_maybe_free(s);
         }
         return;
     }
@@ -769,7 +793,7 @@ static void dial_next(struct rpc_client *cl)
     rpc__list_push(&cl->conns, &cc->link);
     cl->conns_len++;
     cl->cur = cc;
-    snprintf(cc->c.peer, sizeof(cc->c.peer), "%s", ep->authority);
+    snprintf(cc->c.peer, sizeof(cc->c.peer), "%.63s", ep->authority);
     cc->c.alarm_at = uv_now(cl->loop) + cl->cfg.dial_timeout_ms;
     rpc__conn_rearm(&cc->c);
     if (ep->tls && rpc__tls_attach(&cc->c, cl->tls, ep->host) != MOOR_OK) {
@@ -841,6 +865,7 @@ static void stream_run_later(struct rpc_stream *s)
         int st = s->later_status;
         s->later_status = -1;
         stream_finish(s, st, s->message);
+        stream_maybe_free(s);
         return;
     }
     if (!s->paused && s->held.len > 0) {
@@ -866,6 +891,7 @@ static void client_close_all(struct rpc_client *cl)
         struct rpc_stream *s =
             MOOR_CONTAINER_OF(cl->pending.next, struct rpc_stream, link);
         stream_finish(s, RPC_CANCELLED, "client closing");
+        stream_maybe_free(s);
     }
     cl->cur = NULL;
     struct rpc__list *n = cl->conns.next;
@@ -907,6 +933,7 @@ static void tick_cb(uv_timer_t *t)
         struct rpc_stream *s =
             MOOR_CONTAINER_OF(d, struct rpc_stream, deadline);
         stream_finish(s, RPC_DEADLINE_EXCEEDED, "context deadline exceeded");
+        stream_maybe_free(s);
     }
     /* Take the current list: work scheduled while running waits a turn. */
     struct rpc__list batch;
@@ -1336,6 +1363,7 @@ int rpc_client_unary(struct rpc_client *c, const char *path,
 
 struct sync_ctx
 {
+    uv_loop_t *loop;
     bool done;
     int status;
     int err;
@@ -1348,6 +1376,9 @@ static void sync_done_cb(int status, const char *message,
 {
     struct sync_ctx *x = arg;
     x->done = true;
+    /* The call may end in the timer phase (a deadline): without a stop,
+     * uv_run(UV_RUN_ONCE) would then block in poll for unrelated I/O. */
+    uv_stop(x->loop);
     x->status = status;
     if (x->errmsg != NULL) {
         moor_errmsg_set(x->errmsg, "%s", message);
@@ -1362,7 +1393,7 @@ int rpc_client_unary_sync(struct rpc_client *c, const char *path,
                           struct moor_slice req, uint64_t timeout_ms,
                           struct moor_buf *resp, char *errmsg)
 {
-    struct sync_ctx x = {false, RPC_UNKNOWN, MOOR_OK, resp, errmsg};
+    struct sync_ctx x = {c->loop, false, RPC_UNKNOWN, MOOR_OK, resp, errmsg};
     int rv = rpc_client_unary(c, path, md, md_len, req, timeout_ms,
                               sync_done_cb, &x);
     if (rv != MOOR_OK) {

@@ -303,7 +303,9 @@ static ssize_t call_read_cb(nghttp2_session *session, int32_t stream_id,
     (void)user_data;
     struct rpc_call *call = source->ptr;
     size_t n = MOOR_MIN(call_pending(call), length);
-    memcpy(buf, call->outq.ptr + call->outq_off, n);
+    if (n > 0) {
+        memcpy(buf, call->outq.ptr + call->outq_off, n);
+    }
     call->outq_off += n;
     if (call->outq_off == call->outq.len) {
         call->outq.len = 0;
