@@ -13,6 +13,7 @@ struct subcommand
 
 /* Subcommands register here as their modules land. */
 static const struct subcommand subcommands[] = {
+    {"raft", bench_raft_main, "consensus core: entries/s, commit ticks"},
     {"wal", bench_wal_main,
      "WAL appends/s and MB/s vs a raw write+fdatasync loop"},
     {"kv", bench_kv_main, "MVCC keyspace: puts, ranges, memory, fan-out, dump"},
