@@ -167,9 +167,11 @@ void raft__conf_on_compact(struct raft_node *n, uint64_t index)
         apply_entry(&n->base_conf, raft__log_at(&n->log, n->conf_idx[k]));
         k++;
     }
-    memmove(n->conf_idx, n->conf_idx + k,
-            (n->conf_idx_len - k) * sizeof(*n->conf_idx));
-    n->conf_idx_len -= k;
+    if (k > 0) {
+        memmove(n->conf_idx, n->conf_idx + k,
+                (n->conf_idx_len - k) * sizeof(*n->conf_idx));
+        n->conf_idx_len -= k;
+    }
 }
 
 void raft__conf_reset(struct raft_node *n, const struct raft_conf *base)

@@ -751,9 +751,11 @@ void raft_node_advance(struct raft_node *n, struct raft_ready *rd)
     for (size_t i = 0; i < n->rd_rstates; i++) {
         moor_bytes_unref(n->rstates[i].context);
     }
-    memmove(n->rstates, n->rstates + n->rd_rstates,
-            (n->rstates_len - n->rd_rstates) * sizeof(*n->rstates));
-    n->rstates_len -= n->rd_rstates;
+    if (n->rd_rstates > 0) {
+        memmove(n->rstates, n->rstates + n->rd_rstates,
+                (n->rstates_len - n->rd_rstates) * sizeof(*n->rstates));
+        n->rstates_len -= n->rd_rstates;
+    }
     n->rd_rstates = 0;
     memset(rd, 0, sizeof(*rd));
 }

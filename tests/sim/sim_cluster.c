@@ -233,8 +233,10 @@ static void disk_set_snapshot(struct sim_disk *d,
     for (size_t i = 0; i < drop; i++) {
         moor_bytes_unref(d->ents[i].data);
     }
-    memmove(d->ents, d->ents + drop, (d->n_ents - drop) * sizeof(*d->ents));
-    d->n_ents -= drop;
+    if (drop > 0) {
+        memmove(d->ents, d->ents + drop, (d->n_ents - drop) * sizeof(*d->ents));
+        d->n_ents -= drop;
+    }
     if (!match) {
         disk_truncate(d, 0);
     }
@@ -309,9 +311,11 @@ static bool complete_writes(struct sim *s, struct sim_node *nd)
         write_free(w);
         k++;
     }
-    memmove(nd->writes, nd->writes + k,
-            (nd->n_writes - k) * sizeof(*nd->writes));
-    nd->n_writes -= k;
+    if (k > 0) {
+        memmove(nd->writes, nd->writes + k,
+                (nd->n_writes - k) * sizeof(*nd->writes));
+        nd->n_writes -= k;
+    }
     return k > 0;
 }
 

@@ -195,8 +195,10 @@ static inline void fx_disk_snapshot(struct fx_member *x,
     for (size_t i = 0; i < drop; i++) {
         moor_bytes_unref(x->ents[i].data);
     }
-    memmove(x->ents, x->ents + drop, (x->n_ents - drop) * sizeof(*x->ents));
-    x->n_ents -= drop;
+    if (drop > 0) {
+        memmove(x->ents, x->ents + drop, (x->n_ents - drop) * sizeof(*x->ents));
+        x->n_ents -= drop;
+    }
     if (!match) {
         for (size_t i = 0; i < x->n_ents; i++) {
             moor_bytes_unref(x->ents[i].data);
