@@ -23,6 +23,9 @@
 
 #include "wal_int.h"
 
+/* Batch buffers above this size are freed after use rather than kept. */
+#define WAL_KEEP_BUF_BYTES (4u * 1024 * 1024)
+
 /* What the writer knows of each segment, oldest first. */
 struct wal_seg
 {
@@ -393,6 +396,10 @@ static void *writer_main(void *arg)
             release_segments(w, release);
         }
         moor_buf_reset(&w->writing);
+        if (w->writing.cap > WAL_KEEP_BUF_BYTES) {
+            /* A burst grew the buffer: give the memory back. */
+            moor_buf_close(&w->writing);
+        }
 
         pthread_mutex_lock(&w->mu);
         if (rv != MOOR_OK) {

@@ -528,6 +528,32 @@ static void test_wal_pending_bound_returns_eagain(void **state)
     wal_close(w);
 }
 
+static void test_wal_gives_back_memory_after_a_burst(void **state)
+{
+    struct fixture *f = *state;
+    struct wal_replay r;
+    struct wal *w = open_wal(f, false, &r);
+    wal_replay_close(&r);
+    size_t before = moor_alloc_bytes();
+    enum { N = 120 };
+    struct raft_entry es[N];
+    struct moor_bytes *data = moor_bytes_new(50000);
+    memset(data->data, 7, data->len);
+    for (size_t i = 0; i < N; i++) {
+        es[i] = (struct raft_entry){.index = i + 1, .term = 1, .data = data};
+    }
+    struct wal_batch b = {.entries = es, .entries_len = N};
+    uint64_t seq;
+    assert_int_equal(wal_append(w, &b, &seq), MOOR_OK);
+    assert_true(moor_alloc_bytes() - before > 5u * 1024 * 1024);
+    moor_bytes_unref(data);
+    assert_int_equal(wait_durable(w, seq), MOOR_OK);
+    /* The 6 MB batch buffer is gone once written (segment bookkeeping and
+     * small buffers stay). */
+    assert_true(moor_alloc_bytes() < before + 64 * 1024);
+    wal_close(w);
+}
+
 static void test_wal_datadir_is_private_and_locked(void **state)
 {
     struct fixture *f = *state;
@@ -581,6 +607,7 @@ int main(void)
         T(test_wal_rollover_and_release_keep_max_wals_and_state),
         T(test_wal_append_refuses_bad_batches_and_queues_nothing),
         T(test_wal_pending_bound_returns_eagain),
+        T(test_wal_gives_back_memory_after_a_burst),
         T(test_wal_datadir_is_private_and_locked),
 #undef T
     };
