@@ -1,0 +1,198 @@
+"""The per-key model of etcd's keyspace that the linearizability search uses.
+
+etcd's KV is a map of registers; each key's state is absent or
+(value, mod_revision, create_revision, version).  Linearizability is local
+per object (Herlihy & Wing, P-compositionality): a history is linearizable
+iff each key's sub-history is, for operations on one key.  An operation
+that touches several keys (a multi-key txn, a range read) is projected onto
+each key it touches; each projection is a necessary condition, and the
+revision checks (revisions.py) supply the cross-key part: that all of one
+txn's writes share one revision, consistent with real time.
+
+A state is None (absent) or a tuple (value, mod, create, version); any
+field but value may be None ("unknown"), e.g. after an indeterminate put
+whose revision was never observed.  Unknown fields match anything: the
+model errs towards accepting, never towards inventing an anomaly.
+"""
+
+from .history import INF, in_range
+
+# Result of a compare against a state whose field is unknown.
+MAYBE = None
+
+
+class Proj:
+    """One operation projected onto one key.
+
+    compares: the compares on this key.  other_compares: the txn also
+    compares other keys (so a failed txn need not have failed here).
+    success / failure: lists of (SubOp, SubResult or None) on this key.
+    checked: True when the outcome is ok, so results must match.
+    """
+
+    __slots__ = ("op", "key", "invoke", "complete", "checked", "compares",
+                 "other_compares", "succeeded", "success", "failure",
+                 "revision", "header", "index")
+
+    def writes(self, branch):
+        return any(s.f != "get" for s, _ in branch)
+
+
+def _touches(sub, k):
+    if sub.f == "get":
+        return in_range(k, sub.key, sub.range_end)
+    return sub.key == k
+
+
+def project(op, k):
+    """Project op onto key k; None when the projection constrains nothing.
+
+    An indeterminate (info) operation is kept only if it may write k: its
+    reads returned nothing, and linearizing it as a no-op is the same as
+    never linearizing it.  A failed (definite) operation had no effect.
+    """
+    if op.outcome == "fail":
+        return None
+    ok = op.outcome == "ok"
+    p = Proj()
+    p.op, p.key = op, k
+    p.invoke = op.invoke
+    p.complete = op.complete if ok else INF
+    p.checked = ok
+    p.compares = [c for c in op.compares if c.key == k]
+    p.other_compares = any(c.key != k for c in op.compares)
+    p.succeeded = op.succeeded
+    p.revision = op.revision if ok else op.resolved_revision
+    p.header = op.revision if ok else None
+    branches = []
+    for s in (True, False):
+        b = op.branch(s)
+        res = op.responses if ok and s == op.succeeded else None
+        pairs = []
+        for i, sub in enumerate(b):
+            if _touches(sub, k):
+                pairs.append((sub, res[i] if res is not None else None))
+        branches.append(pairs)
+    p.success, p.failure = branches
+    if ok:
+        if not p.compares and not p.success and not p.failure:
+            return None
+        return p
+    if not p.writes(p.success) and not p.writes(p.failure):
+        return None
+    return p
+
+
+def _field(state, target):
+    if state is None:
+        return 0
+    return {"mod": state[1], "create": state[2], "version": state[3]}[target]
+
+
+def compare_holds(state, c):
+    """etcd's applyCompare on one key: True, False or MAYBE (unknown)."""
+    if c.target == "value":
+        if state is None:
+            return False  # a VALUE compare on a missing key is false
+        have = state[0]
+    else:
+        have = _field(state, c.target)
+    if have is None:
+        return MAYBE
+    want = c.value
+    if c.result == "=":
+        return have == want
+    if c.result == "!=":
+        return have != want
+    if c.result == "<":
+        return have < want
+    return have > want
+
+
+def _all_hold(state, compares):
+    r = True
+    for c in compares:
+        h = compare_holds(state, c)
+        if h is False:
+            return False
+        if h is MAYBE:
+            r = MAYBE
+    return r
+
+
+def _kv_matches(state, kv):
+    if state is None:
+        return kv is None
+    if kv is None:
+        return False
+    for have, got in zip(state, (kv.value, kv.mod, kv.create, kv.version)):
+        if have is not None and got is not None and have != got:
+            return False
+    return True
+
+
+def _run(state, p, branch):
+    """Apply one branch's requests on this key; (ok, state)."""
+    for sub, res in branch:
+        if sub.f == "get":
+            if p.checked and res is not None and res.kvs is not None:
+                kv = next((x for x in res.kvs if x.key == p.key), None)
+                if not _kv_matches(state, kv):
+                    return False, None
+                if (state is not None and state[1] is not None and
+                        p.header is not None and state[1] > p.header):
+                    return False, None
+        elif sub.f == "put":
+            rev = p.revision
+            if (state is not None and state[1] is not None and
+                    rev is not None and rev <= state[1]):
+                return False, None
+            if (p.checked and res is not None and res.prev_kv is not None
+                    and not _kv_matches(state, res.prev_kv)):
+                return False, None
+            if state is None:
+                state = (sub.value, rev, rev, 1)
+            else:
+                v = state[3] + 1 if state[3] is not None else None
+                state = (sub.value, rev, state[2], v)
+        else:  # delete
+            if p.checked and res is not None and res.deleted is not None:
+                if res.deleted != (0 if state is None else 1):
+                    return False, None
+            if state is not None:
+                rev = p.revision
+                if state[1] is not None and rev is not None and \
+                        rev <= state[1]:
+                    return False, None
+            state = None
+    return True, state
+
+
+def step(state, p):
+    """Every state this projection may leave behind, linearized at state.
+
+    An empty list means it cannot be linearized here.
+    """
+    cands = []
+    hold = _all_hold(state, p.compares)
+    if p.succeeded is True:
+        if hold is not False:
+            cands.append(p.success)
+    elif p.succeeded is False:
+        if hold is not True or p.other_compares:
+            cands.append(p.failure)
+    else:
+        if hold is not False:
+            cands.append(p.success)
+        if (hold is not True or p.other_compares) and p.writes(p.failure):
+            cands.append(p.failure)
+    if not p.checked:
+        # Linearizing an indeterminate op as a no-op on this key is the
+        # same as leaving it pending forever, which is always allowed.
+        cands = [b for b in cands if p.writes(b)]
+    out = []
+    for b in cands:
+        ok, s = _run(state, p, b)
+        if ok and s not in out:
+            out.append(s)
+    return out
