@@ -13,6 +13,8 @@
  *   log); replay then needs a start at or after that marker, else the log
  *   does not cover the caller's snapshot (MOOR_ENOENT). Any other gap is
  *   corruption.
+ * - The newest entry (or snapshot marker) at start.index must have
+ *   start.term: a snapshot that does not belong to this log is refused.
  * The entries array grows by doubling; every entry costs one moor_bytes
  * copy of its data, so replay memory is bounded by the log's size.
  */
@@ -106,6 +108,9 @@ static int apply_entry(struct wal__replayer *p, struct moor_slice pl)
     p->seen_entry = true;
     p->last_index = e.index;
     p->last_term = e.term;
+    if (e.index == p->start.index) {
+        p->start_term_seen = e.term;
+    }
     if (e.index <= p->start.index) {
         drop_from(p, p->start.index + 1);
         return MOOR_OK;
@@ -133,6 +138,9 @@ int wal__replayer_apply(struct wal__replayer *p, const struct wal__rec *rec)
         r->snapshot.term = moor_get_le64(pl.ptr);
         r->snapshot.index = moor_get_le64(pl.ptr + 8);
         p->gap_marker = r->snapshot.index;
+        if (r->snapshot.index == p->start.index && p->start.index != 0) {
+            p->start_term_seen = r->snapshot.term;
+        }
         return MOOR_OK;
     case WAL__REC_ENTRY:
         return apply_entry(p, pl);
@@ -151,6 +159,13 @@ int wal__replayer_finish(struct wal__replayer *p)
                  " were replaced by a newer snapshot at %" PRIu64,
                  p->start.index, p->gap_from, p->gap_marker);
         return MOOR_ENOENT;
+    }
+    if (p->start_term_seen != 0 && p->start_term_seen != p->start.term) {
+        snprintf(p->why, sizeof(p->why),
+                 "snapshot at index %" PRIu64 " has term %" PRIu64
+                 " but the log has term %" PRIu64 " there",
+                 p->start.index, p->start.term, p->start_term_seen);
+        return MOOR_ECORRUPT;
     }
     if (!p->have_meta) {
         snprintf(p->why, sizeof(p->why), "no metadata record");

@@ -121,7 +121,8 @@ struct wal__replayer
     uint64_t gap_marker; /* a marker explained the gap (its index) */
     bool have_meta;
     bool seen_entry;
-    char why[160]; /* an error's reason */
+    uint64_t start_term_seen; /* term of the newest entry at start.index */
+    char why[160];            /* an error's reason */
 };
 
 void wal__replayer_init(struct wal__replayer *p, struct wal_snapshot start,

@@ -573,6 +573,13 @@ static void test_wal_open_from_snapshot_returns_entries_after_it(void **state)
     check_entry(&r.entries[7], 20, 1, 16);
     wal_replay_close(&r);
     wal_close(w);
+
+    /* A snapshot whose term does not match the log's entry there belongs
+     * to another history: refused. */
+    o.start.term = 2;
+    char msg[MOOR_ERRMSG_SIZE];
+    assert_int_equal(wal_open(&o, &w, &r, msg), MOOR_ECORRUPT);
+    assert_non_null(strstr(msg, "has term 2 but the log has term 1"));
 }
 
 static void test_wal_open_fails_when_log_does_not_reach_back_to_snapshot(
