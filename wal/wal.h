@@ -210,13 +210,21 @@ struct wal;
  * Anything else is corruption: MOOR_ECORRUPT with errmsg naming the file,
  * the byte offset and what is wrong; nothing is modified.
  *
+ * The only changes open makes on disk: cutting a torn tail, preallocating
+ * the newest segment back to full size, removing *.wal.tmp files a crash
+ * left behind, and creating the first segment of a new log.
+ *
  * Returns owned in *out (close with wal_close) and in *replay (close with
  * wal_replay_close); on failure neither needs closing. Borrows opts (dir
  * is copied). errmsg (MOOR_ERRMSG_SIZE bytes, may be NULL) gets context.
- * Errors: MOOR_EINVAL (bad options), MOOR_ECORRUPT, MOOR_ENOENT (the log
- * does not reach back to opts->start: entries opts->start.index+1 .. are
- * missing, e.g. the caller skipped a newer snapshot the log relies on),
- * MOOR_ENOMEM, MOOR_ENOSPC, MOOR_EIO. */
+ * Errors: MOOR_EINVAL (bad options); MOOR_ECORRUPT (damage as above, a
+ * gap in the log, or opts->start's term disagreeing with the log's entry
+ * or marker at that index); MOOR_ENOENT (opts->dir does not exist, or the
+ * log does not reach back to opts->start: entries opts->start.index+1 ..
+ * are missing, e.g. the caller skipped a newer snapshot the log relies
+ * on); MOOR_ENOMEM, MOOR_ENOSPC, MOOR_EIO. Memory: open reads one segment
+ * at a time into one buffer (up to the segment size) and copies every
+ * entry after opts->start into the replay. */
 int wal_open(const struct wal_options *opts, struct wal **out,
              struct wal_replay *replay, char *errmsg);
 
