@@ -243,7 +243,9 @@ int raft__send_with_entries(struct raft_node *n, struct raft_message *m,
     o->msg.snapshot.data = moor_bytes_ref(m->snapshot.data);
     o->msg.context = moor_bytes_ref(m->context);
     o->ents_off = n->out_ents_len;
-    o->after = needs_persist(m);
+    o->after =
+        needs_persist(m) && !(m->type == RAFT_MSG_APPEND_RESP &&
+                              (n->cfg.test_bugs & RAFT_BUG_ACK_UNDURABLE));
     for (size_t i = 0; i < count; i++) {
         n->out_ents[n->out_ents_len + i] = ents[i];
         moor_bytes_ref(ents[i].data);

@@ -260,6 +260,9 @@ enum raft_test_bug {
     /* §5.2 broken: a member grants every vote request of a higher or equal
      * term, ignoring its earlier vote in that term. */
     RAFT_BUG_VOTE_TWICE = 1u << 1,
+    /* Thesis §10.2.1 broken: a follower acknowledges entries before they
+     * are durable (its acks leave with the "now" messages). */
+    RAFT_BUG_ACK_UNDURABLE = 1u << 2,
 };
 
 struct raft_config

@@ -2,7 +2,8 @@
  * tests/sim/sim_main.c: moor-sim's front door and the scenario of one seed.
  *
  *   moor-sim --seeds N [--nodes 3|5] [--steps S] [--seed X] [--verbose]
- *            [--bug commit-old-term|vote-twice] [--expect-violation]
+ *            [--bug commit-old-term|vote-twice|ack-undurable]
+ * [--expect-violation]
  *
  * Runs seeds X, X+1, ... X+N-1 (X defaults to 1; --seed alone runs one).
  * A seed: pick the fault rates (swarm), run S ticks of faults and load
@@ -540,7 +541,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: moor-sim --seeds N [--nodes 3|5] [--steps S] [--seed X] "
             "[--verbose]\n"
-            "                [--bug commit-old-term|vote-twice] "
+            "                [--bug commit-old-term|vote-twice|ack-undurable] "
             "[--expect-violation]\n");
 }
 
@@ -575,6 +576,8 @@ int main(int argc, char **argv)
                 o.bugs |= RAFT_BUG_COMMIT_OLD_TERM;
             } else if (strcmp(v, "vote-twice") == 0) {
                 o.bugs |= RAFT_BUG_VOTE_TWICE;
+            } else if (strcmp(v, "ack-undurable") == 0) {
+                o.bugs |= RAFT_BUG_ACK_UNDURABLE;
             } else {
                 usage(stderr);
                 return 2;
