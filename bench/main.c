@@ -17,6 +17,8 @@ static const struct subcommand subcommands[] = {
     {"wal", bench_wal_main,
      "WAL appends/s and MB/s vs a raw write+fdatasync loop"},
     {"kv", bench_kv_main, "MVCC keyspace: puts, ranges, memory, fan-out, dump"},
+    {"rpc", bench_rpc_main,
+     "gRPC loopback: unary calls/s (1 and 16 conns), streamed msgs/s"},
     {NULL, NULL, NULL},
 };
 
