@@ -9,7 +9,9 @@
  *        notify that it is durable (one batch per sync, like raw);
  *   pipe wal_append() without waiting, up to --inflight batches queued:
  *        group commit folds what queues during a sync into the next one.
- * Each runs for --seconds. appends/s counts entries; MB/s counts entry
+ * raw and wal alternate batch by batch, each timed on its own, for
+ * 2 x --seconds in all (the disk is shared: drift hits both alike); pipe
+ * then runs for --seconds. appends/s counts entries; MB/s counts entry
  * payload bytes. wal and pipe are also given as a percentage of raw.
  *
  * Use a directory on the disk under test (--dir; not a tmpfs).
@@ -81,148 +83,204 @@ static size_t wal_record_bytes(size_t n)
     return 16 + ((17 + n + 15) / 16) * 16;
 }
 
-static int run_raw(const struct wal_bench_opts *o, const char *dir,
-                   size_t batch, struct wal_bench_result *res)
+/* The raw loop: one pwrite of the batch's bytes at the next offset of a
+ * fresh fallocate()d file (as the WAL writes into), then fdatasync. */
+struct raw_ctx
 {
-    size_t bytes = wal_record_bytes(o->entry_bytes) * batch;
-    uint8_t *buf = moor_malloc(bytes);
-    if (buf == NULL) {
-        return MOOR_ENOMEM;
-    }
-    memset(buf, 0xab, bytes);
+    const char *dir;
+    int fd;
+    int files;
+    uint64_t off;
+    uint8_t *buf;
+    size_t bytes;
+};
+
+static int raw_step(struct raw_ctx *c)
+{
     const uint64_t file_bytes = WAL_SEGMENT_BYTES_DEFAULT;
     char path[1200];
-    int fd = -1;
-    int files = 0;
-    uint64_t off = file_bytes;
-    uint64_t batches = 0;
-    int rv = MOOR_OK;
-    double t0 = now_s();
-    double t1 = t0;
-    while (t1 - t0 < o->seconds) {
-        if (off + bytes > file_bytes) {
-            /* A fresh preallocated file, as the WAL writes into. */
-            if (fd >= 0) {
-                close(fd);
-            }
-            snprintf(path, sizeof(path), "%s/raw-%d", dir, files++);
-            fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-            if (fd < 0 || fallocate(fd, 0, 0, (off_t)file_bytes) != 0) {
-                fprintf(stderr, "moor-bench wal: %s: %s\n", path,
-                        strerror(errno));
-                rv = MOOR_EIO;
-                break;
-            }
-            off = 0;
+    if (c->fd < 0 || c->off + c->bytes > file_bytes) {
+        if (c->fd >= 0) {
+            close(c->fd);
         }
-        if (pwrite(fd, buf, bytes, (off_t)off) != (ssize_t)bytes ||
-            fdatasync(fd) != 0) {
-            fprintf(stderr, "moor-bench wal: write %s: %s\n", path,
-                    strerror(errno));
-            rv = MOOR_EIO;
-            break;
+        snprintf(path, sizeof(path), "%s/raw-%d", c->dir, c->files++);
+        c->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (c->fd < 0 || fallocate(c->fd, 0, 0, (off_t)file_bytes) != 0) {
+            fprintf(stderr, "moor-bench wal: %s: %s\n", path, strerror(errno));
+            return MOOR_EIO;
         }
-        off += bytes;
-        batches++;
-        t1 = now_s();
+        c->off = 0;
     }
-    if (fd >= 0) {
-        close(fd);
+    if (pwrite(c->fd, c->buf, c->bytes, (off_t)c->off) != (ssize_t)c->bytes ||
+        fdatasync(c->fd) != 0) {
+        fprintf(stderr, "moor-bench wal: raw write: %s\n", strerror(errno));
+        return MOOR_EIO;
     }
-    moor_free(buf);
-    double el = t1 - t0;
-    res->appends_s = (double)(batches * batch) / el;
-    res->mb_s = res->appends_s * (double)o->entry_bytes / 1e6;
-    res->syncs_s = (double)batches / el;
-    return rv;
+    c->off += c->bytes;
+    return MOOR_OK;
 }
 
-static int run_wal(const struct wal_bench_opts *o, const char *dir,
-                   size_t batch, uint64_t inflight,
-                   struct wal_bench_result *res)
+/* The WAL side: appends batches of `batch` entries sharing one payload. */
+struct wal_ctx
 {
+    struct wal *w;
+    struct raft_entry *es;
+    struct moor_bytes *data;
+    size_t batch;
+    uint64_t index;
+    uint64_t seq;
+    struct wal_durable d;
+};
+
+static int wal_ctx_open(struct wal_ctx *c, const char *dir, size_t batch,
+                        size_t entry_bytes)
+{
+    memset(c, 0, sizeof(*c));
     struct wal_options wo = {
         .dir = dir,
         .meta = {.cluster_id = 1, .member_id = 1},
         .notify_cb = bw_notify,
     };
-    struct wal *w;
     struct wal_replay r;
     char msg[MOOR_ERRMSG_SIZE];
-    int rv = wal_open(&wo, &w, &r, msg);
+    int rv = wal_open(&wo, &c->w, &r, msg);
     if (rv != MOOR_OK) {
         fprintf(stderr, "moor-bench wal: wal_open %s: %s\n", dir, msg);
         return rv;
     }
     wal_replay_close(&r);
-    struct raft_entry *es = moor_calloc(batch, sizeof(*es));
-    struct moor_bytes *data = moor_bytes_new(o->entry_bytes);
-    if (es == NULL || data == NULL) {
-        moor_free(es);
-        moor_bytes_unref(data);
-        wal_close(w);
+    c->es = moor_calloc(batch, sizeof(*c->es));
+    c->data = moor_bytes_new(entry_bytes);
+    if (c->es == NULL || c->data == NULL) {
         return MOOR_ENOMEM;
     }
-    memset(data->data, 0xab, o->entry_bytes);
-    uint64_t index = 1;
-    uint64_t seq = 0;
-    uint64_t notifies0 = bw_notifies;
-    struct wal_durable d = {0};
-    double t0 = now_s();
-    double t1 = t0;
-    while (t1 - t0 < o->seconds) {
-        for (size_t i = 0; i < batch; i++) {
-            es[i] = (struct raft_entry){.term = 1, .index = index++};
-            es[i].data = data; /* borrowed: wal_append copies */
-        }
-        struct wal_batch b = {.entries = es, .entries_len = batch};
-        rv = wal_append(w, &b, &seq);
-        if (rv != MOOR_OK) {
-            break;
-        }
-        /* Wait until at most `inflight` batches are not yet durable. */
-        pthread_mutex_lock(&bw_mu);
-        while (wal_collect(w, &d) == MOOR_OK && seq - d.seq >= inflight) {
-            pthread_cond_wait(&bw_cond, &bw_mu);
-        }
-        pthread_mutex_unlock(&bw_mu);
-        if (d.err != MOOR_OK) {
-            rv = d.err;
-            break;
-        }
-        t1 = now_s();
+    memset(c->data->data, 0xab, entry_bytes);
+    c->batch = batch;
+    c->index = 1;
+    return MOOR_OK;
+}
+
+/* Appends one batch, then waits until fewer than `inflight` batches are
+ * not yet durable (inflight 1: this one is durable). */
+static int wal_step(struct wal_ctx *c, uint64_t inflight)
+{
+    for (size_t i = 0; i < c->batch; i++) {
+        c->es[i] = (struct raft_entry){.term = 1, .index = c->index++};
+        c->es[i].data = c->data; /* borrowed: wal_append copies */
     }
-    /* Count only what is durable: drain. */
+    struct wal_batch b = {.entries = c->es, .entries_len = c->batch};
+    int rv = wal_append(c->w, &b, &c->seq);
+    if (rv != MOOR_OK) {
+        return rv;
+    }
     pthread_mutex_lock(&bw_mu);
-    while (rv == MOOR_OK && wal_collect(w, &d) == MOOR_OK && d.seq < seq) {
+    while (wal_collect(c->w, &c->d) == MOOR_OK &&
+           c->seq - c->d.seq >= inflight) {
         pthread_cond_wait(&bw_cond, &bw_mu);
     }
-    uint64_t syncs = bw_notifies - notifies0;
     pthread_mutex_unlock(&bw_mu);
-    t1 = now_s();
-    if (rv != MOOR_OK) {
-        fprintf(stderr, "moor-bench wal: append: %s %s\n", moor_strerror(rv),
-                wal_errmsg(w));
+    if (c->d.err != MOOR_OK) {
+        fprintf(stderr, "moor-bench wal: %s\n", wal_errmsg(c->w));
     }
-    wal_close(w);
-    moor_free(es);
-    moor_bytes_unref(data);
-    double el = t1 - t0;
-    res->appends_s = (double)(d.seq * batch) / el;
-    res->mb_s = res->appends_s * (double)o->entry_bytes / 1e6;
-    res->syncs_s = (double)syncs / el;
+    return c->d.err;
+}
+
+static void wal_ctx_close(struct wal_ctx *c)
+{
+    if (c->w != NULL) {
+        wal_close(c->w);
+    }
+    moor_free(c->es);
+    moor_bytes_unref(c->data);
+}
+
+/* Serial: raw and wal steps alternate one batch at a time, each timed on
+ * its own, so whatever else happens on the disk hits both alike. */
+static int run_serial(const struct wal_bench_opts *o, const char *root,
+                      size_t batch, struct wal_bench_result *raw,
+                      struct wal_bench_result *wal)
+{
+    char d_raw[1100];
+    char d_wal[1100];
+    snprintf(d_raw, sizeof(d_raw), "%s/raw-%zu", root, batch);
+    snprintf(d_wal, sizeof(d_wal), "%s/wal-%zu", root, batch);
+    if (mkdir(d_raw, 0700) != 0 || mkdir(d_wal, 0700) != 0) {
+        return MOOR_EIO;
+    }
+    struct raw_ctx rc = {.dir = d_raw, .fd = -1};
+    rc.bytes = wal_record_bytes(o->entry_bytes) * batch;
+    rc.buf = moor_malloc(rc.bytes);
+    struct wal_ctx wc;
+    memset(&wc, 0, sizeof(wc));
+    int rv = rc.buf == NULL ? MOOR_ENOMEM : MOOR_OK;
+    if (rv == MOOR_OK) {
+        memset(rc.buf, 0xab, rc.bytes);
+        rv = wal_ctx_open(&wc, d_wal, batch, o->entry_bytes);
+    }
+    double t_raw = 0;
+    double t_wal = 0;
+    uint64_t n = 0;
+    while (rv == MOOR_OK && t_raw + t_wal < 2 * o->seconds) {
+        double t0 = now_s();
+        rv = raw_step(&rc);
+        double t1 = now_s();
+        if (rv == MOOR_OK) {
+            rv = wal_step(&wc, 1);
+        }
+        double t2 = now_s();
+        t_raw += t1 - t0;
+        t_wal += t2 - t1;
+        n++;
+    }
+    wal_ctx_close(&wc);
+    if (rc.fd >= 0) {
+        close(rc.fd);
+    }
+    moor_free(rc.buf);
+    nftw(d_raw, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(d_wal, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    raw->syncs_s = (double)n / t_raw;
+    wal->syncs_s = (double)n / t_wal;
+    raw->appends_s = raw->syncs_s * (double)batch;
+    wal->appends_s = wal->syncs_s * (double)batch;
+    raw->mb_s = raw->appends_s * (double)o->entry_bytes / 1e6;
+    wal->mb_s = wal->appends_s * (double)o->entry_bytes / 1e6;
     return rv;
 }
 
-/* Rounds per batch size; each mode runs seconds / ROUNDS per round. */
-#define ROUNDS 5
-
-static void add_result(struct wal_bench_result *sum,
-                       const struct wal_bench_result *r, int rounds)
+/* Pipelined: append without waiting, up to --inflight batches queued;
+ * counts what became durable. */
+static int run_pipe(const struct wal_bench_opts *o, const char *root,
+                    size_t batch, struct wal_bench_result *res)
 {
-    sum->appends_s += r->appends_s / rounds;
-    sum->mb_s += r->mb_s / rounds;
-    sum->syncs_s += r->syncs_s / rounds;
+    char dir[1100];
+    snprintf(dir, sizeof(dir), "%s/pipe-%zu", root, batch);
+    if (mkdir(dir, 0700) != 0) {
+        return MOOR_EIO;
+    }
+    struct wal_ctx wc;
+    int rv = wal_ctx_open(&wc, dir, batch, o->entry_bytes);
+    pthread_mutex_lock(&bw_mu);
+    uint64_t notifies0 = bw_notifies;
+    pthread_mutex_unlock(&bw_mu);
+    double t0 = now_s();
+    while (rv == MOOR_OK && now_s() - t0 < o->seconds) {
+        rv = wal_step(&wc, o->inflight);
+    }
+    if (rv == MOOR_OK) {
+        rv = wal_step(&wc, 1); /* drain: everything durable */
+    }
+    double el = now_s() - t0;
+    pthread_mutex_lock(&bw_mu);
+    uint64_t syncs = bw_notifies - notifies0;
+    pthread_mutex_unlock(&bw_mu);
+    uint64_t durable = wc.d.seq;
+    wal_ctx_close(&wc);
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    res->appends_s = (double)(durable * batch) / el;
+    res->mb_s = res->appends_s * (double)o->entry_bytes / 1e6;
+    res->syncs_s = (double)syncs / el;
+    return rv;
 }
 
 static void usage(FILE *out)
@@ -332,39 +390,12 @@ int bench_wal_main(int argc, char **argv)
     int status = 0;
     for (size_t i = 0; i < o.sizes_len && status == 0; i++) {
         size_t b = o.sizes[i];
-        struct wal_bench_result raw = {0};
-        struct wal_bench_result wal = {0};
-        struct wal_bench_result pipe = {0};
-        /* Alternate the modes in short rounds so drift in the disk's speed
-         * (other tenants, writeback) hits all of them alike. */
-        struct wal_bench_opts ro = o;
-        ro.seconds = o.seconds / ROUNDS;
-        for (int round = 0; round < ROUNDS && status == 0; round++) {
-            char d_raw[1100];
-            char d_wal[1100];
-            char d_pipe[1100];
-            snprintf(d_raw, sizeof(d_raw), "%s/raw-%zu-%d", root, b, round);
-            snprintf(d_wal, sizeof(d_wal), "%s/wal-%zu-%d", root, b, round);
-            snprintf(d_pipe, sizeof(d_pipe), "%s/pipe-%zu-%d", root, b, round);
-            struct wal_bench_result r1;
-            struct wal_bench_result r2;
-            struct wal_bench_result r3;
-            if (mkdir(d_raw, 0700) != 0 || mkdir(d_wal, 0700) != 0 ||
-                mkdir(d_pipe, 0700) != 0 || run_raw(&ro, d_raw, b, &r1) != 0 ||
-                run_wal(&ro, d_wal, b, 1, &r2) != 0 ||
-                run_wal(&ro, d_pipe, b, o.inflight, &r3) != 0) {
-                status = 1;
-                break;
-            }
-            add_result(&raw, &r1, ROUNDS);
-            add_result(&wal, &r2, ROUNDS);
-            add_result(&pipe, &r3, ROUNDS);
-            /* Free the disk between rounds. */
-            nftw(d_raw, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-            nftw(d_wal, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-            nftw(d_pipe, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-        }
-        if (status != 0) {
+        struct wal_bench_result raw;
+        struct wal_bench_result wal;
+        struct wal_bench_result pipe;
+        if (run_serial(&o, root, b, &raw, &wal) != MOOR_OK ||
+            run_pipe(&o, root, b, &pipe) != MOOR_OK) {
+            status = 1;
             break;
         }
         const struct wal_bench_result *rs[3] = {&raw, &wal, &pipe};
