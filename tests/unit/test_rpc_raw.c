@@ -1,0 +1,467 @@
+/*
+ * test_rpc_raw.c: rpc/'s server against hand-made HTTP/2 bytes, for what a
+ * well-behaved client never sends or never does: a client that ignores
+ * PINGs, a request whose grpc-timeout the server alone must enforce, a
+ * compressed message, a wrong content-type, garbage frames.
+ *
+ * The raw client writes frames built here (HPACK literals without
+ * indexing), reads everything the server sends until the condition of the
+ * test holds or the server closes, and decodes response headers with
+ * nghttp2's HPACK inflater.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <nghttp2/nghttp2.h>
+
+#include "rpc/rpc.h"
+
+static uv_loop_t *g_loop;
+
+struct fx
+{
+    uv_loop_t loop;
+    struct rpc_server *srv;
+    uint16_t port;
+    size_t alloc_before;
+    int hang_done;
+    int hang_status;
+    int messages;
+};
+
+static void hang_done(struct rpc_call *call, int status, void *arg)
+{
+    (void)call;
+    struct fx *f = arg;
+    f->hang_done++;
+    f->hang_status = status;
+}
+
+static void echo_msg(struct rpc_call *call, struct moor_slice msg, void *arg)
+{
+    struct fx *f = arg;
+    f->messages++;
+    rpc_call_send(call, msg);
+    rpc_call_finish(call, RPC_OK, NULL);
+}
+
+static void open_server(struct fx *f, uint64_t keepalive_ms)
+{
+    struct rpc_server_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.keepalive_ms = keepalive_ms;
+    cfg.keepalive_timeout_ms = keepalive_ms;
+    assert_int_equal(rpc_server_open(&f->loop, &cfg, &f->srv, NULL), MOOR_OK);
+    static const struct rpc_method_ops hang = {NULL, NULL, NULL, NULL,
+                                               hang_done};
+    static const struct rpc_method_ops echo = {NULL, echo_msg, NULL, NULL,
+                                               NULL};
+    rpc_server_add_method(f->srv, "/t.S/Hang", &hang, f);
+    rpc_server_add_method(f->srv, "/t.S/Echo", &echo, f);
+    assert_int_equal(
+        rpc_server_listen(f->srv, "127.0.0.1", 0, false, &f->port, NULL),
+        MOOR_OK);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    f->alloc_before = moor_alloc_bytes();
+    uv_loop_init(&f->loop);
+    g_loop = &f->loop;
+    *state = f;
+    return 0;
+}
+
+static void set_flag(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    bool closed = false;
+    rpc_server_close(f->srv, 1000, set_flag, &closed);
+    while (!closed) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_int_equal(moor_alloc_bytes(), f->alloc_before);
+    free(f);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Frames out
+ * ---------------------------------------------------------------------- */
+enum {
+    F_DATA = 0,
+    F_HEADERS = 1,
+    F_RST = 3,
+    F_SETTINGS = 4,
+    F_PING = 6,
+    F_GOAWAY = 7,
+};
+
+static void put_frame(struct moor_buf *b, uint8_t type, uint8_t flags,
+                      uint32_t stream, const void *payload, size_t len)
+{
+    uint8_t h[9] = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len,
+                    type, flags};
+    moor_put_be32(h + 5, stream);
+    moor_buf_append(b, h, 9);
+    moor_buf_append(b, payload, len);
+}
+
+static void hpack_str(struct moor_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 127) {
+        moor_buf_putc(b, (uint8_t)n);
+    } else {
+        moor_buf_putc(b, 127);
+        n -= 127;
+        while (n >= 128) {
+            moor_buf_putc(b, (uint8_t)(n % 128 + 128));
+            n /= 128;
+        }
+        moor_buf_putc(b, (uint8_t)n);
+        n = strlen(s);
+    }
+    moor_buf_append(b, s, n);
+}
+
+/* A HEADERS frame (END_HEADERS, END_STREAM if asked) for a gRPC request
+ * of path with an extra header. */
+static void put_request(struct moor_buf *b, uint32_t stream, const char *path,
+                        const char *ctype, const char *xname,
+                        const char *xvalue, bool end_stream)
+{
+    const char *nv[][2] = {{":method", "POST"},     {":scheme", "http"},
+                           {":path", path},         {":authority", "t"},
+                           {"content-type", ctype}, {"te", "trailers"},
+                           {xname, xvalue}};
+    struct moor_buf blk;
+    moor_buf_init(&blk);
+    for (size_t i = 0; i < MOOR_ARRAY_LEN(nv); i++) {
+        if (nv[i][0] == NULL) {
+            continue;
+        }
+        moor_buf_putc(&blk, 0); /* literal, not indexed, new name */
+        hpack_str(&blk, nv[i][0]);
+        hpack_str(&blk, nv[i][1]);
+    }
+    put_frame(b, F_HEADERS, (uint8_t)(0x4 | (end_stream ? 0x1 : 0)), stream,
+              blk.ptr, blk.len);
+    moor_buf_close(&blk);
+}
+
+static void put_preface(struct moor_buf *b)
+{
+    moor_buf_append(b, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
+    put_frame(b, F_SETTINGS, 0, 0, NULL, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * The raw connection
+ * ---------------------------------------------------------------------- */
+struct raw
+{
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    uv_write_t wr;
+    struct moor_buf out;
+    struct moor_buf in;
+    char rbuf[65536];
+    bool eof;
+    bool closed;
+    size_t parsed;
+    /* what the frames said */
+    int pings;
+    int goaways;
+    int rsts;
+    bool end_stream_1; /* stream 1 ended by the server */
+    char status_1[8];  /* :status of stream 1 */
+    int grpc_status_1; /* -1 until seen */
+    char grpc_message_1[256];
+    nghttp2_hd_inflater *inf;
+};
+
+static void raw_close_cb(uv_handle_t *h)
+{
+    struct raw *r = h->data;
+    r->closed = true;
+}
+
+static void raw_headers(struct raw *r, const uint8_t *p, size_t n)
+{
+    for (;;) {
+        nghttp2_nv nv;
+        int fl = 0;
+        ssize_t used = nghttp2_hd_inflate_hd2(r->inf, &nv, &fl, p, n, 1);
+        assert_true(used >= 0);
+        p += used;
+        n -= (size_t)used;
+        if (fl & NGHTTP2_HD_INFLATE_EMIT) {
+            char name[64];
+            snprintf(name, sizeof(name), "%.*s", (int)nv.namelen, nv.name);
+            char value[256];
+            snprintf(value, sizeof(value), "%.*s", (int)nv.valuelen, nv.value);
+            if (strcmp(name, ":status") == 0) {
+                snprintf(r->status_1, sizeof(r->status_1), "%.7s", value);
+            } else if (strcmp(name, "grpc-status") == 0) {
+                r->grpc_status_1 = atoi(value);
+            } else if (strcmp(name, "grpc-message") == 0) {
+                snprintf(r->grpc_message_1, sizeof(r->grpc_message_1), "%s",
+                         value);
+            }
+        }
+        if (fl & NGHTTP2_HD_INFLATE_FINAL) {
+            nghttp2_hd_inflate_end_headers(r->inf);
+            break;
+        }
+        if (!(fl & NGHTTP2_HD_INFLATE_EMIT) && n == 0) {
+            break;
+        }
+    }
+}
+
+static void raw_parse(struct raw *r)
+{
+    while (r->in.len - r->parsed >= 9) {
+        const uint8_t *h = r->in.ptr + r->parsed;
+        size_t len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+        if (r->in.len - r->parsed < 9 + len) {
+            break;
+        }
+        uint8_t type = h[3];
+        uint8_t flags = h[4];
+        uint32_t stream = moor_get_be32(h + 5) & 0x7fffffffu;
+        const uint8_t *p = h + 9;
+        if (type == F_PING && !(flags & 1)) {
+            r->pings++;
+        } else if (type == F_GOAWAY) {
+            r->goaways++;
+        } else if (type == F_RST) {
+            r->rsts++;
+        } else if (type == F_HEADERS && stream == 1) {
+            raw_headers(r, p, len);
+        }
+        if ((type == F_HEADERS || type == F_DATA) && stream == 1 &&
+            (flags & 1)) {
+            r->end_stream_1 = true;
+        }
+        r->parsed += 9 + len;
+    }
+}
+
+static void raw_alloc(uv_handle_t *h, size_t n, uv_buf_t *b)
+{
+    (void)n;
+    struct raw *r = h->data;
+    b->base = r->rbuf;
+    b->len = sizeof(r->rbuf);
+}
+
+static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct raw *r = s->data;
+    if (n < 0) {
+        r->eof = true;
+        uv_read_stop(s);
+        return;
+    }
+    moor_buf_append(&r->in, b->base, (size_t)n);
+    raw_parse(r);
+}
+
+static void raw_written(uv_write_t *w, int status)
+{
+    (void)w;
+    (void)status;
+}
+
+static void raw_connected(uv_connect_t *c, int status)
+{
+    struct raw *r = c->data;
+    assert_int_equal(status, 0);
+    uv_buf_t b = uv_buf_init((char *)r->out.ptr, (unsigned)r->out.len);
+    uv_write(&r->wr, (uv_stream_t *)&r->tcp, &b, 1, raw_written);
+    uv_read_start((uv_stream_t *)&r->tcp, raw_alloc, raw_read);
+}
+
+/* Connects and writes r->out (filled by the caller). */
+static void raw_start(struct fx *f, struct raw *r)
+{
+    r->grpc_status_1 = -1;
+    moor_buf_init(&r->in);
+    assert_int_equal(nghttp2_hd_inflate_new(&r->inf), 0);
+    uv_tcp_init(&f->loop, &r->tcp);
+    r->tcp.data = r;
+    r->conn.data = r;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", f->port, &a);
+    uv_tcp_connect(&r->conn, &r->tcp, (struct sockaddr *)&a, raw_connected);
+}
+
+static void raw_stop(struct fx *f, struct raw *r)
+{
+    uv_close((uv_handle_t *)&r->tcp, raw_close_cb);
+    while (!r->closed) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    nghttp2_hd_inflate_del(r->inf);
+    moor_buf_close(&r->in);
+    moor_buf_close(&r->out);
+}
+
+/* ------------------------------------------------------------------------
+ * Tests
+ * ---------------------------------------------------------------------- */
+static void test_rpc_server_pings_and_drops_a_peer_that_never_acks(void **state)
+{
+    struct fx *f = *state;
+    open_server(f, 20);
+    struct raw r;
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    put_preface(&r.out);
+    raw_start(f, &r);
+    while (!r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_true(r.pings >= 1);
+    raw_stop(f, &r);
+    while (rpc_server_conn_count(f->srv) > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+}
+
+static void test_rpc_server_enforces_grpc_timeout_itself(void **state)
+{
+    struct fx *f = *state;
+    open_server(f, 0);
+    struct raw r;
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    put_preface(&r.out);
+    /* A request that never ends, with a 30 ms deadline. */
+    put_request(&r.out, 1, "/t.S/Hang", "application/grpc", "grpc-timeout",
+                "30m", false);
+    raw_start(f, &r);
+    while (!r.end_stream_1 && !r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_true(r.end_stream_1);
+    assert_string_equal(r.status_1, "200");
+    assert_int_equal(r.grpc_status_1, RPC_DEADLINE_EXCEEDED);
+    assert_int_equal(f->hang_done, 1);
+    assert_int_equal(f->hang_status, RPC_DEADLINE_EXCEEDED);
+    raw_stop(f, &r);
+}
+
+static void test_rpc_server_refuses_compressed_and_mistyped_requests(
+    void **state)
+{
+    struct fx *f = *state;
+    open_server(f, 0);
+    /* A message with the compressed flag, on a stream without
+     * grpc-encoding. */
+    struct raw r;
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    put_preface(&r.out);
+    put_request(&r.out, 1, "/t.S/Echo", "application/grpc", "x-a", "b", false);
+    static const uint8_t compressed[] = {1, 0, 0, 0, 1, 'x'};
+    put_frame(&r.out, F_DATA, 1, 1, compressed, sizeof(compressed));
+    raw_start(f, &r);
+    while (!r.end_stream_1 && !r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(r.grpc_status_1, RPC_UNIMPLEMENTED);
+    assert_non_null(strstr(r.grpc_message_1, "compressed"));
+    assert_int_equal(f->messages, 0);
+    raw_stop(f, &r);
+
+    /* grpc-encoding gzip: refused before any message. */
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    put_preface(&r.out);
+    put_request(&r.out, 1, "/t.S/Echo", "application/grpc", "grpc-encoding",
+                "gzip", true);
+    raw_start(f, &r);
+    while (!r.end_stream_1 && !r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(r.grpc_status_1, RPC_UNIMPLEMENTED);
+    raw_stop(f, &r);
+
+    /* Not gRPC's content-type: HTTP 415. */
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    put_preface(&r.out);
+    put_request(&r.out, 1, "/t.S/Echo", "application/json", "x-a", "b", true);
+    raw_start(f, &r);
+    while (!r.end_stream_1 && !r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_string_equal(r.status_1, "415");
+    assert_int_equal(f->messages, 0);
+    raw_stop(f, &r);
+}
+
+static void test_rpc_server_answers_garbage_frames_with_goaway(void **state)
+{
+    struct fx *f = *state;
+    open_server(f, 0);
+    struct raw r;
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    put_preface(&r.out);
+    /* DATA on stream 0 is a connection error (RFC 9113 §6.1). */
+    put_frame(&r.out, F_DATA, 0, 0, "zz", 2);
+    raw_start(f, &r);
+    while (!r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(r.goaways, 1);
+    raw_stop(f, &r);
+    while (rpc_server_conn_count(f->srv) > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    /* The server still answers a good request. */
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    put_preface(&r.out);
+    put_request(&r.out, 1, "/t.S/Echo", "application/grpc", "x-a", "b", false);
+    static const uint8_t msg[] = {0, 0, 0, 0, 2, 'h', 'i'};
+    put_frame(&r.out, F_DATA, 1, 1, msg, sizeof(msg));
+    raw_start(f, &r);
+    while (!r.end_stream_1 && !r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(r.grpc_status_1, RPC_OK);
+    assert_int_equal(f->messages, 1);
+    raw_stop(f, &r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        T(test_rpc_server_pings_and_drops_a_peer_that_never_acks),
+        T(test_rpc_server_enforces_grpc_timeout_itself),
+        T(test_rpc_server_refuses_compressed_and_mistyped_requests),
+        T(test_rpc_server_answers_garbage_frames_with_goaway),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
