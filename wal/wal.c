@@ -499,6 +499,49 @@ static int open_rec_cb(void *arg, const struct wal__rec *rec)
     return MOOR_OK;
 }
 
+/* Opens segment file path (read-write when it is the newest) and reads
+ * all of it into buf. Returns the fd through *fd_out. */
+static int read_segment(struct wal *w, const char *path, bool last,
+                        struct moor_buf *buf, int *fd_out, char *errmsg)
+{
+    const struct wal_fs *fs = &w->fs;
+    int fd = fs->open(fs->arg, path, last ? O_RDWR : O_RDONLY, 0);
+    if (fd < 0) {
+        moor_errmsg_set(errmsg, "open %s: %s", path, strerror(-fd));
+        return moor_err_from_errno(-fd);
+    }
+    uint64_t size;
+    size_t got = 0;
+    int rv = fs->fsize(fs->arg, fd, &size);
+    if (rv < 0) {
+        moor_errmsg_set(errmsg, "stat %s: %s", path, strerror(-rv));
+        rv = moor_err_from_errno(-rv);
+    } else if (size > (uint64_t)1 << 30) {
+        moor_errmsg_set(errmsg, "%s: segment of %" PRIu64 " bytes is too big",
+                        path, size);
+        rv = MOOR_ECORRUPT;
+    } else {
+        moor_buf_reset(buf);
+        rv = moor_buf_reserve(buf, (size_t)size);
+        if (rv != MOOR_OK) {
+            moor_errmsg_set(errmsg, "out of memory reading %s", path);
+        } else {
+            rv = wal__pread_all(fs, fd, buf->ptr, (size_t)size, 0, &got);
+            if (rv < 0) {
+                moor_errmsg_set(errmsg, "read %s: %s", path, strerror(-rv));
+                rv = moor_err_from_errno(-rv);
+            }
+        }
+    }
+    if (rv != MOOR_OK) {
+        fs->close(fs->arg, fd);
+        return rv;
+    }
+    buf->len = got;
+    *fd_out = fd;
+    return MOOR_OK;
+}
+
 /* Reads and replays segment i. Keeps the newest segment open in w->fd.
  * On a torn tail sets *torn to its offset. */
 static int replay_segment(struct wal *w, struct open_ctx *c, size_t i,
@@ -508,38 +551,11 @@ static int replay_segment(struct wal *w, struct open_ctx *c, size_t i,
     char path[4200];
     seg_path(w, path, sizeof(path), w->segs[i].seq, w->segs[i].first_index, "");
     const struct wal_fs *fs = &w->fs;
-    int fd = fs->open(fs->arg, path, last ? O_RDWR : O_RDONLY, 0);
-    if (fd < 0) {
-        moor_errmsg_set(errmsg, "open %s: %s", path, strerror(-fd));
-        return moor_err_from_errno(-fd);
-    }
-    uint64_t size;
-    int rv = fs->fsize(fs->arg, fd, &size);
-    if (rv < 0) {
-        moor_errmsg_set(errmsg, "stat %s: %s", path, strerror(-rv));
-        rv = moor_err_from_errno(-rv);
-        goto err;
-    }
-    if (size > (uint64_t)1 << 30) {
-        moor_errmsg_set(errmsg, "%s: segment of %" PRIu64 " bytes is too big",
-                        path, size);
-        rv = MOOR_ECORRUPT;
-        goto err;
-    }
-    moor_buf_reset(buf);
-    rv = moor_buf_reserve(buf, (size_t)size);
+    int fd = -1;
+    int rv = read_segment(w, path, last, buf, &fd, errmsg);
     if (rv != MOOR_OK) {
-        moor_errmsg_set(errmsg, "out of memory reading %s", path);
-        goto err;
+        return rv;
     }
-    size_t got;
-    rv = wal__pread_all(fs, fd, buf->ptr, (size_t)size, 0, &got);
-    if (rv < 0) {
-        moor_errmsg_set(errmsg, "read %s: %s", path, strerror(-rv));
-        rv = moor_err_from_errno(-rv);
-        goto err;
-    }
-    buf->len = got;
 
     struct wal__seg_hdr h;
     const char *why = NULL;
@@ -591,7 +607,7 @@ static int replay_segment(struct wal *w, struct open_ctx *c, size_t i,
     w->fd = fd;
     w->seg_seq = h.seq;
     w->seg_off = sc.end_offset;
-    w->seg_cap = MOOR_MAX(size, w->segment_bytes);
+    w->seg_cap = MOOR_MAX((uint64_t)buf->len, w->segment_bytes);
     return MOOR_OK;
 err:
     fs->close(fs->arg, fd);
@@ -656,6 +672,28 @@ static int open_existing(struct wal *w, const struct wal_options *opts,
     return MOOR_OK;
 }
 
+/* A new log: segment 0 opens with the metadata and, when the log starts
+ * after a snapshot, its marker. */
+static int create_new(struct wal *w, const struct wal_options *opts,
+                      struct wal_replay *replay, char *errmsg)
+{
+    replay->created = true;
+    replay->meta = opts->meta;
+    w->meta = opts->meta;
+    w->w_last_index = opts->start.index;
+    w->w_last_term = opts->start.term;
+    if (opts->start.index != 0) {
+        w->have_snap = true;
+        w->snap = opts->start;
+        replay->snapshot = opts->start;
+    }
+    int rv = seg_create(w, 0);
+    if (rv != MOOR_OK) {
+        memcpy(errmsg, w->werrmsg, MOOR_ERRMSG_SIZE);
+    }
+    return rv;
+}
+
 int wal_open(const struct wal_options *opts, struct wal **out,
              struct wal_replay *replay, char *errmsg)
 {
@@ -698,27 +736,10 @@ int wal_open(const struct wal_options *opts, struct wal **out,
     if (rv != MOOR_OK) {
         goto err;
     }
-    if (w->segs_len == 0) {
-        replay->created = true;
-        replay->meta = opts->meta;
-        w->meta = opts->meta;
-        w->w_last_index = opts->start.index;
-        w->w_last_term = opts->start.term;
-        if (opts->start.index != 0) {
-            w->have_snap = true;
-            w->snap = opts->start;
-            replay->snapshot = opts->start;
-        }
-        rv = seg_create(w, 0);
-        if (rv != MOOR_OK) {
-            memcpy(errmsg, w->werrmsg, MOOR_ERRMSG_SIZE);
-            goto err;
-        }
-    } else {
-        rv = open_existing(w, opts, replay, errmsg);
-        if (rv != MOOR_OK) {
-            goto err;
-        }
+    rv = w->segs_len == 0 ? create_new(w, opts, replay, errmsg)
+                          : open_existing(w, opts, replay, errmsg);
+    if (rv != MOOR_OK) {
+        goto err;
     }
     w->last_index = w->w_last_index;
     w->snap_index = MOOR_MAX(replay->snapshot.index, opts->start.index);
