@@ -1,0 +1,312 @@
+/*
+ * cmd_snapshot.c: snapshot save FILE.
+ *
+ * Streams Maintenance.Snapshot from one endpoint into FILE.part, checks
+ * the SHA-256 the server sends as its last message against the bytes
+ * before it, then fsyncs, renames to FILE and fsyncs the directory, so
+ * FILE is either absent or a whole, verified snapshot. The file keeps the
+ * 32-byte hash at its end, as etcdctl's does (restore checks it).
+ *
+ * Progress on stderr when stderr is a terminal: bytes so far and the
+ * rate, redrawn at most ten times a second; nothing otherwise.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "cli_int.h"
+
+#define SHA_LEN 32
+#define CHUNK_MAX (64u << 20) /* one message's blob; etcd sends 32 KiB */
+
+struct snap
+{
+    struct mc_ctx *c;
+    struct rpc_stream *s;
+    uv_signal_t sigint, sigterm;
+    int fd;
+    EVP_MD_CTX *sha;
+    struct moor_buf pending; /* the last blob, written once the next comes */
+    uint64_t bytes;          /* written so far, pending excluded */
+    uint64_t messages;
+    int64_t revision;
+    uint64_t t0_ns, last_draw_ns;
+    bool tty;
+    bool done, interrupted;
+    int status;
+    int io_err; /* errno of a failed write, 0 */
+    char msg[MOOR_ERRMSG_SIZE];
+};
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void draw(struct snap *s, bool final)
+{
+    uint64_t now = moor_clock_ns();
+    if (!s->tty || (!final && now - s->last_draw_ns < 100000000)) {
+        return;
+    }
+    s->last_draw_ns = now;
+    double secs = (double)(now - s->t0_ns) / 1e9;
+    struct moor_buf b;
+    moor_buf_init(&b);
+    mc_humanize_bytes(&b, s->bytes + s->pending.len);
+    fprintf(s->c->err, "\r\033[Kreceived %.*s  %.1f MB/s%s", (int)b.len,
+            (const char *)b.ptr,
+            secs > 0 ? (double)(s->bytes + s->pending.len) / 1e6 / secs : 0.0,
+            final ? "\n" : "");
+    fflush(s->c->err);
+    moor_buf_close(&b);
+}
+
+static void snap_stop(struct snap *s)
+{
+    if (s->s != NULL && !s->done) {
+        rpc_stream_cancel(s->s);
+    }
+}
+
+static void snap_message_cb(struct rpc_stream *st, struct moor_slice msg,
+                            void *arg)
+{
+    struct snap *s = arg;
+    (void)st;
+    ProtobufCMessage *m = NULL;
+    if (s->io_err != 0 ||
+        moor_pb_unpack(&etcdserverpb__snapshot_response__descriptor, msg.ptr,
+                       msg.len, CHUNK_MAX, &m) != MOOR_OK) {
+        s->io_err = s->io_err != 0 ? s->io_err : EPROTO;
+        snap_stop(s);
+        return;
+    }
+    Etcdserverpb__SnapshotResponse *r = (void *)m;
+    if (r->header != NULL && r->header->revision > s->revision) {
+        s->revision = r->header->revision;
+    }
+    /* The previous blob was not the last one: hash and write it. */
+    if (s->pending.len > 0) {
+        EVP_DigestUpdate(s->sha, s->pending.ptr, s->pending.len);
+        s->io_err = write_all(s->fd, s->pending.ptr, s->pending.len);
+        s->bytes += s->pending.len;
+        moor_buf_reset(&s->pending);
+    }
+    if (s->io_err == 0 &&
+        moor_buf_append(&s->pending, r->blob.data, r->blob.len) != MOOR_OK) {
+        s->io_err = ENOMEM;
+    }
+    s->messages++;
+    mc_pb_free(m);
+    if (s->io_err != 0) {
+        snap_stop(s);
+    }
+    draw(s, false);
+}
+
+static void snap_done_cb(struct rpc_stream *st, int status, const char *message,
+                         void *arg)
+{
+    struct snap *s = arg;
+    (void)st;
+    s->done = true;
+    s->status = status;
+    moor_errmsg_set(s->msg, "%s", message);
+    s->s = NULL;
+}
+
+static void snap_signal_cb(uv_signal_t *h, int signum)
+{
+    struct snap *s = h->data;
+    (void)signum;
+    s->interrupted = true;
+    snap_stop(s);
+}
+
+/* fsyncs the directory holding path. */
+static int fsync_dir(const char *path)
+{
+    char *copy = moor_strdup(path);
+    if (copy == NULL) {
+        return ENOMEM;
+    }
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    int err = 0;
+    if (fd < 0 || fsync(fd) != 0) {
+        err = errno;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    moor_free(copy);
+    return err;
+}
+
+/* Checks the hash, then makes the file durable under its final name. */
+static int snap_finish(struct snap *s, const char *part, const char *path)
+{
+    struct mc_ctx *c = s->c;
+    uint8_t sum[EVP_MAX_MD_SIZE];
+    unsigned sum_len = 0;
+    if (s->pending.len != SHA_LEN) {
+        return mc_fail(c, MC_EXIT_ERROR,
+                       "snapshot stream ended without its %d-byte SHA-256 "
+                       "(last message had %zu bytes)",
+                       SHA_LEN, s->pending.len);
+    }
+    EVP_DigestFinal_ex(s->sha, sum, &sum_len);
+    if (sum_len != SHA_LEN || memcmp(sum, s->pending.ptr, SHA_LEN) != 0) {
+        return mc_fail(c, MC_EXIT_ERROR,
+                       "snapshot checksum mismatch: the SHA-256 of the %llu "
+                       "bytes received differs from the one the server sent",
+                       (unsigned long long)s->bytes);
+    }
+    int err = write_all(s->fd, s->pending.ptr, s->pending.len);
+    if (err == 0 && fsync(s->fd) != 0) {
+        err = errno;
+    }
+    if (err == 0 && close(s->fd) != 0) {
+        err = errno;
+    }
+    s->fd = -1;
+    if (err == 0 && rename(part, path) != 0) {
+        err = errno;
+    }
+    if (err == 0) {
+        err = fsync_dir(path);
+    }
+    if (err != 0) {
+        return mc_fail(c, MC_EXIT_ERROR, "could not write %s (%s)", path,
+                       strerror(err));
+    }
+    s->bytes += SHA_LEN;
+    return MC_EXIT_OK;
+}
+
+int mc_cmd_snapshot_save(struct mc_ctx *c, void *opts, char **args, size_t n)
+{
+    (void)opts;
+    char e[MOOR_ERRMSG_SIZE];
+    if (n != 1) {
+        return mc_fail(c, MC_EXIT_USAGE, "snapshot save expects one argument");
+    }
+    if (c->g.endpoints_len != 1) {
+        return mc_fail(c, MC_EXIT_USAGE,
+                       "snapshot must be requested to one selected node, not "
+                       "multiple [%s ...]",
+                       c->g.endpoints[0]);
+    }
+    const char *path = args[0];
+    struct moor_buf part;
+    moor_buf_init(&part);
+    if (moor_buf_printf(&part, "%s.part", path) != MOOR_OK) {
+        return mc_fail(c, MC_EXIT_ERROR, "out of memory");
+    }
+    struct snap *s = moor_calloc(1, sizeof(*s));
+    struct rpc_client *cl;
+    int code = MC_EXIT_OK;
+    if (s == NULL) {
+        moor_buf_close(&part);
+        return mc_fail(c, MC_EXIT_ERROR, "out of memory");
+    }
+    s->c = c;
+    s->fd = -1;
+    moor_buf_init(&s->pending);
+    s->sha = EVP_MD_CTX_new();
+    if (s->sha == NULL || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
+        code = mc_fail(c, MC_EXIT_ERROR, "cannot start SHA-256");
+        goto out;
+    }
+    if (mc_client(c, &cl, e) != MOOR_OK) {
+        code = mc_fail(c, MC_EXIT_ERROR, "%s", e);
+        goto out;
+    }
+    s->fd = open((const char *)part.ptr,
+                 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (s->fd < 0) {
+        code = mc_fail(c, MC_EXIT_ERROR, "could not open %s (%s)",
+                       (const char *)part.ptr, strerror(errno));
+        goto out;
+    }
+    s->tty = isatty(fileno(c->err)) != 0;
+    s->t0_ns = moor_clock_ns();
+    uv_signal_init(&c->loop, &s->sigint);
+    uv_signal_init(&c->loop, &s->sigterm);
+    s->sigint.data = s->sigterm.data = s;
+    uv_signal_start(&s->sigint, snap_signal_cb, SIGINT);
+    uv_signal_start(&s->sigterm, snap_signal_cb, SIGTERM);
+    static const struct rpc_stream_ops ops = {snap_message_cb, NULL,
+                                              snap_done_cb};
+    int rv = rpc_stream_start(cl, "/etcdserverpb.Maintenance/Snapshot", NULL, 0,
+                              0, &ops, s, &s->s);
+    if (rv == MOOR_OK) {
+        /* SnapshotRequest is empty: one empty message. */
+        rv = rpc_stream_send(s->s, moor_slice_make(NULL, 0));
+        rpc_stream_close_send(s->s);
+        while (!s->done) {
+            uv_run(&c->loop, UV_RUN_ONCE);
+        }
+    } else {
+        s->done = true;
+        s->status = RPC_UNAVAILABLE;
+    }
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_run(&c->loop, UV_RUN_NOWAIT);
+    draw(s, true);
+    if (s->interrupted) {
+        code = mc_fail(c, MC_EXIT_ERROR, "snapshot save interrupted");
+    } else if (s->io_err != 0) {
+        code = mc_fail(c, MC_EXIT_ERROR, "could not write %s (%s)",
+                       (const char *)part.ptr, strerror(s->io_err));
+    } else if (s->status != RPC_OK) {
+        mc_status_text(s->status, s->msg, e);
+        code = mc_fail(c, MC_EXIT_ERROR, "%s", e);
+    } else {
+        code = snap_finish(s, (const char *)part.ptr, path);
+    }
+    if (code == MC_EXIT_OK) {
+        double secs = (double)(moor_clock_ns() - s->t0_ns) / 1e9;
+        struct moor_buf size;
+        moor_buf_init(&size);
+        mc_humanize_bytes(&size, s->bytes);
+        fprintf(c->err, "snapshot: %llu bytes (%.*s) in %.3f s",
+                (unsigned long long)s->bytes, (int)size.len,
+                (const char *)size.ptr, secs);
+        if (s->revision > 0) {
+            fprintf(c->err, ", revision %lld", (long long)s->revision);
+        }
+        fputc('\n', c->err);
+        moor_buf_close(&size);
+        fprintf(c->out, "Snapshot saved at %s\n", path);
+    }
+out:
+    if (s->fd >= 0) {
+        close(s->fd);
+    }
+    if (code != MC_EXIT_OK && part.len > 0) {
+        unlink((const char *)part.ptr);
+    }
+    EVP_MD_CTX_free(s->sha);
+    moor_buf_close(&s->pending);
+    moor_buf_close(&part);
+    moor_free(s);
+    return code;
+}

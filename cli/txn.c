@@ -1,0 +1,400 @@
+/*
+ * txn.c: etcdctl's txn grammar (etcdctl/ctlv3/command/txn_command.go):
+ *
+ *   compares      one per line: target("key") op "value"
+ *   <empty line>
+ *   success ops   one per line: put/get/del with their flags
+ *   <empty line>
+ *   failure ops
+ *   <empty line>
+ *
+ * Lines are trimmed of surrounding white space. Input that ends before
+ * the last empty line is the error "EOF", as in etcdctl.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include "cli_int.h"
+
+int mc_argify(struct mc_arena *a, const char *line, char **args, size_t max,
+              size_t *n)
+{
+    struct moor_buf tmp;
+    int rv = MOOR_OK;
+    moor_buf_init(&tmp);
+    *n = 0;
+    const char *p = line;
+    for (;;) {
+        while (isspace((unsigned char)*p)) {
+            p++;
+        }
+        if (*p == 0) {
+            break;
+        }
+        if (*n == max) {
+            rv = MOOR_ETOOBIG;
+            break;
+        }
+        moor_buf_reset(&tmp);
+        if (*p == '"') {
+            size_t used;
+            rv = mc_unquote(p, &tmp, &used);
+            if (rv != MOOR_OK) {
+                break;
+            }
+            p += used;
+        } else if (*p == '\'') {
+            const char *e = strchr(p + 1, '\'');
+            if (e == NULL) {
+                rv = MOOR_EINVAL;
+                break;
+            }
+            rv = moor_buf_append(&tmp, p + 1, (size_t)(e - p) - 1);
+            p = e + 1;
+        } else {
+            const char *s = p;
+            while (*p != 0 && !isspace((unsigned char)*p)) {
+                p++;
+            }
+            rv = moor_buf_append(&tmp, s, (size_t)(p - s));
+        }
+        if (rv != MOOR_OK) {
+            break;
+        }
+        args[*n] = mc_arena_dup(a, tmp.ptr, tmp.len);
+        if (args[*n] == NULL) {
+            rv = MOOR_ENOMEM;
+            break;
+        }
+        (*n)++;
+    }
+    moor_buf_close(&tmp);
+    return rv;
+}
+
+static const char *skip_spaces(const char *p)
+{
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    return p;
+}
+
+static int parse_i64(const char *s, int base, int64_t *out)
+{
+    if (base == 16) {
+        return mc_parse_hex_i64(s, out);
+    }
+    if (*s == 0) {
+        return MOOR_EINVAL;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*end != 0 || errno != 0 || isspace((unsigned char)*s)) {
+        return MOOR_EINVAL;
+    }
+    *out = v;
+    return MOOR_OK;
+}
+
+int mc_txn_parse_compare(struct mc_arena *a, const char *line,
+                         Etcdserverpb__Compare **out, char *errtext)
+{
+    const char *lp = strchr(line, '(');
+    if (lp == NULL) {
+        moor_errmsg_set(errtext, "malformed comparison: %s", line);
+        return MOOR_EINVAL;
+    }
+    size_t tlen = (size_t)(lp - line);
+    struct moor_buf key, val;
+    char op[8] = "";
+    size_t used;
+    int rv = MOOR_EINVAL;
+    moor_buf_init(&key);
+    moor_buf_init(&val);
+
+    /* fmt.Sscanf(rest, "%q) %s %q", &key, &op, &val) */
+    const char *p = skip_spaces(lp + 1);
+    if (mc_unquote(p, &key, &used) != MOOR_OK) {
+        goto malformed;
+    }
+    p += used;
+    if (*p != ')') {
+        goto malformed;
+    }
+    p = skip_spaces(p + 1);
+    size_t olen = 0;
+    while (p[olen] != 0 && !isspace((unsigned char)p[olen])) {
+        olen++;
+    }
+    if (olen == 0 || olen >= sizeof(op)) {
+        goto malformed;
+    }
+    memcpy(op, p, olen);
+    op[olen] = 0;
+    p = skip_spaces(p + olen);
+    if (mc_unquote(p, &val, &used) != MOOR_OK) {
+        goto malformed;
+    }
+    if (moor_buf_putc(&val, 0) != MOOR_OK) {
+        rv = MOOR_ENOMEM;
+        goto done;
+    }
+    val.len--;
+
+    Etcdserverpb__Compare *c = mc_arena_alloc(a, sizeof(*c));
+    if (c == NULL) {
+        rv = MOOR_ENOMEM;
+        goto done;
+    }
+    etcdserverpb__compare__init(c);
+    if (strcmp(op, "=") == 0 || strcmp(op, "==") == 0) {
+        c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+    } else if (strcmp(op, "!=") == 0) {
+        c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__NOT_EQUAL;
+    } else if (strcmp(op, "<") == 0) {
+        c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__LESS;
+    } else if (strcmp(op, ">") == 0) {
+        c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__GREATER;
+    } else {
+        /* clientv3.Compare panics here ("Unknown result op"). */
+        moor_errmsg_set(errtext, "malformed comparison: %s (unknown op %s)",
+                        line, op);
+        goto done;
+    }
+#define TARGET_IS(s) (tlen == strlen(s) && memcmp(line, s, tlen) == 0)
+    int64_t v = 0;
+    int num = MOOR_OK;
+    const char *vs = (const char *)val.ptr;
+    if (TARGET_IS("ver") || TARGET_IS("version")) {
+        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION;
+        c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION;
+        num = parse_i64(vs, 10, &v);
+        c->version = v;
+    } else if (TARGET_IS("c") || TARGET_IS("create")) {
+        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
+        c->target_union_case =
+            ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
+        num = parse_i64(vs, 10, &v);
+        c->create_revision = v;
+    } else if (TARGET_IS("m") || TARGET_IS("mod")) {
+        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
+        c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
+        num = parse_i64(vs, 10, &v);
+        c->mod_revision = v;
+    } else if (TARGET_IS("val") || TARGET_IS("value")) {
+        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE;
+        c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE;
+        c->value.data = mc_arena_dup(a, val.ptr, val.len);
+        c->value.len = val.len;
+        if (c->value.data == NULL) {
+            rv = MOOR_ENOMEM;
+            goto done;
+        }
+    } else if (TARGET_IS("lease")) {
+        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__LEASE;
+        c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE;
+        num = parse_i64(vs, 16, &v);
+        c->lease = v;
+    } else {
+        moor_errmsg_set(errtext,
+                        "malformed comparison: %s (unknown target %.*s)", line,
+                        (int)tlen, line);
+        goto done;
+    }
+#undef TARGET_IS
+    if (num != MOOR_OK) {
+        moor_errmsg_set(errtext, "invalid txn compare request: %s", line);
+        goto done;
+    }
+    c->key.data = mc_arena_dup(a, key.ptr, key.len);
+    c->key.len = key.len;
+    if (c->key.data == NULL) {
+        rv = MOOR_ENOMEM;
+        goto done;
+    }
+    *out = c;
+    rv = MOOR_OK;
+    goto done;
+
+malformed:
+    moor_errmsg_set(errtext, "malformed comparison: %s", line);
+done:
+    moor_buf_close(&key);
+    moor_buf_close(&val);
+    return rv;
+}
+
+int mc_txn_parse_op(struct mc_arena *a, const char *line,
+                    Etcdserverpb__RequestOp **out, char *errtext)
+{
+    char *args[64];
+    size_t n;
+    int rv = mc_argify(a, line, args, MOOR_ARRAY_LEN(args), &n);
+    if (rv == MOOR_ENOMEM) {
+        return rv;
+    }
+    if (rv != MOOR_OK || n < 2) {
+        moor_errmsg_set(errtext, "invalid txn compare request: %s", line);
+        return MOOR_EINVAL;
+    }
+    Etcdserverpb__RequestOp *op = mc_arena_alloc(a, sizeof(*op));
+    if (op == NULL) {
+        return MOOR_ENOMEM;
+    }
+    etcdserverpb__request_op__init(op);
+    char *pos[MC_ARGS_MAX];
+    size_t npos;
+    char inner[MOOR_ERRMSG_SIZE];
+    if (strcmp(args[0], "get") == 0) {
+        struct mc_get_opts o = {0};
+        struct mc_flagset fs = {mc_get_flags, mc_get_flags_len, &o};
+        rv = mc_flags_parse((int)n - 1, args + 1, &fs, 1, pos, &npos, inner);
+        if (rv == MOOR_OK) {
+            rv = mc_build_get(a, pos, npos, &o, &op->request_range, errtext);
+            op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+            if (rv == MOOR_EINVAL) {
+                rv = MOOR_ETOOBIG; /* builder's own text */
+            }
+        }
+        mc_opts_close(mc_get_flags, mc_get_flags_len, &o);
+    } else if (strcmp(args[0], "put") == 0) {
+        struct mc_put_opts o = {0};
+        struct mc_flagset fs = {mc_put_flags, mc_put_flags_len, &o};
+        rv = mc_flags_parse((int)n - 1, args + 1, &fs, 1, pos, &npos, inner);
+        if (rv == MOOR_OK) {
+            rv =
+                mc_build_put(a, pos, npos, &o, NULL, &op->request_put, errtext);
+            op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+            if (rv == MOOR_EINVAL) {
+                rv = MOOR_ETOOBIG;
+            }
+        }
+        mc_opts_close(mc_put_flags, mc_put_flags_len, &o);
+    } else if (strcmp(args[0], "del") == 0) {
+        struct mc_del_opts o = {0};
+        struct mc_flagset fs = {mc_del_flags, mc_del_flags_len, &o};
+        rv = mc_flags_parse((int)n - 1, args + 1, &fs, 1, pos, &npos, inner);
+        if (rv == MOOR_OK) {
+            rv = mc_build_del(a, pos, npos, &o, &op->request_delete_range,
+                              errtext);
+            op->request_case =
+                ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
+            if (rv == MOOR_EINVAL) {
+                rv = MOOR_ETOOBIG;
+            }
+        }
+    } else {
+        rv = MOOR_EINVAL;
+    }
+    if (rv == MOOR_ETOOBIG) {
+        return MOOR_EINVAL; /* errtext already set by the builder */
+    }
+    if (rv == MOOR_ENOMEM) {
+        return rv;
+    }
+    if (rv != MOOR_OK) {
+        moor_errmsg_set(errtext, "invalid txn request: %s", line);
+        return MOOR_EINVAL;
+    }
+    *out = op;
+    return MOOR_OK;
+}
+
+/* Reads one section: lines until an empty one. compare selects the
+ * compare grammar. Items go to items[0..*n), at most MC_TXN_OPS_MAX. */
+static int read_section(struct mc_arena *a, mc_line_fn next_line, void *arg,
+                        bool compare, void **items, size_t *n, char *errtext)
+{
+    struct moor_buf line;
+    int rv;
+    moor_buf_init(&line);
+    *n = 0;
+    for (;;) {
+        moor_buf_reset(&line);
+        rv = next_line(arg, &line);
+        if (rv == MOOR_ENOENT) {
+            moor_errmsg_set(errtext, "EOF");
+            rv = MOOR_EINVAL;
+            break;
+        }
+        if (rv == MOOR_ETOOBIG) {
+            moor_errmsg_set(errtext, "line too long (over %d bytes)",
+                            MC_LINE_MAX);
+            rv = MOOR_EINVAL;
+            break;
+        }
+        if (rv == MOOR_OK) {
+            rv = moor_buf_putc(&line, 0);
+        }
+        if (rv != MOOR_OK) {
+            break;
+        }
+        char *s = (char *)line.ptr;
+        while (isspace((unsigned char)*s)) {
+            s++;
+        }
+        size_t len = strlen(s);
+        while (len > 0 && isspace((unsigned char)s[len - 1])) {
+            s[--len] = 0;
+        }
+        if (len == 0) {
+            rv = MOOR_OK;
+            break;
+        }
+        if (*n == MC_TXN_OPS_MAX) {
+            moor_errmsg_set(errtext,
+                            "too many lines in one txn section "
+                            "(at most %d)",
+                            MC_TXN_OPS_MAX);
+            rv = MOOR_EINVAL;
+            break;
+        }
+        rv = compare
+                 ? mc_txn_parse_compare(
+                       a, s, (Etcdserverpb__Compare **)&items[*n], errtext)
+                 : mc_txn_parse_op(a, s, (Etcdserverpb__RequestOp **)&items[*n],
+                                   errtext);
+        if (rv != MOOR_OK) {
+            break;
+        }
+        (*n)++;
+    }
+    moor_buf_close(&line);
+    return rv;
+}
+
+int mc_txn_read(struct mc_arena *a, mc_line_fn next_line, void *arg,
+                FILE *prompt, Etcdserverpb__TxnRequest *req, char *errtext)
+{
+    static const char *const prompts[] = {
+        "compares:", "success requests (get, put, del):",
+        "failure requests (get, put, del):"};
+    void **items[3];
+    size_t counts[3];
+    for (size_t s = 0; s < 3; s++) {
+        items[s] = mc_arena_alloc(a, MC_TXN_OPS_MAX * sizeof(void *));
+        if (items[s] == NULL) {
+            return MOOR_ENOMEM;
+        }
+        if (prompt != NULL) {
+            fprintf(prompt, "%s\n", prompts[s]);
+            fflush(prompt);
+        }
+        int rv = read_section(a, next_line, arg, s == 0, items[s], &counts[s],
+                              errtext);
+        if (rv != MOOR_OK) {
+            return rv;
+        }
+    }
+    etcdserverpb__txn_request__init(req);
+    req->compare = (Etcdserverpb__Compare **)items[0];
+    req->n_compare = counts[0];
+    req->success = (Etcdserverpb__RequestOp **)items[1];
+    req->n_success = counts[1];
+    req->failure = (Etcdserverpb__RequestOp **)items[2];
+    req->n_failure = counts[2];
+    return MOOR_OK;
+}
