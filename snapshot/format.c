@@ -221,6 +221,86 @@ out:
     return rv;
 }
 
+/* The frame of a snapshot: where the body is and what the trailer says. */
+struct frame
+{
+    uint8_t hdr[SNAP__HDR_FIXED];
+    uint8_t tr[SNAP__TRAILER_BYTES];
+    uint32_t hlen; /* body offset */
+    uint32_t mlen; /* membership bytes */
+    uint64_t body; /* body bytes */
+    uint64_t raw;  /* raw stream bytes */
+};
+
+/* Reads and checks the header and trailer and that they fit the size. */
+static int check_frame(const struct snap__src *src, struct frame *f,
+                       char *errmsg)
+{
+    int rv = MOOR_OK;
+    if (src->size < SNAP__HDR_FIXED + SNAP__TRAILER_BYTES) {
+        CORRUPT(src->size, "file of %" PRIu64 " bytes is too short", src->size);
+    }
+    uint64_t tail = src->size - SNAP__TRAILER_BYTES;
+    if ((rv = src_read(src, 0, f->hdr, sizeof(f->hdr))) != MOOR_OK ||
+        (rv = src_read(src, tail, f->tr, sizeof(f->tr))) != MOOR_OK) {
+        goto out;
+    }
+    if (memcmp(f->hdr, SNAP__MAGIC, 8) != 0) {
+        CORRUPT(0, "bad magic");
+    }
+    if (moor_get_le32(f->hdr + 8) != SNAP__VERSION) {
+        CORRUPT(8, "unknown format version %u", moor_get_le32(f->hdr + 8));
+    }
+    f->mlen = moor_get_le32(f->hdr + 80);
+    f->hlen = moor_get_le32(f->hdr + 12);
+    if (f->mlen > SNAP_MEMBERSHIP_MAX || f->hlen != SNAP__HDR_FIXED + f->mlen ||
+        moor_get_le32(f->hdr + 84) != 0) {
+        CORRUPT(12, "bad header length %u (membership %u)", f->hlen, f->mlen);
+    }
+    if (memcmp(f->tr, SNAP__TRAILER_MAGIC, 8) != 0) {
+        CORRUPT(tail, "bad trailer magic");
+    }
+    f->body = moor_get_le64(f->tr + 8);
+    f->raw = moor_get_le64(f->tr + 16);
+    if (tail < f->hlen || f->body != tail - f->hlen) {
+        CORRUPT(tail + 8, "body of %" PRIu64 " bytes does not fit the file",
+                f->body);
+    }
+out:
+    return rv;
+}
+
+/* Fills *m from a checked frame; the membership is read when want_members
+ * (returns owned in m->membership). */
+static int fill_meta(const struct snap__src *src, const struct frame *f,
+                     bool want_members, struct snap_meta *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->term = moor_get_le64(f->hdr + 16);
+    m->index = moor_get_le64(f->hdr + 24);
+    m->applied_index = moor_get_le64(f->hdr + 32);
+    m->revision = moor_get_le64(f->hdr + 40);
+    m->compact_revision = moor_get_le64(f->hdr + 48);
+    m->key_count = moor_get_le64(f->hdr + 56);
+    m->lease_count = moor_get_le64(f->hdr + 64);
+    m->created_unix_ns = moor_get_le64(f->hdr + 72);
+    m->body_bytes = f->body;
+    m->raw_bytes = f->raw;
+    memcpy(m->sha256, f->tr + 24, 32);
+    if (!want_members || f->mlen == 0) {
+        return MOOR_OK;
+    }
+    m->membership = moor_bytes_new(f->mlen);
+    if (m->membership == NULL) {
+        return MOOR_ENOMEM;
+    }
+    int rv = src_read(src, SNAP__HDR_FIXED, m->membership->data, f->mlen);
+    if (rv != MOOR_OK) {
+        snap_meta_close(m);
+    }
+    return rv;
+}
+
 int snap__verify(const struct snap__src *src, struct snap_meta *meta,
                  snap_consume_cb consume_cb, void *arg, char *errmsg)
 {
@@ -228,46 +308,16 @@ int snap__verify(const struct snap__src *src, struct snap_meta *meta,
     if (errmsg == NULL) {
         errmsg = scratch;
     }
-    struct snap_meta m;
-    memset(&m, 0, sizeof(m));
+    errmsg[0] = '\0';
+    struct frame f;
     uint8_t *in = moor_malloc(SNAP__CHUNK);
     uint8_t *out = moor_malloc(SNAP__CHUNK);
-    int rv = MOOR_OK;
-    if (in == NULL || out == NULL) {
-        rv = MOOR_ENOMEM;
+    int rv = in == NULL || out == NULL ? MOOR_ENOMEM : MOOR_OK;
+    if (rv == MOOR_OK) {
+        rv = check_frame(src, &f, errmsg);
+    }
+    if (rv != MOOR_OK) {
         goto out;
-    }
-    if (src->size < SNAP__HDR_FIXED + SNAP__TRAILER_BYTES) {
-        CORRUPT(src->size, "file of %" PRIu64 " bytes is too short", src->size);
-    }
-    uint8_t hdr[SNAP__HDR_FIXED];
-    uint8_t tr[SNAP__TRAILER_BYTES];
-    if ((rv = src_read(src, 0, hdr, sizeof(hdr))) != MOOR_OK ||
-        (rv = src_read(src, src->size - SNAP__TRAILER_BYTES, tr, sizeof(tr))) !=
-            MOOR_OK) {
-        goto out;
-    }
-    if (memcmp(hdr, SNAP__MAGIC, 8) != 0) {
-        CORRUPT(0, "bad magic");
-    }
-    if (moor_get_le32(hdr + 8) != SNAP__VERSION) {
-        CORRUPT(8, "unknown format version %u", moor_get_le32(hdr + 8));
-    }
-    uint32_t mlen = moor_get_le32(hdr + 80);
-    uint32_t hlen = moor_get_le32(hdr + 12);
-    if (mlen > SNAP_MEMBERSHIP_MAX || hlen != SNAP__HDR_FIXED + mlen ||
-        moor_get_le32(hdr + 84) != 0) {
-        CORRUPT(12, "bad header length %u (membership %u)", hlen, mlen);
-    }
-    uint64_t tail = src->size - SNAP__TRAILER_BYTES;
-    if (memcmp(tr, SNAP__TRAILER_MAGIC, 8) != 0) {
-        CORRUPT(tail, "bad trailer magic");
-    }
-    uint64_t body = moor_get_le64(tr + 8);
-    uint64_t raw = moor_get_le64(tr + 16);
-    if (tail < hlen || body != tail - hlen) {
-        CORRUPT(tail + 8, "body of %" PRIu64 " bytes does not fit the file",
-                body);
     }
     /* The checksum first: nothing below trusts an unverified byte. */
     uint8_t sha[32];
@@ -275,49 +325,22 @@ int snap__verify(const struct snap__src *src, struct snap_meta *meta,
     if (rv != MOOR_OK) {
         goto out;
     }
-    if (memcmp(sha, tr + 24, 32) != 0) {
+    if (memcmp(sha, f.tr + 24, 32) != 0) {
         CORRUPT(src->size - 32, "SHA-256 mismatch");
     }
-    rv = decode_body(src, hlen, body, raw, NULL, NULL, in, out, errmsg);
-    if (rv != MOOR_OK) {
-        goto out;
+    /* Then the whole frame decodes, before a byte reaches the consumer. */
+    rv = decode_body(src, f.hlen, f.body, f.raw, NULL, NULL, in, out, errmsg);
+    if (rv == MOOR_OK && consume_cb != NULL) {
+        rv = decode_body(src, f.hlen, f.body, f.raw, consume_cb, arg, in, out,
+                         errmsg);
     }
-    if (consume_cb != NULL) {
-        rv =
-            decode_body(src, hlen, body, raw, consume_cb, arg, in, out, errmsg);
-        if (rv != MOOR_OK) {
-            goto out;
-        }
-    }
-    m.term = moor_get_le64(hdr + 16);
-    m.index = moor_get_le64(hdr + 24);
-    m.applied_index = moor_get_le64(hdr + 32);
-    m.revision = moor_get_le64(hdr + 40);
-    m.compact_revision = moor_get_le64(hdr + 48);
-    m.key_count = moor_get_le64(hdr + 56);
-    m.lease_count = moor_get_le64(hdr + 64);
-    m.created_unix_ns = moor_get_le64(hdr + 72);
-    m.body_bytes = body;
-    m.raw_bytes = raw;
-    memcpy(m.sha256, tr + 24, 32);
-    if (meta != NULL && mlen > 0) {
-        m.membership = moor_bytes_new(mlen);
-        if (m.membership == NULL) {
-            rv = MOOR_ENOMEM;
-            goto out;
-        }
-        rv = src_read(src, SNAP__HDR_FIXED, m.membership->data, mlen);
-        if (rv != MOOR_OK) {
-            snap_meta_close(&m);
-            goto out;
-        }
-    }
-    if (meta != NULL) {
-        *meta = m;
+    if (rv == MOOR_OK && meta != NULL) {
+        rv = fill_meta(src, &f, true, meta);
     }
 out:
-    if (rv == MOOR_EIO) {
-        moor_errmsg_set(errmsg, "%s: read error", src->name);
+    if (rv == MOOR_EIO || (rv == MOOR_ECORRUPT && errmsg[0] == '\0')) {
+        moor_errmsg_set(errmsg, "%s: %s", src->name,
+                        rv == MOOR_EIO ? "read error" : "file changed size");
     }
     moor_free(in);
     moor_free(out);
