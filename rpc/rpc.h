@@ -31,8 +31,9 @@
  * message size (RESOURCE_EXHAUSTED), header list size, stream resets per
  * connection per time window (the "rapid reset" class, answered with
  * GOAWAY ENHANCE_YOUR_CALM), queued outbound bytes per stream (send
- * returns MOOR_EAGAIN, then a writable callback), outbound bytes per
- * connection (the connection stops producing until the socket drains).
+ * returns MOOR_EAGAIN, then a writable callback), queued outbound bytes
+ * per connection (the same), bytes gathered for the socket per connection
+ * (no more frames are produced until it drains), connections per server.
  *
  * docs/rpc.md describes threading, lifetimes and flow control at length.
  */
@@ -129,7 +130,8 @@ struct rpc_call;
  * half_close_cb the client finished sending (for unary calls: right after
  *               the one message). May be NULL.
  * writable_cb   fires once after rpc_call_send() returned MOOR_EAGAIN, when
- *               the queue has drained below half its bound. May be NULL
+ *               the queue (or the connection's) drained below half its
+ *               bound. May be NULL
  *               (then the handler must not rely on MOOR_EAGAIN clearing).
  * done_cb       the call ended: status is the status sent by
  *               rpc_call_finish(), or RPC_CANCELLED (client reset or the
@@ -174,6 +176,13 @@ struct rpc_server_config
     /* Bound on a call's queued outbound bytes before rpc_call_send() says
      * MOOR_EAGAIN; 0 means 1 MiB. */
     size_t send_buffer_bytes;
+    /* Bound on the queued outbound bytes of all calls of one connection
+     * (rpc_call_send says MOOR_EAGAIN beyond it; each call may overshoot
+     * by one message); 0 means 16 MiB. */
+    size_t conn_send_buffer_bytes;
+    /* Connections open at once; more are closed at accept. 0 means
+     * 10,000. */
+    uint32_t max_conns;
     /* Stream resets received (or caused) per connection per window before
      * the connection is sent GOAWAY ENHANCE_YOUR_CALM and closed; 0 means
      * 1000 per 10,000 ms. */
@@ -246,8 +255,9 @@ void *rpc_call_user(const struct rpc_call *call);
 
 /* Queues one response message (borrows msg: copied). Response headers go
  * with the first message. Errors: MOOR_EAGAIN when the call's queue holds
- * send_buffer_bytes or more (nothing queued; writable_cb fires when it has
- * drained), MOOR_ECANCELED after finish or when the call is ending,
+ * send_buffer_bytes or more, or the calls of its connection together hold
+ * conn_send_buffer_bytes or more (nothing queued; writable_cb fires when
+ * there is room again), MOOR_ECANCELED after finish or when the call is ending,
  * MOOR_ETOOBIG for a message over 4 GiB, MOOR_ENOMEM. */
 int rpc_call_send(struct rpc_call *call, struct moor_slice msg);
 

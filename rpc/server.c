@@ -84,7 +84,9 @@ struct sconn
     struct moor_buf in; /* sniffed bytes, then the HTTP/1.1 request head */
     bool h1_done;
     struct rpc__list calls;
-    struct rpc__list writable;
+    struct rpc__list writable; /* calls whose writable_cb is due */
+    struct rpc__list blocked;  /* calls waiting for the connection budget */
+    size_t queued;             /* bytes queued by all calls, unsent */
     uint32_t resets;
     uint64_t resets_window_start;
 };
@@ -102,7 +104,7 @@ struct rpc_call
     int32_t stream_id;
     enum call_state state;
     struct rpc__list link;  /* in sc->calls */
-    struct rpc__list wlink; /* in sc->writable */
+    struct rpc__list wlink; /* in sc->writable or sc->blocked */
     const struct method *method;
     char *path;
     struct moor_buf md; /* "key\0value\0" entries */
@@ -180,8 +182,16 @@ static struct rpc_call *call_new(struct sconn *sc, int32_t stream_id)
     return call;
 }
 
+static void call_drop_queue(struct rpc_call *call)
+{
+    call->sc->queued -= call_pending(call);
+    call->outq.len = 0;
+    call->outq_off = 0;
+}
+
 static void call_free(struct rpc_call *call)
 {
+    call_drop_queue(call);
     rpc__list_remove(&call->link);
     rpc__list_remove(&call->wlink);
     rpc__heap_remove(&call->sc->c.deadlines, &call->deadline);
@@ -307,6 +317,18 @@ static ssize_t call_read_cb(nghttp2_session *session, int32_t stream_id,
         memcpy(buf, call->outq.ptr + call->outq_off, n);
     }
     call->outq_off += n;
+    struct sconn *sc = call->sc;
+    sc->queued -= n;
+    if (sc->queued < sc->srv->cfg.conn_send_buffer_bytes / 2 &&
+        !rpc__list_empty(&sc->blocked)) {
+        /* The connection's budget has room again: every call that waited
+         * for it gets its writable_cb. */
+        while (!rpc__list_empty(&sc->blocked)) {
+            struct rpc__list *w = sc->blocked.next;
+            rpc__list_remove(w);
+            rpc__list_push(&sc->writable, w);
+        }
+    }
     if (call->outq_off == call->outq.len) {
         call->outq.len = 0;
         call->outq_off = 0;
@@ -480,7 +502,8 @@ void *rpc_call_user(const struct rpc_call *call)
 bool rpc_call_writable(const struct rpc_call *call)
 {
     return call->state == CALL_ACTIVE &&
-           call_pending(call) < call->sc->srv->cfg.send_buffer_bytes;
+           call_pending(call) < call->sc->srv->cfg.send_buffer_bytes &&
+           call->sc->queued < call->sc->srv->cfg.conn_send_buffer_bytes;
 }
 
 int rpc_call_send(struct rpc_call *call, struct moor_slice msg)
@@ -496,6 +519,13 @@ int rpc_call_send(struct rpc_call *call, struct moor_slice msg)
         call->want_writable = true;
         return MOOR_EAGAIN;
     }
+    if (sc->queued >= sc->srv->cfg.conn_send_buffer_bytes) {
+        call->want_writable = true;
+        if (!rpc__list_linked(&call->wlink)) {
+            rpc__list_push(&sc->blocked, &call->wlink);
+        }
+        return MOOR_EAGAIN;
+    }
     int rv = moor_buf_reserve(&call->outq, RPC__PREFIX + msg.len);
     if (rv != MOOR_OK) {
         return rv;
@@ -506,6 +536,7 @@ int rpc_call_send(struct rpc_call *call, struct moor_slice msg)
         memcpy(call->outq.ptr + call->outq.len, msg.ptr, msg.len);
         call->outq.len += msg.len;
     }
+    sc->queued += RPC__PREFIX + msg.len;
     int r = 0;
     if (!call->headers_sent) {
         nghttp2_nv nv[3] = {NV(":status", "200"),
@@ -956,8 +987,7 @@ static void sconn_deadline(struct rpc__conn *c, struct rpc__deadline *d)
         return;
     }
     struct sconn *sc = call->sc;
-    call->outq.len = 0;
-    call->outq_off = 0;
+    call_drop_queue(call);
     if (!call->headers_sent) {
         call_finish(call, 200, RPC_DEADLINE_EXCEEDED,
                     "context deadline exceeded");
@@ -1023,6 +1053,7 @@ static struct sconn *sconn_new(struct rpc_server *srv, bool fake)
     moor_buf_init(&sc->in);
     rpc__list_init(&sc->calls);
     rpc__list_init(&sc->writable);
+    rpc__list_init(&sc->blocked);
     sc->c.keepalive_ms = srv->cfg.keepalive_ms;
     sc->c.keepalive_timeout_ms = srv->cfg.keepalive_timeout_ms;
     rpc__list_push(&srv->conns, &sc->link);
@@ -1055,6 +1086,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (status < 0 || srv->closing) {
         return;
     }
+    bool over = srv->conns_len >= srv->cfg.max_conns;
     struct sconn *sc = sconn_new(srv, false);
     if (sc == NULL) {
         /* libuv stops accepting until this connection is taken: the
@@ -1064,6 +1096,11 @@ static void on_connection(uv_stream_t *server, int status)
     }
     int rv =
         uv_accept(server, (uv_stream_t *)&sc->c.tcp) == 0 ? MOOR_OK : MOOR_EIO;
+    if (rv == MOOR_OK && over) {
+        MOOR_LOG_WARN("rpc", "connection limit reached, refusing",
+                      "max_conns=%u", srv->cfg.max_conns);
+        rv = MOOR_EBUSY;
+    }
     if (rv == MOOR_OK && l->tls) {
         rv = rpc__tls_attach(&sc->c, srv->tls, NULL);
     }
@@ -1157,6 +1194,12 @@ int rpc_server_open(uv_loop_t *loop, const struct rpc_server_config *cfg,
     }
     if (c->send_buffer_bytes == 0) {
         c->send_buffer_bytes = 1u << 20;
+    }
+    if (c->conn_send_buffer_bytes == 0) {
+        c->conn_send_buffer_bytes = 16u << 20;
+    }
+    if (c->max_conns == 0) {
+        c->max_conns = 10000;
     }
     if (c->resets_max == 0) {
         c->resets_max = 1000;

@@ -646,14 +646,18 @@ static void test_rpc_oversize_messages_are_resource_exhausted(void **state)
     moor_buf_close(&resp);
 }
 
-static void test_rpc_paused_client_stops_the_server_producing(void **state)
+/* Streams 10,000 x 1 KiB to a client that pauses after the first message;
+ * checks the server stopped with less than bound bytes sent, then that
+ * everything arrives once the client resumes. */
+static void paused_stream(struct fx *f, size_t send_buffer, size_t conn_buffer,
+                          uint64_t bound)
 {
-    struct fx *f = *state;
     close_client(f);
     close_server(f);
     struct rpc_server_config scfg;
     memset(&scfg, 0, sizeof(scfg));
-    scfg.send_buffer_bytes = 64 * 1024;
+    scfg.send_buffer_bytes = send_buffer;
+    scfg.conn_send_buffer_bytes = conn_buffer;
     start_server(f, &scfg, 0);
     struct rpc_client_config ccfg;
     memset(&ccfg, 0, sizeof(ccfg));
@@ -677,23 +681,68 @@ static void test_rpc_paused_client_stops_the_server_producing(void **state)
     for (int i = 0; i < 200; i++) {
         uv_run(&f->loop, UV_RUN_NOWAIT);
     }
-    /* Bound: HTTP/2 flow control lets the server put at most the stream
-     * window (64 KiB, plus what the delivered first chunk gave back) on
-     * the wire; the call's queue holds 64 KiB + one message more. Socket
-     * buffers do not count: the window is end to end. Without flow
-     * control all 10 MiB would have been queued. */
+    /* HTTP/2 flow control lets the server put at most the stream window
+     * (64 KiB, plus what the delivered first chunk gave back) on the wire;
+     * the call's queue holds its bound + one message more. Socket buffers
+     * do not count: the window is end to end. Without flow control all
+     * 10 MiB would have been queued. */
     uint64_t sent_bytes = (uint64_t)f->stream_sent * (1024 + 5);
-    assert_true(sent_bytes < 256u * 1024);
+    assert_true(sent_bytes < bound);
     assert_true(f->stream_sent < 10000);
     assert_false(r.done);
-    int held_at_pause = r.messages;
-    assert_true(held_at_pause >= 1);
+    assert_true(r.messages >= 1);
     rpc_stream_pause(s, false);
     run_until(f, &r.done);
     assert_int_equal(r.status, RPC_OK);
     assert_int_equal(r.messages, 10000);
     assert_true(r.in_order);
     assert_true(f->stream_writable > 0);
+}
+
+static void test_rpc_paused_client_stops_the_server_producing(void **state)
+{
+    struct fx *f = *state;
+    /* window 64 KiB + first chunk 16 KiB + call queue 64 KiB + 1 msg */
+    paused_stream(f, 64 * 1024, 0, 150 * 1024);
+}
+
+static void test_rpc_connection_budget_bounds_what_calls_queue(void **state)
+{
+    struct fx *f = *state;
+    /* The call's own bound (1 MiB) is not reached: the connection's
+     * (32 KiB) stops it. */
+    paused_stream(f, 1u << 20, 32 * 1024, 120 * 1024);
+}
+
+static void test_rpc_server_refuses_connections_beyond_max_conns(void **state)
+{
+    struct fx *f = *state;
+    close_client(f);
+    close_server(f);
+    struct rpc_server_config scfg;
+    memset(&scfg, 0, sizeof(scfg));
+    scfg.max_conns = 1;
+    start_server(f, &scfg, 0);
+    start_client(f, NULL);
+    struct rpc_client *first = f->cl;
+    struct moor_buf resp;
+    moor_buf_init(&resp);
+    char msg[MOOR_ERRMSG_SIZE];
+    assert_int_equal(call_sync(f, "/test.Echo/Unary", "a", &resp, msg), RPC_OK);
+    f->cl = NULL;
+    start_client(f, NULL);
+    assert_int_equal(call_sync(f, "/test.Echo/Unary", "b", &resp, msg),
+                     RPC_UNAVAILABLE);
+    /* Room again once the first one leaves. */
+    struct rpc_client *second = f->cl;
+    f->cl = first;
+    close_client(f);
+    while (rpc_server_conn_count(f->srv) > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    f->cl = second;
+    assert_int_equal(call_sync(f, "/test.Echo/Unary", "c", &resp, msg), RPC_OK);
+    moor_buf_close(&resp);
 }
 
 static void test_rpc_graceful_close_lets_calls_in_flight_finish(void **state)
@@ -979,6 +1028,8 @@ int main(void)
         T(test_rpc_server_cancel_reaches_the_client),
         T(test_rpc_oversize_messages_are_resource_exhausted),
         T(test_rpc_paused_client_stops_the_server_producing),
+        T(test_rpc_connection_budget_bounds_what_calls_queue),
+        T(test_rpc_server_refuses_connections_beyond_max_conns),
         T(test_rpc_graceful_close_lets_calls_in_flight_finish),
         T(test_rpc_client_tries_next_endpoint_and_reconnects),
         T(test_rpc_stream_reset_flood_closes_the_connection),
