@@ -1,0 +1,66 @@
+/*
+ * errors.c: the one table from moor errors to etcd's gRPC statuses.
+ *
+ * etcd's clients match these messages as strings (clientv3's
+ * rpctypes.errStringToError), so each must be byte-identical to etcd's.
+ */
+#include "server_int.h"
+
+static const struct
+{
+    int err;
+    int code;
+    const char *message;
+} table[] = {
+    {MOOR_EEMPTYKEY, RPC_INVALID_ARGUMENT, "etcdserver: key is not provided"},
+    {MOOR_EKEYNOTFOUND, RPC_INVALID_ARGUMENT, "etcdserver: key not found"},
+    {MOOR_EVALUEPROVIDED, RPC_INVALID_ARGUMENT,
+     "etcdserver: value is provided"},
+    {MOOR_ELEASEPROVIDED, RPC_INVALID_ARGUMENT,
+     "etcdserver: lease is provided"},
+    {MOOR_ETOOMANYOPS, RPC_INVALID_ARGUMENT,
+     "etcdserver: too many operations in txn request"},
+    {MOOR_EDUPKEY, RPC_INVALID_ARGUMENT,
+     "etcdserver: duplicate key given in txn request"},
+    {MOOR_ECOMPACTED, RPC_OUT_OF_RANGE,
+     "etcdserver: mvcc: required revision has been compacted"},
+    {MOOR_EFUTUREREV, RPC_OUT_OF_RANGE,
+     "etcdserver: mvcc: required revision is a future revision"},
+    {MOOR_ENOSPACE, RPC_RESOURCE_EXHAUSTED,
+     "etcdserver: mvcc: database space exceeded"},
+    {MOOR_ELEASENOTFOUND, RPC_NOT_FOUND,
+     "etcdserver: requested lease not found"},
+    {MOOR_ELEASEEXISTS, RPC_FAILED_PRECONDITION,
+     "etcdserver: lease already exists"},
+    {MOOR_ELEASETTLTOOLARGE, RPC_OUT_OF_RANGE,
+     "etcdserver: too large lease TTL"},
+    {MOOR_ETOOBIG, RPC_INVALID_ARGUMENT, "etcdserver: request is too large"},
+    {MOOR_ENOLEADER, RPC_UNAVAILABLE, "etcdserver: no leader"},
+    {MOOR_ENOTLEADER, RPC_FAILED_PRECONDITION, "etcdserver: not leader"},
+    {MOOR_EDROPPED, RPC_UNAVAILABLE, "etcdserver: request timed out"},
+    {MOOR_ETIMEDOUT, RPC_UNAVAILABLE, "etcdserver: request timed out"},
+    {MOOR_ESHUTDOWN, RPC_UNAVAILABLE, "etcdserver: server stopped"},
+    {MOOR_EBUSY, RPC_RESOURCE_EXHAUSTED, "etcdserver: too many requests"},
+    {MOOR_ECANCELED, RPC_CANCELLED, "etcdserver: request canceled"},
+    {MOOR_EPROTO, RPC_INVALID_ARGUMENT, "grpc: error unmarshalling request"},
+};
+
+struct srv_grpc_error srv_err_to_grpc(int err)
+{
+    for (size_t i = 0; i < MOOR_ARRAY_LEN(table); i++) {
+        if (table[i].err == err) {
+            struct srv_grpc_error e = {table[i].code, table[i].message};
+            return e;
+        }
+    }
+    /* Anything else is moor's own failure: etcd answers such errors with
+     * codes.Unknown and the error's text. */
+    struct srv_grpc_error e = {RPC_UNKNOWN, moor_strerror(err)};
+    return e;
+}
+
+void srv_call_fail(struct rpc_call *call, int err)
+{
+    struct srv_grpc_error e = srv_err_to_grpc(err);
+    rpc_call_finish(call, e.code, e.message);
+}

@@ -1,0 +1,171 @@
+/*
+ * server/server_int.h: what server/'s files share: the member (struct
+ * srv_node), its waiters, and the pieces each file provides.
+ *
+ * One member runs on one libuv loop thread; everything here is loop-thread
+ * only except srv_node's WAL notify callback (the WAL writer thread calls
+ * it, and it only does uv_async_send).
+ */
+#ifndef MOOR_SERVER_INT_H
+#define MOOR_SERVER_INT_H
+
+#include <uv.h>
+
+#include "kv/kv.h"
+#include "proto/proto.h"
+#include "raft/raft.h"
+#include "rpc/rpc.h"
+#include "server.h"
+#include "wal/wal.h"
+
+/* ------------------------------------------------------------------------
+ * Errors: moor error -> gRPC status code and etcd's exact message.
+ * ---------------------------------------------------------------------- */
+struct srv_grpc_error
+{
+    int code;            /* enum rpc_status */
+    const char *message; /* etcd's text, matched by clients */
+};
+
+/* The gRPC status and message for a moor error (never RPC_OK). */
+struct srv_grpc_error srv_err_to_grpc(int err);
+
+/* Finishes call with err's gRPC status and message. */
+void srv_call_fail(struct rpc_call *call, int err);
+
+/* ------------------------------------------------------------------------
+ * Waiters: a client call waiting for its proposal to be applied, or for
+ * a read index to be applied.
+ * ---------------------------------------------------------------------- */
+enum srv_req_kind {
+    SRV_REQ_PUT = 1,
+    SRV_REQ_DELETE = 2,
+    SRV_REQ_TXN = 3,
+    SRV_REQ_COMPACT = 4,
+    SRV_REQ_RANGE = 5,  /* a linearizable read */
+    SRV_REQ_TXN_RO = 6, /* a read-only txn, served as a read */
+};
+
+struct srv_waiter
+{
+    uint64_t id;
+    uint8_t kind;          /* enum srv_req_kind */
+    struct rpc_call *call; /* NULL once the call ended (client gone) */
+    /* Reads: the decoded request (owned, protobuf_c free), the index to
+     * wait for once known (0 until the read state arrives). */
+    ProtobufCMessage *req;
+    uint64_t read_index;
+    uint64_t deadline_ms;
+    struct srv_waiter *hash_next;
+    struct srv_waiter *read_next;
+};
+
+/* Most client requests waiting at once; beyond: "too many requests". */
+#define SRV_WAITERS_MAX 65536
+#define SRV_WAITER_BUCKETS 4096
+
+/* ------------------------------------------------------------------------
+ * The member
+ * ---------------------------------------------------------------------- */
+struct srv_node
+{
+    uv_loop_t *loop;
+    const struct srv_config *cfg;
+    uint64_t member_id;
+    uint64_t cluster_id;
+    char errmsg[MOOR_ERRMSG_SIZE];
+
+    struct wal_datadir datadir;
+    struct wal *wal;
+    struct raft_node *raft;
+    struct kv_store *kv;
+    struct rpc_server *rpc;
+
+    uv_timer_t tick_timer;
+    uv_check_t check;
+    uv_async_t wal_async;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+
+    /* Proposals queued during this loop turn, proposed together. */
+    struct moor_bytes **proposals;
+    size_t n_proposals;
+    size_t cap_proposals;
+
+    /* WAL batches in flight: seq -> what raft learns when it is durable. */
+    struct srv_inflight
+    {
+        uint64_t seq;
+        uint64_t index;
+        uint64_t term;
+    } * inflight;
+    size_t n_inflight;
+    size_t cap_inflight;
+    uint64_t last_seq; /* the newest batch handed to the WAL */
+
+    /* Waiters by id, and linearizable reads in arrival order. */
+    struct srv_waiter *waiters[SRV_WAITER_BUCKETS];
+    size_t n_waiters;
+    struct srv_waiter *reads_head;
+    struct srv_waiter *reads_tail;
+    uint64_t next_id;
+
+    bool stopping;
+    bool processing;
+    int exit_status;
+};
+
+/* Opens the member: data dir, WAL replay, raft, kv, client listeners.
+ * MOOR_OK or an error with n->errmsg set. */
+int srv_node_open(struct srv_node *n, uv_loop_t *loop,
+                  const struct srv_config *cfg);
+/* Stops serving and closes everything (after the loop ran the closes). */
+void srv_node_close(struct srv_node *n);
+
+/* Queues a proposal of an encoded InternalRequest (consumes data on
+ * MOOR_OK) for the waiter w (registered by the caller). */
+int srv_node_propose(struct srv_node *n, struct moor_bytes *data);
+
+/* Waiters. */
+struct srv_waiter *srv_waiter_new(struct srv_node *n, uint8_t kind,
+                                  struct rpc_call *call);
+void srv_waiter_free(struct srv_node *n, struct srv_waiter *w);
+struct srv_waiter *srv_waiter_find(struct srv_node *n, uint64_t id);
+
+/* Starts a linearizable read for w (a SRV_REQ_RANGE or SRV_REQ_TXN_RO
+ * waiter holding its request): served once applied >= the read index. */
+int srv_node_read(struct srv_node *n, struct srv_waiter *w);
+
+/* Fills a ResponseHeader with this member's ids, the kv revision and the
+ * raft term. */
+void srv_header_fill(struct srv_node *n, Etcdserverpb__ResponseHeader *h,
+                     int64_t revision);
+
+/* Runs the node's per-turn work (proposals, ready, apply). Safe to call
+ * often; does nothing when there is nothing to do. */
+void srv_node_process(struct srv_node *n);
+
+/* ------------------------------------------------------------------------
+ * KV service (kvsvc.c)
+ * ---------------------------------------------------------------------- */
+/* Registers /etcdserverpb.KV/{Range,Put,DeleteRange,Txn,Compact}. */
+int srv_kv_register(struct srv_node *n, struct rpc_server *srv);
+
+/* Applies one committed InternalRequest at index and answers its waiter,
+ * if this member has one. Never fails the node: a request that kv refuses
+ * is answered with the error and still counts as applied. */
+void srv_kv_apply(struct srv_node *n, uint64_t index, struct moor_slice data);
+
+/* Serves a linearizable read whose index has been applied. */
+void srv_kv_serve_read(struct srv_node *n, struct srv_waiter *w);
+
+/* ------------------------------------------------------------------------
+ * HTTP (http.c): /health, /version, /metrics on the client port.
+ * ---------------------------------------------------------------------- */
+int srv_http(const char *path, struct rpc_http_response *resp, void *arg);
+
+/* etcd version this member reports for compatibility (/version, Status). */
+#define SRV_ETCD_VERSION "3.4.0"
+#define SRV_ETCD_CLUSTER_VERSION "3.4.0"
+
+#endif /* MOOR_SERVER_INT_H */
