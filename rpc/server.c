@@ -782,10 +782,9 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
     }
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
     (void)error_code;
-    call_done(call, call->state == CALL_FINISHING && call->trailers_queued &&
-                            call->status != RPC_CANCELLED && error_code == 0
-                        ? call->status
-                        : RPC_CANCELLED);
+    /* A call whose trailers were written is DONE already (on_frame_send);
+     * any other ending is a cancellation from where the handler stands. */
+    call_done(call, RPC_CANCELLED);
     call_free(call);
     return 0;
 }
