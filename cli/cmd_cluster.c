@@ -205,9 +205,9 @@ int mc_cmd_member_add(struct mc_ctx *c, void *opts, char **args, size_t n)
     }
     if (code == MC_EXIT_OK) {
         char line[160];
-        snprintf(line, sizeof(line), "Member %16llx added%sto cluster %16llx\n",
+        /* etcdctl 3.4 says "added to" for learners too. */
+        snprintf(line, sizeof(line), "Member %16llx added to cluster %16llx\n",
                  (unsigned long long)resp->member->id,
-                 resp->member->islearner ? " as learner " : " ",
                  (unsigned long long)cluster_id(resp->header));
         struct moor_buf out;
         moor_buf_init(&out);

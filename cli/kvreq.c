@@ -203,7 +203,7 @@ int mc_build_get(struct mc_arena *a, char **args, size_t n,
     if (n > 1 && (o->prefix || o->from_key)) {
         moor_errmsg_set(errtext,
                         "too many arguments, only accept one argument when "
-                        "`--prefix` or `--from-key` is set.");
+                        "`--prefix` or `--from-key` is set");
         return MOOR_EINVAL;
     }
     const char *order = o->order != NULL ? o->order : "";
@@ -327,7 +327,7 @@ int mc_build_del(struct mc_arena *a, char **args, size_t n,
     if (n > 1 && (o->prefix || o->from_key)) {
         moor_errmsg_set(errtext,
                         "too many arguments, only accept one argument when "
-                        "`--prefix` or `--from-key` is set.");
+                        "`--prefix` or `--from-key` is set");
         return MOOR_EINVAL;
     }
     Etcdserverpb__DeleteRangeRequest *r = mc_arena_alloc(a, sizeof(*r));

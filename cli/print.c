@@ -1171,10 +1171,11 @@ int mc_print_ep_health(struct moor_buf *out, struct moor_buf *err,
     switch (p->fmt) {
     case MC_FMT_SIMPLE:
         for (size_t i = 0; i < n; i++) {
+            /* etcdctl 3.4 prints both kinds of line on stderr. */
             if (h[i].error == NULL) {
                 moor_buf_reset(&took);
                 rv = mc_duration_format(&took, h[i].took_ns);
-                wf(&w,
+                wf(&we,
                    "%s is healthy: successfully committed proposal: took = "
                    "%.*s\n",
                    h[i].ep, (int)took.len, (const char *)took.ptr);
