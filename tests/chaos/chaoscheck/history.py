@@ -8,6 +8,7 @@ HistoryError naming the line: a bad history is a harness bug, never an
 anomaly of the cluster.
 """
 
+import bisect
 import json
 from collections import namedtuple
 
@@ -52,6 +53,17 @@ def in_range(k, key, range_end):
     if range_end == "\0":
         return k >= key
     return key <= k < range_end
+
+
+def keys_in(sorted_keys, key, range_end):
+    """The keys of a sorted list that lie in etcd's range (key, range_end)."""
+    if not range_end:
+        i = bisect.bisect_left(sorted_keys, key)
+        return sorted_keys[i:i + 1] if sorted_keys[i:i + 1] == [key] else []
+    lo = bisect.bisect_left(sorted_keys, key)
+    if range_end == "\0":
+        return sorted_keys[lo:]
+    return sorted_keys[lo:bisect.bisect_left(sorted_keys, range_end)]
 
 
 class Op:

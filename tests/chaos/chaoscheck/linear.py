@@ -25,7 +25,7 @@ past either it answers "unknown" instead of hanging.
 
 import time
 
-from .history import in_range
+from .history import keys_in
 from .model import project, step
 
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
@@ -97,17 +97,26 @@ class KeyResult:
 
 
 def check_key(key, projs, budget, deadline):
-    """Search one key's projected history.  Returns a KeyResult."""
+    """Search one key's projected history.  Returns a KeyResult.
+
+    Beyond Lowe's algorithm, one pruning: within one scan of the list
+    (from the front to the first return entry), an indeterminate call of
+    a class already tried in that scan is skipped.  Sound because both
+    calls precede every remaining return entry, so neither can ever become
+    unreachable, and they change every state alike: linearizing one now
+    and the other later reaches exactly the states of the reverse.
+    """
     n_checked = sum(1 for p in projs if p.checked)
     head = _build_list(projs)
     state, bits, remaining = None, 0, n_checked
     cache = set()
     stack = []
+    tried = set()  # classes of indeterminate calls tried in this scan
     steps = 0
     best, stuck = -1, None
 
     def try_call(e, first_alt):
-        nonlocal state, bits, remaining
+        nonlocal state, bits, remaining, tried
         alts = step(state, e.p)
         nb = bits | e.bit
         for i in range(first_alt, len(alts)):
@@ -115,12 +124,14 @@ def check_key(key, projs, budget, deadline):
             if (nb, s) in cache:
                 continue
             cache.add((nb, s))
-            stack.append((e, state, i))
-            state, bits = s, nb
+            stack.append((e, state, i, tried))
+            state, bits, tried = s, nb, set()
             if e.p.checked:
                 remaining -= 1
             _lift(e)
             return True
+        if e.p.cls is not None:
+            tried.add(e.p.cls)
         return False
 
     entry = head.next
@@ -130,7 +141,9 @@ def check_key(key, projs, budget, deadline):
                               time.monotonic() > deadline):
             return KeyResult(key, UNKNOWN, len(projs), steps)
         if entry is not None and entry.call:
-            if try_call(entry, 0):
+            if entry.p.cls is not None and entry.p.cls in tried:
+                entry = entry.next
+            elif try_call(entry, 0):
                 entry = head.next
             else:
                 entry = entry.next
@@ -142,7 +155,7 @@ def check_key(key, projs, budget, deadline):
             if not stack:
                 return KeyResult(key, FAIL, len(projs), steps,
                                  stuck.op if stuck else None, best)
-            e, prev_state, alt = stack.pop()
+            e, prev_state, alt, tried = stack.pop()
             _unlift(e)
             state, bits = prev_state, bits & ~e.bit
             if e.p.checked:
@@ -172,11 +185,41 @@ def keys_of(history):
     return keys
 
 
+def observed(history):
+    """(key, value) pairs and revisions that reads, events, prev_kvs and
+    write responses showed: the values some put is known to have written,
+    and the revisions some write is known to own."""
+    seen, owned = set(), set()
+
+    def note(kv):
+        if kv is not None and kv.value is not None:
+            seen.add((kv.key, kv.value))
+        if kv is not None and kv.mod is not None:
+            owned.add(kv.mod)
+
+    for op in history.ops:
+        if op.outcome == "ok" and op.wrote():
+            owned.add(op.revision)
+        if op.resolved_revision is not None:
+            owned.add(op.resolved_revision)
+        for r in op.responses or ():
+            for kv in r.kvs or ():
+                note(kv)
+            note(r.prev_kv)
+    for w in history.watchers.values():
+        for r in w.responses:
+            for e in r.events:
+                note(e.kv)
+                note(e.prev_kv)
+    return seen, frozenset(owned)
+
+
 def partition(history):
     """Map key -> list of projections (P-compositionality).
 
     Serializable reads are left out: etcd lets them be stale.
     """
+    seen, owned = observed(history)
     keys = sorted(keys_of(history))
     parts = {k: [] for k in keys}
     for op in history.ops:
@@ -187,10 +230,9 @@ def partition(history):
             if sub.range_end is None:
                 touched.add(sub.key)
             else:
-                touched.update(k for k in keys
-                               if in_range(k, sub.key, sub.range_end))
+                touched.update(keys_in(keys, sub.key, sub.range_end))
         for k in touched:
-            p = project(op, k)
+            p = project(op, k, seen, owned)
             if p is not None:
                 parts[k].append(p)
     return parts

@@ -32,7 +32,7 @@ class Proj:
 
     __slots__ = ("op", "key", "invoke", "complete", "checked", "compares",
                  "other_compares", "succeeded", "success", "failure",
-                 "revision", "header", "index")
+                 "revision", "header", "cls", "owned")
 
     def writes(self, branch):
         return any(s.f != "get" for s, _ in branch)
@@ -44,18 +44,27 @@ def _touches(sub, k):
     return sub.key == k
 
 
-def project(op, k):
+# The value a state holds after a put whose value nobody ever observed.
+# No read can return it, so which unobserved put it was does not matter;
+# folding them together lets the search's cache see equal states.
+UNSEEN = ("<unseen>",)
+
+
+def project(op, k, observed, owned=frozenset()):
     """Project op onto key k; None when the projection constrains nothing.
 
-    An indeterminate (info) operation is kept only if it may write k: its
-    reads returned nothing, and linearizing it as a no-op is the same as
-    never linearizing it.  A failed (definite) operation had no effect.
+    observed: the set of (key, value) pairs some read, event or prev_kv
+    returned; owned: the revisions known to belong to some write (see
+    compare_holds).  An indeterminate (info) operation is kept only if it may
+    write k: its reads returned nothing, and linearizing it as a no-op is
+    the same as never linearizing it.  A failed (definite) operation had
+    no effect.
     """
     if op.outcome == "fail":
         return None
     ok = op.outcome == "ok"
     p = Proj()
-    p.op, p.key = op, k
+    p.op, p.key, p.owned = op, k, owned
     p.invoke = op.invoke
     p.complete = op.complete if ok else INF
     p.checked = ok
@@ -71,15 +80,23 @@ def project(op, k):
         pairs = []
         for i, sub in enumerate(b):
             if _touches(sub, k):
+                if sub.f == "put" and (k, sub.value) not in observed:
+                    sub = sub._replace(value=UNSEEN)
                 pairs.append((sub, res[i] if res is not None else None))
         branches.append(pairs)
     p.success, p.failure = branches
+    p.cls = None
     if ok:
         if not p.compares and not p.success and not p.failure:
             return None
         return p
     if not p.writes(p.success) and not p.writes(p.failure):
         return None
+    # Two indeterminate ops of one class change every state the same way;
+    # the search tries only one of them at each point (see linear.py).
+    # The revision is part of the class: a resolved op carries its own.
+    p.cls = (tuple(p.compares), p.other_compares, p.succeeded, p.revision,
+             tuple(s for s, _ in p.success), tuple(s for s, _ in p.failure))
     return p
 
 
@@ -89,8 +106,17 @@ def _field(state, target):
     return {"mod": state[1], "create": state[2], "version": state[3]}[target]
 
 
-def compare_holds(state, c):
-    """etcd's applyCompare on one key: True, False or MAYBE (unknown)."""
+def compare_holds(state, c, owned=frozenset()):
+    """etcd's applyCompare on one key: True, False or MAYBE (unknown).
+
+    owned: revisions known to belong to writes the history saw.  A key
+    whose mod_revision is unknown was last written by an indeterminate put
+    nobody observed; its revision is not 0 and not one of those (each
+    revision belongs to one request, and had the put owned a revision
+    seen on this key, its value would have been observed).  So an
+    equality compare of an unknown mod against 0 or an owned revision is
+    decided; that keeps the search from branching on every pending cas.
+    """
     if c.target == "value":
         if state is None:
             return False  # a VALUE compare on a missing key is false
@@ -98,6 +124,9 @@ def compare_holds(state, c):
     else:
         have = _field(state, c.target)
     if have is None:
+        if c.target == "mod" and c.result in ("=", "!=") and (
+                c.value == 0 or c.value in owned):
+            return c.result == "!="
         return MAYBE
     want = c.value
     if c.result == "=":
@@ -109,10 +138,10 @@ def compare_holds(state, c):
     return have > want
 
 
-def _all_hold(state, compares):
+def _all_hold(state, compares, owned):
     r = True
     for c in compares:
-        h = compare_holds(state, c)
+        h = compare_holds(state, c, owned)
         if h is False:
             return False
         if h is MAYBE:
@@ -174,7 +203,7 @@ def step(state, p):
     An empty list means it cannot be linearized here.
     """
     cands = []
-    hold = _all_hold(state, p.compares)
+    hold = _all_hold(state, p.compares, p.owned)
     if p.succeeded is True:
         if hold is not False:
             cands.append(p.success)

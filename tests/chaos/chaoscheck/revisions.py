@@ -32,7 +32,7 @@ read shows absent, and then the read is given the benefit of the doubt.
 
 import bisect
 
-from .history import INF, in_range
+from .history import INF, keys_in
 
 TOMB = object()  # a deletion in the write log
 
@@ -45,6 +45,7 @@ class WriteLog:
         self.owner = {}    # (key, rev) -> op or None (seen, writer unknown)
         self.src = {}      # (key, rev) -> description of first source
         self._revs = {}    # key -> sorted revisions (built by freeze)
+        self._keys = []    # sorted keys (built by freeze)
 
     def add(self, key, rev, value, owner, src, report):
         d = self.at.setdefault(key, {})
@@ -64,6 +65,7 @@ class WriteLog:
 
     def freeze(self):
         self._revs = {k: sorted(d) for k, d in self.at.items()}
+        self._keys = sorted(self._revs)
 
     def latest(self, key, rev):
         """The newest (rev, value) for key at or below rev, or None."""
@@ -83,7 +85,7 @@ class WriteLog:
                                                                       hi)]
 
     def keys_in(self, key, range_end):
-        return [k for k in self._revs if in_range(k, key, range_end)]
+        return keys_in(self._keys, key, range_end)
 
 
 def _v(value):
