@@ -17,6 +17,8 @@ WERROR     ?= ON
 CMAKE_ARGS ?=
 SIM_SEEDS  ?= 20000
 FUZZ_SECONDS ?= 60
+# moord serves single-member clusters until the peer transport lands.
+RUN_MEMBERS ?= 1
 
 C_SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
@@ -62,7 +64,7 @@ test-asan: $(ASAN_BUILD)/CMakeCache.txt
 	  ctest --output-on-failure -j $(JOBS) -LE no-asan
 
 run: build
-	bash scripts/run-cluster.sh $(BUILD)
+	bash scripts/run-cluster.sh --members $(RUN_MEMBERS) $(BUILD)
 
 sim: build
 	$(BUILD)/bin/moor-sim --seeds $(SIM_SEEDS) --nodes 5
