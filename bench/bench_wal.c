@@ -47,6 +47,8 @@ struct wal_bench_result
     double appends_s;
     double mb_s;
     double syncs_s;
+    double p50_ms; /* per-batch latency (serial runs; 0 for pipe) */
+    double p99_ms;
 };
 
 static pthread_mutex_t bw_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -220,6 +222,14 @@ static int run_serial(const struct wal_bench_opts *o, const char *root,
     double t_raw = 0;
     double t_wal = 0;
     uint64_t n = 0;
+    struct bench_hist *h_raw = moor_malloc(sizeof(*h_raw));
+    struct bench_hist *h_wal = moor_malloc(sizeof(*h_wal));
+    if (h_raw == NULL || h_wal == NULL) {
+        rv = MOOR_ENOMEM;
+    } else {
+        bench_hist_init(h_raw);
+        bench_hist_init(h_wal);
+    }
     while (rv == MOOR_OK && t_raw + t_wal < 2 * o->seconds) {
         double t0 = now_s();
         rv = raw_step(&rc);
@@ -230,8 +240,18 @@ static int run_serial(const struct wal_bench_opts *o, const char *root,
         double t2 = now_s();
         t_raw += t1 - t0;
         t_wal += t2 - t1;
+        bench_hist_record(h_raw, (uint64_t)((t1 - t0) * 1e9));
+        bench_hist_record(h_wal, (uint64_t)((t2 - t1) * 1e9));
         n++;
     }
+    if (h_raw != NULL && h_wal != NULL) {
+        raw->p50_ms = (double)bench_hist_percentile(h_raw, 50) / 1e6;
+        raw->p99_ms = (double)bench_hist_percentile(h_raw, 99) / 1e6;
+        wal->p50_ms = (double)bench_hist_percentile(h_wal, 50) / 1e6;
+        wal->p99_ms = (double)bench_hist_percentile(h_wal, 99) / 1e6;
+    }
+    moor_free(h_raw);
+    moor_free(h_wal);
     wal_ctx_close(&wc);
     if (rc.fd >= 0) {
         close(rc.fd);
@@ -259,6 +279,7 @@ static int run_pipe(const struct wal_bench_opts *o, const char *root,
         return MOOR_EIO;
     }
     struct wal_ctx wc;
+    memset(res, 0, sizeof(*res));
     int rv = wal_ctx_open(&wc, dir, batch, o->entry_bytes);
     pthread_mutex_lock(&bw_mu);
     uint64_t notifies0 = bw_notifies;
@@ -406,10 +427,11 @@ int bench_wal_main(int argc, char **argv)
                 moor_buf_printf(&js,
                                 "%s{\"mode\":\"%s\",\"batch\":%zu,"
                                 "\"appends_s\":%.1f,\"mb_s\":%.3f,"
-                                "\"syncs_s\":%.1f,\"vs_raw_pct\":%.1f}",
+                                "\"syncs_s\":%.1f,\"p50_ms\":%.3f,"
+                                "\"p99_ms\":%.3f,\"vs_raw_pct\":%.1f}",
                                 i == 0 && k == 0 ? "" : ",", names[k], b,
                                 rs[k]->appends_s, rs[k]->mb_s, rs[k]->syncs_s,
-                                pct);
+                                rs[k]->p50_ms, rs[k]->p99_ms, pct);
                 continue;
             }
             char name[64];
@@ -419,6 +441,12 @@ int bench_wal_main(int argc, char **argv)
             printf("%-22s %12.3f  MB/s\n", name, rs[k]->mb_s);
             snprintf(name, sizeof(name), "%s.b%zu.syncs", names[k], b);
             printf("%-22s %12.1f  /s\n", name, rs[k]->syncs_s);
+            if (k < 2) {
+                snprintf(name, sizeof(name), "%s.b%zu.p50", names[k], b);
+                printf("%-22s %12.3f  ms\n", name, rs[k]->p50_ms);
+                snprintf(name, sizeof(name), "%s.b%zu.p99", names[k], b);
+                printf("%-22s %12.3f  ms\n", name, rs[k]->p99_ms);
+            }
             if (k > 0) {
                 snprintf(name, sizeof(name), "%s.b%zu.vs_raw", names[k], b);
                 printf("%-22s %12.1f  %%\n", name, pct);
