@@ -284,8 +284,10 @@ int wal_collect(struct wal *w, struct wal_durable *out);
 /* The largest entry data the WAL accepts with its segment size. */
 size_t wal_entry_bytes_max(const struct wal *w);
 
-/* The error message of a poisoned WAL (file, offset, errno); "" when
- * healthy. Returns borrowed, valid until wal_close. Loop thread only. */
+/* The error message of a poisoned WAL (operation, file, offset, errno) as
+ * of the last wal_collect() that reported the failure; "" before that.
+ * Returns borrowed, valid until wal_close (the text is stable once set).
+ * Loop thread only. */
 const char *wal_errmsg(struct wal *w);
 
 #endif /* MOOR_WAL_H */
