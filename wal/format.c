@@ -66,8 +66,10 @@
  *      a record would prove a later batch was written after the one at X
  *      was synced.
  * A torn write is cut off at X; anything else fails the open. The one
- * ambiguity left: a bit flip in a synced record that also spans a sector
- * of zeros in its own data, at the very tail of the log, reads as torn.
+ * ambiguity left is in the newest batch only, where nothing written later
+ * can testify that it was synced: if a disk later returns zeros for a
+ * sector of that synced batch (or flips a bit in a record that also spans
+ * a sector of zeros in its own data), it reads as torn and is cut.
  */
 #include <inttypes.h>
 #include <stdio.h>
