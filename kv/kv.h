@@ -68,9 +68,13 @@ struct kv_options
     /* A synced watcher whose undelivered events exceed this is demoted to
      * unsynced and later catches up from history (bounds its memory). */
     uint32_t watch_pending_max;
-    /* Revisions a watcher catches up per kv_watch_take() while unsynced
-     * (etcd watchBatchMaxRevs, 1000). */
+    /* Revisions a watcher catches up per chunk while unsynced (etcd
+     * watchBatchMaxRevs, 1000). */
     uint32_t watch_catchup_revs;
+    /* Keys of the watched range one kv_watch_take() scans while catching
+     * up: bounds the loop's work per take whatever the range's size (a
+     * chunk of a large range spans several takes). */
+    uint32_t watch_catchup_keys;
 };
 
 /* Fills o with the defaults above. */
@@ -511,6 +515,13 @@ struct kv_watcher
     size_t n_pending;
     size_t cap_pending;
     int64_t compact_rev; /* set when canceled because of compaction */
+    /* Unsynced: a catch-up scan of [next_rev, scan_to] in progress. */
+    bool scanning;
+    int64_t scan_to;
+    uint8_t *scan_key; /* owned: resume at the first key >= this */
+    size_t scan_key_len;
+    struct kv_event *scan_ev; /* owned, holding references */
+    size_t scan_n, scan_cap;
 };
 
 struct kv_watch_batch
@@ -551,10 +562,11 @@ bool kv_watch_synced(const struct kv_watcher *w);
 bool kv_watch_idle(const struct kv_watcher *w);
 
 /* Takes up to max_events events (more only to keep a revision whole) for
- * w into b. An unsynced watcher runs one catch-up chunk. If more remains,
- * w goes back on the ready list. b's events hold references: release with
- * kv_watch_batch_release(). Errors: MOOR_ENOMEM (nothing taken; w stays
- * ready). */
+ * w into b. An unsynced watcher runs one bounded catch-up step (which may
+ * yield no events yet: an empty, uncanceled batch means nothing to send).
+ * If more remains, w goes back on the ready list for the next round. b's events
+ * hold references: release with kv_watch_batch_release(). Errors: MOOR_ENOMEM
+ * (nothing taken; w stays ready). */
 int kv_watch_take(struct kv_store *s, struct kv_watcher *w, size_t max_events,
                   struct kv_watch_batch *b);
 

@@ -13,6 +13,7 @@ void kv_options_default(struct kv_options *o)
     o->max_txn_ops = 128;
     o->watch_pending_max = 4096;
     o->watch_catchup_revs = 1000;
+    o->watch_catchup_keys = 10000;
 }
 
 struct kv_rec *kv__rec_new(struct moor_slice key, struct moor_slice value)

@@ -258,6 +258,8 @@ static int index_rebuild(struct kv_watch_index *wi)
 
 /* ---- events ----------------------------------------------------------- */
 
+static void scan_reset(struct kv_watcher *w);
+
 static void event_release(struct kv_event *e)
 {
     kv__rec_unref((struct kv_rec *)(uintptr_t)e->kv);
@@ -283,7 +285,11 @@ static bool event_wanted(const struct kv_watcher *w, const struct kv_rec *r)
 
 static void demote(struct kv_store *s, struct kv_watcher *w, int64_t from)
 {
-    if (w->n_pending > 0) {
+    if (w->scanning) {
+        /* The final catch-up scan had started: it starts over. */
+        from = w->next_rev;
+        scan_reset(w);
+    } else if (w->n_pending > 0) {
         from = w->pending[0].kv->mod;
     }
     pending_drop(w);
@@ -456,6 +462,7 @@ void kv_watch_close(struct kv_store *s, struct kv_watcher *w)
     index_remove(&s->watch, w);
     ready_remove(&s->watch, w);
     pending_drop(w);
+    scan_reset(w);
     moor_free(w->pending);
     moor_free(w->key);
     moor_free(w->end);
@@ -470,7 +477,7 @@ size_t kv_watch_count(const struct kv_store *s)
 
 bool kv_watch_synced(const struct kv_watcher *w)
 {
-    return (w->flags & W_SYNCED) && !(w->flags & W_DEMOTED);
+    return (w->flags & W_SYNCED) && !(w->flags & W_DEMOTED) && !w->scanning;
 }
 
 bool kv_watch_idle(const struct kv_watcher *w)
@@ -534,92 +541,222 @@ static int event_cmp(const void *pa, const void *pb)
     return a->kv->sub < b->kv->sub ? -1 : (a->kv->sub > b->kv->sub ? 1 : 0);
 }
 
-static int push_event(struct kv_event **v, size_t *n, size_t *cap,
-                      const struct kv_watcher *w, const struct kv_rec *r)
+/* Appends an event for r, taking references. */
+static int push_event(struct kv_watcher *w, const struct kv_rec *r)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap == 0 ? 16 : *cap * 2;
-        struct kv_event *p = moor_realloc(*v, ncap * sizeof(*p));
+    if (w->scan_n == w->scan_cap) {
+        size_t ncap = w->scan_cap == 0 ? 16 : w->scan_cap * 2;
+        struct kv_event *p = moor_realloc(w->scan_ev, ncap * sizeof(*p));
         if (p == NULL) {
             return MOOR_ENOMEM;
         }
-        *v = p;
-        *cap = ncap;
+        w->scan_ev = p;
+        w->scan_cap = ncap;
     }
-    struct kv_event *e = &(*v)[(*n)++];
+    struct kv_event *e = &w->scan_ev[w->scan_n++];
     e->type = kv__rec_live(r) ? KV_EVENT_PUT : KV_EVENT_DELETE;
     e->kv = r;
+    ((struct kv_rec *)(uintptr_t)r)->refs++;
     e->prev = NULL;
     if ((w->flags & W_PREVKV) && r->older != NULL && kv__rec_live(r->older)) {
         e->prev = r->older;
+        r->older->refs++;
     }
     return MOOR_OK;
 }
 
-/* One catch-up chunk: the events of [next_rev, to] from the history. */
-static int catch_up(struct kv_store *s, struct kv_watcher *w, size_t max,
-                    struct kv_watch_batch *b)
+static void scan_drop(struct kv_watcher *w, size_t from)
 {
-    int64_t from = w->next_rev;
-    int64_t span = (int64_t)MOOR_MAX(s->opt.watch_catchup_revs, 1u);
-    int64_t to = from > s->rev - span + 1 ? s->rev : from + span - 1;
-    struct kv_event *ev = NULL;
-    size_t n = 0;
-    size_t cap = 0;
-    int rv = MOOR_OK;
+    for (size_t i = from; i < w->scan_n; i++) {
+        event_release(&w->scan_ev[i]);
+    }
+    w->scan_n = from;
+}
+
+static void scan_reset(struct kv_watcher *w)
+{
+    scan_drop(w, 0);
+    moor_free(w->scan_ev);
+    moor_free(w->scan_key);
+    w->scan_ev = NULL;
+    w->scan_cap = 0;
+    w->scan_key = NULL;
+    w->scan_key_len = 0;
+    w->scanning = false;
+}
+
+static int scan_resume_at(struct kv_watcher *w, struct moor_slice key)
+{
+    uint8_t *p = moor_realloc(w->scan_key, key.len + 1);
+    if (p == NULL) {
+        return MOOR_ENOMEM;
+    }
+    memcpy(p, key.ptr, key.len);
+    p[key.len] = 0; /* the smallest key after `key` */
+    w->scan_key = p;
+    w->scan_key_len = key.len + 1;
+    return MOOR_OK;
+}
+
+/* Scans up to keys_max keys of w's range for the events of [next_rev,
+ * scan_to]. Sets *finished when the range is exhausted. */
+static int scan_step(struct kv_store *s, struct kv_watcher *w,
+                     uint32_t keys_max, bool *finished)
+{
     struct kv_pos pos;
-    kv__tree_seek(&s->tree, w_key(w), &pos);
-    const struct kv_rec *head;
-    while (rv == MOOR_OK && (head = kv__pos_rec(&pos)) != NULL) {
+    kv__tree_seek(&s->tree,
+                  w->scan_key != NULL
+                      ? moor_slice_make(w->scan_key, w->scan_key_len)
+                      : w_key(w),
+                  &pos);
+    const struct kv_rec *head = NULL;
+    for (uint32_t done = 0; done < keys_max; done++) {
+        head = kv__pos_rec(&pos);
+        if (head == NULL) {
+            break;
+        }
         struct moor_slice k = kv__rec_key(head);
-        if (w->flags & W_SINGLE) {
-            if (!moor_slice_eq(k, w_key(w))) {
-                break;
+        if ((w->flags & W_SINGLE) ? !moor_slice_eq(k, w_key(w))
+                                  : !end_above(w, k)) {
+            head = NULL;
+            break;
+        }
+        size_t before = w->scan_n;
+        int rv = MOOR_OK;
+        for (const struct kv_rec *r = head;
+             r != NULL && r->mod >= w->next_rev && rv == MOOR_OK;
+             r = r->older) {
+            if (r->mod <= w->scan_to && event_wanted(w, r)) {
+                rv = push_event(w, r);
             }
-        } else if (!end_above(w, k)) {
+        }
+        if (rv == MOOR_OK) {
+            rv = scan_resume_at(w, k);
+        }
+        if (rv != MOOR_OK) {
+            scan_drop(w, before); /* this key is scanned again next time */
+            return rv;
+        }
+        if (w->flags & W_SINGLE) {
+            head = NULL;
             break;
         }
         kv__pos_next(&pos);
-        for (const struct kv_rec *r = head; r != NULL && r->mod >= from;
-             r = r->older) {
-            if (r->mod <= to && event_wanted(w, r)) {
-                rv = push_event(&ev, &n, &cap, w, r);
-                if (rv != MOOR_OK) {
-                    break;
-                }
-            }
-        }
-        if (w->flags & W_SINGLE) {
-            break;
-        }
     }
+    *finished = head == NULL;
+    return MOOR_OK;
+}
+
+static int take_pending(struct kv_store *s, struct kv_watcher *w, size_t max,
+                        struct kv_watch_batch *b);
+
+/* The last chunk's scan is done: its events go in front of the ones queued
+ * meanwhile (all newer), and the watcher is synced. */
+static int finish_final_scan(struct kv_store *s, struct kv_watcher *w,
+                             size_t max, struct kv_watch_batch *b)
+{
+    size_t n = w->scan_n + w->n_pending;
+    struct kv_event *all = moor_malloc(MOOR_MAX(n, 1) * sizeof(*all));
+    if (all == NULL) {
+        demote(s, w, w->next_rev);
+        return MOOR_ENOMEM;
+    }
+    if (w->scan_n > 0) {
+        memcpy(all, w->scan_ev, w->scan_n * sizeof(*all));
+    }
+    if (w->n_pending > 0) {
+        memcpy(all + w->scan_n, w->pending, w->n_pending * sizeof(*all));
+    }
+    w->next_rev = w->scan_to + 1;
+    w->scan_n = 0; /* the references moved to `all` */
+    scan_reset(w);
+    moor_free(w->pending);
+    w->pending = all;
+    w->n_pending = n;
+    w->cap_pending = MOOR_MAX(n, 1);
+    return take_pending(s, w, max, b);
+}
+
+/* One catch-up step: scans at most watch_catchup_keys keys; once the range
+ * is scanned, delivers the events of [next_rev, scan_to] in revision
+ * order (up to max, keeping revisions whole). */
+static int catch_up(struct kv_store *s, struct kv_watcher *w, size_t max,
+                    struct kv_watch_batch *b)
+{
+    if (!w->scanning) {
+        int64_t span = (int64_t)MOOR_MAX(s->opt.watch_catchup_revs, 1u);
+        w->scan_to =
+            w->next_rev > s->rev - span + 1 ? s->rev : w->next_rev + span - 1;
+        if (w->scan_to == s->rev) {
+            /* The last chunk: join the index now, so the writes applied
+             * while the scan spans several takes queue behind it (else a
+             * busy range could keep a watcher from ever catching up). */
+            int rv = index_add(&s->watch, w);
+            if (rv != MOOR_OK) {
+                return rv;
+            }
+            w->flags |= W_SYNCED;
+        }
+        w->scanning = true;
+    }
+    bool finished = false;
+    int rv =
+        scan_step(s, w, MOOR_MAX(s->opt.watch_catchup_keys, 1u), &finished);
     if (rv != MOOR_OK) {
-        moor_free(ev);
         return rv;
     }
+    if (!finished) {
+        ready_add(&s->watch, w, true);
+        return MOOR_OK;
+    }
+    struct kv_event *ev = w->scan_ev;
+    size_t n = w->scan_n;
     if (n > 1) {
         qsort(ev, n, sizeof(ev[0]), event_cmp);
     }
-    size_t take = cut_at_revision(ev, n, max);
-    int64_t next = take < n ? ev[take].kv->mod : to + 1;
-    if (next > s->rev) {
-        rv = index_add(&s->watch, w);
-        if (rv != MOOR_OK) {
-            moor_free(ev);
-            return rv;
-        }
-        w->flags |= W_SYNCED;
+    if (w->flags & W_SYNCED) {
+        return finish_final_scan(s, w, max, b);
     }
-    w->next_rev = next;
-    for (size_t i = 0; i < take; i++) {
-        ((struct kv_rec *)(uintptr_t)ev[i].kv)->refs++;
-        if (ev[i].prev != NULL) {
-            ((struct kv_rec *)(uintptr_t)ev[i].prev)->refs++;
-        }
+    size_t take = cut_at_revision(ev, n, max);
+    int64_t next = take < n ? ev[take].kv->mod : w->scan_to + 1;
+    /* The batch takes the first events (and their references); the rest
+     * are found again by the next scan. */
+    w->scan_n = take;
+    for (size_t i = take; i < n; i++) {
+        event_release(&ev[i]);
     }
     b->events = ev;
     b->n = take;
+    w->scan_ev = NULL;
+    w->scan_cap = 0;
+    w->scan_n = 0;
+    scan_reset(w);
+    w->next_rev = next;
     if (!(w->flags & W_SYNCED)) {
+        ready_add(&s->watch, w, true);
+    }
+    return MOOR_OK;
+}
+
+/* Takes queued events of a synced watcher into b. */
+static int take_pending(struct kv_store *s, struct kv_watcher *w, size_t max,
+                        struct kv_watch_batch *b)
+{
+    size_t take = cut_at_revision(w->pending, w->n_pending, max);
+    if (take == 0) {
+        return MOOR_OK;
+    }
+    b->events = moor_malloc(take * sizeof(b->events[0]));
+    if (b->events == NULL) {
+        ready_add(&s->watch, w, true);
+        return MOOR_ENOMEM;
+    }
+    memcpy(b->events, w->pending, take * sizeof(b->events[0]));
+    b->n = take;
+    w->n_pending -= take;
+    memmove(w->pending, w->pending + take,
+            w->n_pending * sizeof(w->pending[0]));
+    if (w->n_pending > 0) {
         ready_add(&s->watch, w, true);
     }
     return MOOR_OK;
@@ -643,36 +780,23 @@ int kv_watch_take(struct kv_store *s, struct kv_watcher *w, size_t max_events,
         index_remove(&s->watch, w);
         w->flags &= ~(uint32_t)(W_DEMOTED | W_SYNCED);
     }
-    if (w->flags & W_SYNCED) {
-        size_t take = cut_at_revision(w->pending, w->n_pending, max_events);
-        if (take == 0) {
+    if (!(w->flags & W_SYNCED) || w->scanning) {
+        if (w->next_rev < s->compact_rev) {
+            scan_reset(w);
+            index_remove(&s->watch, w);
+            pending_drop(w);
+            w->flags &= ~(uint32_t)W_SYNCED;
+            w->flags |= W_CANCELED | W_CANCEL_SENT;
+            w->compact_rev = s->compact_rev;
+            b->canceled = true;
+            b->compact_rev = s->compact_rev;
             return MOOR_OK;
         }
-        b->events = moor_malloc(take * sizeof(b->events[0]));
-        if (b->events == NULL) {
-            ready_add(&s->watch, w, false);
-            return MOOR_ENOMEM;
-        }
-        memcpy(b->events, w->pending, take * sizeof(b->events[0]));
-        b->n = take;
-        w->n_pending -= take;
-        memmove(w->pending, w->pending + take,
-                w->n_pending * sizeof(w->pending[0]));
-        if (w->n_pending > 0) {
+        int rv = catch_up(s, w, max_events, b);
+        if (rv != MOOR_OK) {
             ready_add(&s->watch, w, true);
         }
-        return MOOR_OK;
+        return rv;
     }
-    if (w->next_rev < s->compact_rev) {
-        w->flags |= W_CANCELED | W_CANCEL_SENT;
-        w->compact_rev = s->compact_rev;
-        b->canceled = true;
-        b->compact_rev = s->compact_rev;
-        return MOOR_OK;
-    }
-    int rv = catch_up(s, w, max_events, b);
-    if (rv != MOOR_OK) {
-        ready_add(&s->watch, w, true);
-    }
-    return rv;
+    return take_pending(s, w, max_events, b);
 }

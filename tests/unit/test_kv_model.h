@@ -1276,6 +1276,7 @@ static void kv_model_run(uint64_t seed, const uint8_t *fuzz, size_t fuzz_len,
     kv_options_default(&o);
     o.watch_pending_max = (uint32_t)(1 + rnd(&q->g, 8));
     o.watch_catchup_revs = (uint32_t)(1 + rnd(&q->g, 6));
+    o.watch_catchup_keys = (uint32_t)(1 + rnd(&q->g, 4));
     CHECK(kv_store_new(&o, &q->s) == MOOR_OK);
     for (size_t i = 0; i < steps && (fuzz == NULL || q->g.fuzz_len > 0); i++) {
         step(q);

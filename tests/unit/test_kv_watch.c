@@ -211,6 +211,67 @@ static void test_kv_watch_history_replay_in_chunks_then_live(void **state)
     kv_store_free(s);
 }
 
+static void test_kv_watch_catch_up_scans_a_bounded_number_of_keys_per_take(
+    void **state)
+{
+    (void)state;
+    struct kv_options o;
+    kv_options_default(&o);
+    o.watch_catchup_keys = 10;
+    struct kv_store *s = NULL;
+    assert_int_equal(kv_store_new(&o, &s), MOOR_OK);
+    g_index = 0;
+    char k[16];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof(k), "p/%04d", i);
+        put(s, k, "v"); /* revs 2..1001 */
+    }
+    struct kv_watcher w;
+    struct kv_watch_req q = {0};
+    q.key = moor_slice_str("p/");
+    q.range_end = moor_slice_str("p0");
+    q.start_revision = 2;
+    assert_int_equal(kv_watch_open(s, &w, &q), MOOR_OK);
+    /* The first take scans 10 keys of 1000: nothing to send yet. */
+    struct kv_watcher *r = kv_watch_next_ready(s);
+    assert_ptr_equal(r, &w);
+    struct kv_watch_batch b;
+    assert_int_equal(kv_watch_take(s, r, 100, &b), MOOR_OK);
+    assert_int_equal(b.n, 0);
+    assert_false(b.canceled);
+    kv_watch_batch_release(s, &b);
+    /* Writes and takes interleave; nothing is lost or repeated. */
+    size_t takes = 1;
+    size_t events = 0;
+    int64_t last = 0;
+    for (int nulls = 0; nulls < 2;) {
+        r = kv_watch_next_ready(s);
+        if (r == NULL) {
+            nulls++;
+            continue;
+        }
+        nulls = 0;
+        takes++;
+        if (takes % 50 == 0) {
+            put(s, "p/late", "v");
+        }
+        assert_int_equal(kv_watch_take(s, r, 100, &b), MOOR_OK);
+        for (size_t i = 0; i < b.n; i++) {
+            struct kv_kv kv;
+            kv_row_get(b.events[i].kv, &kv);
+            assert_true(kv.mod_revision > last);
+            last = kv.mod_revision;
+        }
+        events += b.n;
+        kv_watch_batch_release(s, &b);
+    }
+    assert_true(takes >= 100);
+    assert_int_equal(events, (size_t)(kv_store_revision(s) - 1));
+    assert_true(kv_watch_synced(&w));
+    kv_watch_close(s, &w);
+    kv_store_free(s);
+}
+
 static void test_kv_watch_compacted_start_is_canceled(void **state)
 {
     (void)state;
@@ -259,7 +320,7 @@ static void test_kv_watch_never_splits_a_revision(void **state)
     assert_int_equal(kv_watch_open(s, &w, &q), MOOR_OK);
     /* One txn writes 10 keys: one revision, 10 events. */
     struct kv_op ops[10];
-    char keys[10][4];
+    char keys[10][16];
     for (int i = 0; i < 10; i++) {
         memset(&ops[i], 0, sizeof(ops[i]));
         snprintf(keys[i], sizeof(keys[i]), "t%d", i);
@@ -410,6 +471,8 @@ int main(void)
         cmocka_unit_test(test_kv_watch_live_events_filters_and_prev_kv),
         cmocka_unit_test(test_kv_watch_ranges_prefixes_and_from_key),
         cmocka_unit_test(test_kv_watch_history_replay_in_chunks_then_live),
+        cmocka_unit_test(
+            test_kv_watch_catch_up_scans_a_bounded_number_of_keys_per_take),
         cmocka_unit_test(test_kv_watch_compacted_start_is_canceled),
         cmocka_unit_test(test_kv_watch_never_splits_a_revision),
         cmocka_unit_test(
