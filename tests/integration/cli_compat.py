@@ -464,6 +464,8 @@ def moor_only_cases(m_argv):
     expect(m_argv, "version", ["version"],
            out=b"moorctl version: 0.1.0\nAPI version: 3.4\n")
     expect(m_argv, "unknown command", ["frobnicate"], want=2)
+    expect(m_argv, "auth flags are refused until auth exists",
+           ["--user=root:x", "get", "a"], want=2)
     expect(m_argv, "bad output format", ["get", "a", "-w", "yaml"], want=2)
 
 
@@ -583,6 +585,13 @@ def snapshot_case(etcdctl, m_argv, root):
     ok = st.returncode == 0 and json.loads(st.stdout)["totalKey"] > 0
     report("etcdctl snapshot status accepts moorctl's file", [] if ok
            else [repr(st)])
+    restored = os.path.join(root, "restored")
+    rs = subprocess.run([etcdctl, "snapshot", "restore", path, "--data-dir",
+                         restored], capture_output=True, timeout=60,
+                        env=dict(os.environ, ETCDCTL_API="3"))
+    report("etcdctl snapshot restore accepts moorctl's file (hash checked)",
+           [] if rs.returncode == 0 and os.path.isdir(restored) else
+           [repr(rs)])
     p = subprocess.run(m_argv + ["--endpoints=127.0.0.1:1,127.0.0.1:2",
                                  "snapshot", "save", path + "2"],
                        capture_output=True, timeout=20)
