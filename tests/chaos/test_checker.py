@@ -277,6 +277,19 @@ def prev_kv_stale(recs):
     return False
 
 
+def resume_refused(recs):
+    """The resumed watcher is canceled as compacted inside the window."""
+    for r in recs:
+        if r.get("type") == "watch" and r.get("resumes"):
+            recs.insert(recs.index(r) + 1, {
+                "type": "watch_response", "watcher": r["watcher"],
+                "time_ns": r["invoke_ns"] + 1, "canceled": True,
+                "compact_revision": r["start_revision"] - 1,
+                "revision": r["start_revision"]})
+            return True
+    return False
+
+
 def hashkv_differs(recs):
     hs = [r for r in recs if r.get("type") == "hashkv"]
     hs[1]["hash"] ^= 1
@@ -300,6 +313,7 @@ MUTATIONS = [
     (progress_ahead, {"watch-progress-ahead"}),
     (prev_kv_missing, {"watch-prev-kv"}),
     (prev_kv_stale, {"watch-prev-kv"}),
+    (resume_refused, {"watch-resume"}),
     (hashkv_differs, {"hashkv-mismatch"}),
 ]
 

@@ -20,7 +20,7 @@ CHECKS = (
                "future-read")),
     ("watch", ("watch-order", "watch-duplicate", "watch-split-revision",
                "watch-gap", "watch-range", "watch-progress-ahead",
-               "watch-prev-kv", "watch-kv")),
+               "watch-prev-kv", "watch-kv", "watch-resume")),
     ("hashkv", ("hashkv-mismatch",)),
 )
 assert sorted(k for _, ks in CHECKS for k in ks) == sorted(KINDS)

@@ -14,6 +14,7 @@ KINDS = (
     # watch checks
     "watch-order", "watch-duplicate", "watch-split-revision", "watch-gap",
     "watch-range", "watch-progress-ahead", "watch-prev-kv", "watch-kv",
+    "watch-resume",
     # after the run
     "hashkv-mismatch",
 )

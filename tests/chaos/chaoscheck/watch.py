@@ -20,6 +20,9 @@ first, as etcd's client does.
                        just before the event
   watch-kv             create_revision / version of an event do not follow
                        from its prev_kv
+  watch-resume         a watch canceled as compacted although its start
+                       revision is above the compact revision it reports
+                       (etcd must resume from any revision in the window)
 
 Delivered values also go through the read checks (phantom, aborted,
 future), and every event is part of the write log the other watchers are
@@ -63,6 +66,11 @@ def check_watcher(ctx, w):
     n = 0
     name = w.describe()
     for i, (resp, events) in enumerate(_joined(w)):
+        if (resp.canceled and resp.compact_revision and w.start_revision > 0
+                and w.start_revision > resp.compact_revision):
+            report.add("watch-resume", "%s: canceled as compacted at rev "
+                       "%d (line %d)" % (name, resp.compact_revision,
+                                         resp.line))
         if resp.progress and not events:
             progress = max(progress, resp.revision)
             horizon = max(horizon, resp.revision)
