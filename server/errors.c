@@ -1,5 +1,6 @@
 /*
- * errors.c: the one table from moor errors to etcd's gRPC statuses.
+ * errors.c: the one table from moor errors to etcd's gRPC statuses, and
+ * the few ways every handler ends a call.
  *
  * etcd's clients match these messages as strings (clientv3's
  * rpctypes.errStringToError), so each must be byte-identical to etcd's.
@@ -63,4 +64,30 @@ void srv_call_fail(struct rpc_call *call, int err)
 {
     struct srv_grpc_error e = srv_err_to_grpc(err);
     rpc_call_finish(call, e.code, e.message);
+}
+
+void srv_reply(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    struct moor_buf b;
+    moor_buf_init(&b);
+    int rv = moor_pb_pack(msg, &b);
+    if (rv == MOOR_OK) {
+        rv = rpc_call_send(call, moor_slice_make(b.ptr, b.len));
+    }
+    moor_buf_close(&b);
+    if (rv != MOOR_OK) {
+        srv_call_fail(call, rv);
+        return;
+    }
+    rpc_call_finish(call, RPC_OK, NULL);
+}
+
+void srv_call_done(struct rpc_call *call, int status, void *arg)
+{
+    (void)status;
+    (void)arg;
+    struct srv_waiter *w = rpc_call_user(call);
+    if (w != NULL) {
+        w->call = NULL;
+    }
 }

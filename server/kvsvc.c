@@ -33,23 +33,6 @@ static ProtobufCBinaryData pb_bytes(struct moor_slice s)
     return b;
 }
 
-/* Packs msg and sends it as the call's one response, then finishes OK. */
-static void reply(struct rpc_call *call, const ProtobufCMessage *msg)
-{
-    struct moor_buf b;
-    moor_buf_init(&b);
-    int rv = moor_pb_pack(msg, &b);
-    if (rv == MOOR_OK) {
-        rv = rpc_call_send(call, moor_slice_make(b.ptr, b.len));
-    }
-    moor_buf_close(&b);
-    if (rv != MOOR_OK) {
-        srv_call_fail(call, rv);
-        return;
-    }
-    rpc_call_finish(call, RPC_OK, NULL);
-}
-
 /* Allocations made while translating one request or response, freed
  * together. */
 struct arena
@@ -422,7 +405,7 @@ static void serve_range(struct srv_node *n, struct rpc_call *call,
     if (a.failed) {
         srv_call_fail(call, MOOR_ENOMEM);
     } else {
-        reply(call, &out.base);
+        srv_reply(call, &out.base);
     }
     arena_free(&a);
     kv_range_resp_close(&r);
@@ -455,7 +438,7 @@ static void serve_txn(struct srv_node *n, struct rpc_call *call, uint64_t index,
         if (a.failed) {
             srv_call_fail(call, MOOR_ENOMEM);
         } else {
-            reply(call, &out.base);
+            srv_reply(call, &out.base);
         }
     }
     kv_txn_resp_close(&r);
@@ -511,7 +494,7 @@ static void apply_put(struct srv_node *n, uint64_t index,
             if (r.prev_kv != NULL) {
                 out.prev_kv = kv_to_pb(r.prev_kv, false, &a);
             }
-            reply(w->call, &out.base);
+            srv_reply(w->call, &out.base);
             arena_free(&a);
         }
     }
@@ -539,7 +522,7 @@ static void apply_delete(struct srv_node *n, uint64_t index,
                 ETCDSERVERPB__DELETE_RANGE_RESPONSE__INIT;
             out.header = &h;
             delete_resp_to_pb(&r, &out, &a);
-            reply(w->call, &out.base);
+            srv_reply(w->call, &out.base);
             arena_free(&a);
         }
     }
@@ -571,7 +554,7 @@ static void apply_compact(struct srv_node *n, uint64_t index,
             Etcdserverpb__CompactionResponse out =
                 ETCDSERVERPB__COMPACTION_RESPONSE__INIT;
             out.header = &h;
-            reply(w->call, &out.base);
+            srv_reply(w->call, &out.base);
         }
     }
     srv_waiter_free(n, w);
@@ -609,7 +592,9 @@ void srv_kv_apply(struct srv_node *n, uint64_t index, struct moor_slice data)
         apply_compact(n, index, ir);
         break;
     default:
-        kv_store_note_applied(n->kv, index);
+        if (!srv_lease_apply(n, index, ir)) {
+            kv_store_note_applied(n->kv, index);
+        }
         break;
     }
     protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
@@ -619,57 +604,11 @@ void srv_kv_apply(struct srv_node *n, uint64_t index, struct moor_slice data)
  * Handlers
  * ---------------------------------------------------------------------- */
 
-/* Decodes the call's message as desc; answers the call and returns NULL on
- * failure. */
-static ProtobufCMessage *decode(struct srv_node *n, struct rpc_call *call,
-                                const ProtobufCMessageDescriptor *desc,
-                                struct moor_slice msg)
-{
-    ProtobufCMessage *m = NULL;
-    int rv =
-        moor_pb_unpack(desc, msg.ptr, msg.len,
-                       (size_t)n->cfg->max_request_bytes + 512u * 1024u, &m);
-    if (rv != MOOR_OK) {
-        srv_call_fail(call, rv == MOOR_ETOOBIG ? MOOR_ETOOBIG : MOOR_EPROTO);
-        return NULL;
-    }
-    return m;
-}
-
-/* Encodes an InternalRequest holding req for waiter w and queues it. On
- * failure answers the call and frees w. */
-static void propose(struct srv_node *n, struct srv_waiter *w,
-                    Moorpb__InternalRequest *ir, struct rpc_call *call)
-{
-    ir->id = w->id;
-    ir->time_ms = (int64_t)(moor_clock_realtime_ns() / 1000000u);
-    size_t len = protobuf_c_message_get_packed_size(&ir->base);
-    int rv = MOOR_OK;
-    if (len > n->cfg->max_request_bytes) {
-        rv = MOOR_ETOOBIG; /* etcd: ErrRequestTooLarge */
-    }
-    struct moor_bytes *b = rv == MOOR_OK ? moor_bytes_new(len) : NULL;
-    if (rv == MOOR_OK && b == NULL) {
-        rv = MOOR_ENOMEM;
-    }
-    if (rv == MOOR_OK) {
-        protobuf_c_message_pack(&ir->base, b->data);
-        rv = srv_node_propose(n, b);
-        if (rv != MOOR_OK) {
-            moor_bytes_unref(b);
-        }
-    }
-    if (rv != MOOR_OK) {
-        srv_call_fail(call, rv);
-        srv_waiter_free(n, w);
-    }
-}
-
 static void on_range(struct rpc_call *call, struct moor_slice msg, void *arg)
 {
     struct srv_node *n = arg;
     ProtobufCMessage *m =
-        decode(n, call, &etcdserverpb__range_request__descriptor, msg);
+        srv_decode(n, call, &etcdserverpb__range_request__descriptor, msg);
     if (m == NULL) {
         return;
     }
@@ -701,7 +640,7 @@ static void on_put(struct rpc_call *call, struct moor_slice msg, void *arg)
 {
     struct srv_node *n = arg;
     ProtobufCMessage *m =
-        decode(n, call, &etcdserverpb__put_request__descriptor, msg);
+        srv_decode(n, call, &etcdserverpb__put_request__descriptor, msg);
     if (m == NULL) {
         return;
     }
@@ -709,15 +648,10 @@ static void on_put(struct rpc_call *call, struct moor_slice msg, void *arg)
     if (req->key.len == 0) {
         srv_call_fail(call, MOOR_EEMPTYKEY);
     } else {
-        struct srv_waiter *w = srv_waiter_new(n, SRV_REQ_PUT, call);
-        if (w == NULL) {
-            srv_call_fail(call, MOOR_EBUSY);
-        } else {
-            Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
-            ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_PUT;
-            ir.put = req;
-            propose(n, w, &ir, call);
-        }
+        Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+        ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_PUT;
+        ir.put = req;
+        srv_propose_request(n, call, SRV_REQ_PUT, &ir);
     }
     protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
 }
@@ -726,8 +660,8 @@ static void on_delete_range(struct rpc_call *call, struct moor_slice msg,
                             void *arg)
 {
     struct srv_node *n = arg;
-    ProtobufCMessage *m =
-        decode(n, call, &etcdserverpb__delete_range_request__descriptor, msg);
+    ProtobufCMessage *m = srv_decode(
+        n, call, &etcdserverpb__delete_range_request__descriptor, msg);
     if (m == NULL) {
         return;
     }
@@ -736,15 +670,10 @@ static void on_delete_range(struct rpc_call *call, struct moor_slice msg,
     if (req->key.len == 0) {
         srv_call_fail(call, MOOR_EEMPTYKEY);
     } else {
-        struct srv_waiter *w = srv_waiter_new(n, SRV_REQ_DELETE, call);
-        if (w == NULL) {
-            srv_call_fail(call, MOOR_EBUSY);
-        } else {
-            Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
-            ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE;
-            ir.delete_range = req;
-            propose(n, w, &ir, call);
-        }
+        Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+        ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE;
+        ir.delete_range = req;
+        srv_propose_request(n, call, SRV_REQ_DELETE, &ir);
     }
     protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
 }
@@ -798,7 +727,7 @@ static void on_txn(struct rpc_call *call, struct moor_slice msg, void *arg)
 {
     struct srv_node *n = arg;
     ProtobufCMessage *m =
-        decode(n, call, &etcdserverpb__txn_request__descriptor, msg);
+        srv_decode(n, call, &etcdserverpb__txn_request__descriptor, msg);
     if (m == NULL) {
         return;
     }
@@ -821,15 +750,10 @@ static void on_txn(struct rpc_call *call, struct moor_slice msg, void *arg)
             }
         }
     } else {
-        struct srv_waiter *w = srv_waiter_new(n, SRV_REQ_TXN, call);
-        if (w == NULL) {
-            srv_call_fail(call, MOOR_EBUSY);
-        } else {
-            Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
-            ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_TXN;
-            ir.txn = req;
-            propose(n, w, &ir, call);
-        }
+        Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+        ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_TXN;
+        ir.txn = req;
+        srv_propose_request(n, call, SRV_REQ_TXN, &ir);
     }
     if (m != NULL) {
         protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
@@ -840,32 +764,15 @@ static void on_compact(struct rpc_call *call, struct moor_slice msg, void *arg)
 {
     struct srv_node *n = arg;
     ProtobufCMessage *m =
-        decode(n, call, &etcdserverpb__compaction_request__descriptor, msg);
+        srv_decode(n, call, &etcdserverpb__compaction_request__descriptor, msg);
     if (m == NULL) {
         return;
     }
-    struct srv_waiter *w = srv_waiter_new(n, SRV_REQ_COMPACT, call);
-    if (w == NULL) {
-        srv_call_fail(call, MOOR_EBUSY);
-    } else {
-        Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
-        ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_COMPACTION;
-        ir.compaction = (Etcdserverpb__CompactionRequest *)m;
-        propose(n, w, &ir, call);
-    }
+    Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+    ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_COMPACTION;
+    ir.compaction = (Etcdserverpb__CompactionRequest *)m;
+    srv_propose_request(n, call, SRV_REQ_COMPACT, &ir);
     protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
-}
-
-/* The call ended (answered, canceled, or past its deadline): forget it, so
- * an answer that comes later is dropped. */
-static void on_done(struct rpc_call *call, int status, void *arg)
-{
-    (void)status;
-    (void)arg;
-    struct srv_waiter *w = rpc_call_user(call);
-    if (w != NULL) {
-        w->call = NULL;
-    }
 }
 
 int srv_kv_register(struct srv_node *n, struct rpc_server *srv)
@@ -885,7 +792,7 @@ int srv_kv_register(struct srv_node *n, struct rpc_server *srv)
         struct rpc_method_ops ops;
         memset(&ops, 0, sizeof(ops));
         ops.message_cb = methods[i].message_cb;
-        ops.done_cb = on_done;
+        ops.done_cb = srv_call_done;
         int rv = rpc_server_add_method(srv, methods[i].path, &ops, n);
         if (rv != MOOR_OK) {
             return rv;

@@ -212,6 +212,56 @@ static void proposals_flush(struct srv_node *n)
     n->n_proposals = 0;
 }
 
+ProtobufCMessage *srv_decode(struct srv_node *n, struct rpc_call *call,
+                             const ProtobufCMessageDescriptor *desc,
+                             struct moor_slice msg)
+{
+    ProtobufCMessage *m = NULL;
+    int rv =
+        moor_pb_unpack(desc, msg.ptr, msg.len,
+                       (size_t)n->cfg->max_request_bytes + 512u * 1024u, &m);
+    if (rv != MOOR_OK) {
+        srv_call_fail(call, rv == MOOR_ETOOBIG ? MOOR_ETOOBIG : MOOR_EPROTO);
+        return NULL;
+    }
+    return m;
+}
+
+void srv_propose_request(struct srv_node *n, struct rpc_call *call,
+                         uint8_t kind, Moorpb__InternalRequest *ir)
+{
+    struct srv_waiter *w = NULL;
+    if (call != NULL) {
+        w = srv_waiter_new(n, kind, call);
+        if (w == NULL) {
+            srv_call_fail(call, MOOR_EBUSY);
+            return;
+        }
+        ir->id = w->id;
+    } else {
+        ir->id = n->next_id++;
+    }
+    ir->time_ms = (int64_t)(moor_clock_realtime_ns() / 1000000u);
+    size_t len = protobuf_c_message_get_packed_size(&ir->base);
+    int rv = MOOR_OK;
+    struct moor_bytes *b = NULL;
+    if (len > n->cfg->max_request_bytes) {
+        rv = MOOR_ETOOBIG; /* etcd: ErrRequestTooLarge */
+    } else if ((b = moor_bytes_new(len)) == NULL) {
+        rv = MOOR_ENOMEM;
+    } else {
+        protobuf_c_message_pack(&ir->base, b->data);
+        rv = srv_node_propose(n, b);
+        if (rv != MOOR_OK) {
+            moor_bytes_unref(b);
+        }
+    }
+    if (rv != MOOR_OK && w != NULL) {
+        srv_call_fail(call, rv);
+        srv_waiter_free(n, w);
+    }
+}
+
 static void reads_serve(struct srv_node *n)
 {
     uint64_t applied = kv_store_applied_index(n->kv);
@@ -385,6 +435,7 @@ static void tick_cb(uv_timer_t *t)
     struct srv_node *n = MOOR_CONTAINER_OF(t, struct srv_node, tick_timer);
     raft_node_tick(n->raft);
     waiters_expire(n, uv_now(n->loop), false);
+    srv_lease_tick(n);
     srv_node_process(n);
 }
 
@@ -483,8 +534,14 @@ static int listen_all(struct srv_node *n)
         return rv;
     }
     rv = srv_kv_register(n, n->rpc);
+    if (rv == MOOR_OK) {
+        rv = srv_lease_register(n, n->rpc);
+    }
+    if (rv == MOOR_OK) {
+        rv = srv_maint_register(n, n->rpc);
+    }
     if (rv != MOOR_OK) {
-        moor_errmsg_set(n->errmsg, "registering the KV service: %s",
+        moor_errmsg_set(n->errmsg, "registering the services: %s",
                         moor_strerror(rv));
         return rv;
     }

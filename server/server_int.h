@@ -44,6 +44,8 @@ enum srv_req_kind {
     SRV_REQ_COMPACT = 4,
     SRV_REQ_RANGE = 5,  /* a linearizable read */
     SRV_REQ_TXN_RO = 6, /* a read-only txn, served as a read */
+    SRV_REQ_LEASE_GRANT = 7,
+    SRV_REQ_LEASE_REVOKE = 8,
 };
 
 struct srv_waiter
@@ -110,6 +112,10 @@ struct srv_node
     struct srv_waiter *reads_tail;
     uint64_t next_id;
 
+    /* Lease duties of the leader (leasesvc.c). */
+    uint64_t lease_ticks;
+    int64_t lease_cursor;
+
     bool stopping;
     bool processing;
     int exit_status;
@@ -136,6 +142,27 @@ struct srv_waiter *srv_waiter_find(struct srv_node *n, uint64_t id);
  * waiter holding its request): served once applied >= the read index. */
 int srv_node_read(struct srv_node *n, struct srv_waiter *w);
 
+/* Encodes and proposes ir (its id and time are set here), registering a
+ * waiter of kind for call; call NULL proposes with no waiter (the leader's
+ * own revokes and checkpoints). On failure the call is answered with the
+ * error. */
+void srv_propose_request(struct srv_node *n, struct rpc_call *call,
+                         uint8_t kind, Moorpb__InternalRequest *ir);
+
+/* Decodes a request message of type desc (bounded by --max-request-bytes
+ * plus etcd's 512 KiB of slack). Returns owned (free_unpacked with
+ * moor_pb_allocator), or NULL after answering the call with the error. */
+ProtobufCMessage *srv_decode(struct srv_node *n, struct rpc_call *call,
+                             const ProtobufCMessageDescriptor *desc,
+                             struct moor_slice msg);
+
+/* Sends msg as the call's one answer and finishes it with OK (or fails it
+ * with the error that stopped the send). */
+void srv_reply(struct rpc_call *call, const ProtobufCMessage *msg);
+
+/* The done_cb of every unary handler: forgets the call in its waiter. */
+void srv_call_done(struct rpc_call *call, int status, void *arg);
+
 /* Fills a ResponseHeader with this member's ids, the kv revision and the
  * raft term. */
 void srv_header_fill(struct srv_node *n, Etcdserverpb__ResponseHeader *h,
@@ -158,6 +185,21 @@ void srv_kv_apply(struct srv_node *n, uint64_t index, struct moor_slice data);
 
 /* Serves a linearizable read whose index has been applied. */
 void srv_kv_serve_read(struct srv_node *n, struct srv_waiter *w);
+
+/* ------------------------------------------------------------------------
+ * Lease service (leasesvc.c)
+ * ---------------------------------------------------------------------- */
+int srv_lease_register(struct srv_node *n, struct rpc_server *srv);
+/* Applies a lease grant, revoke or checkpoint; false for other requests. */
+bool srv_lease_apply(struct srv_node *n, uint64_t index,
+                     const Moorpb__InternalRequest *ir);
+/* The leader's per-tick lease work: revoke expired leases, checkpoint. */
+void srv_lease_tick(struct srv_node *n);
+
+/* ------------------------------------------------------------------------
+ * Maintenance and Cluster services (maintsvc.c)
+ * ---------------------------------------------------------------------- */
+int srv_maint_register(struct srv_node *n, struct rpc_server *srv);
 
 /* ------------------------------------------------------------------------
  * HTTP (http.c): /health, /version, /metrics on the client port.

@@ -68,6 +68,35 @@ expect "Error: etcdserver: mvcc: required revision has been compacted" $E get fo
 expect "Error: etcdserver: mvcc: required revision is a future revision" $E get foo --rev=1000
 expect "Error: etcdserver: mvcc: required revision has been compacted" $E compaction 2
 
+# Leases: grant, attach, time-to-live, keep-alive, list, expiry deletes
+# the key, revoke of an unknown lease.
+lease=$($E lease grant 2 | awk '{print $2}')
+[ -n "$lease" ] || fail "lease grant"
+expect "OK" $E put lk v --lease="$lease"
+expect "lease $lease granted with TTL(2s), remaining(2s), attached keys([lk])" $E lease timetolive "$lease" --keys
+expect "lease $lease keepalived with TTL(2)" $E lease keep-alive --once "$lease"
+expect $'found 1 leases\n'"$lease" $E lease list
+gone=""
+for _ in $(seq 1 100); do
+    if [ -z "$($E get lk)" ]; then gone=1; break; fi
+    sleep 0.1
+done
+[ -n "$gone" ] || fail "the key of an expired lease is still there"
+expect "lease $lease already expired" $E lease timetolive "$lease"
+expect "Error: failed to revoke lease (etcdserver: requested lease not found)" $E lease revoke "$lease"
+lease2=$($E lease grant 60 | awk '{print $2}')
+expect "OK" $E put lk2 v --lease="$lease2"
+expect "lease $lease2 revoked" $E lease revoke "$lease2"
+expect "" $E get lk2
+
+# Maintenance and cluster.
+expect "127.0.0.1:$cport is healthy: successfully committed proposal" sh -c "$E endpoint health 2>&1 | sed 's/: took = .*//'"
+$E endpoint status | grep -q ", 3.4.0, " || fail "endpoint status"
+$E endpoint hashkv | grep -q "^127.0.0.1:$cport, [0-9]" || fail "endpoint hashkv"
+$E member list | grep -q ", started, m1, http://127.0.0.1:$pport, http://127.0.0.1:$cport, false" || fail "member list"
+expect "" $E alarm list
+expect "Finished defragmenting etcd member[127.0.0.1:$cport]" $E defrag
+
 # Restart keeps data and revision.
 rev_before=$($E get foo -w json | sed 's/.*"revision":\([0-9]*\).*/\1/')
 kill -TERM "$pid"

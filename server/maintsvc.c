@@ -1,0 +1,184 @@
+/*
+ * maintsvc.c: etcd's Maintenance service (Status, Hash, HashKV, Alarm,
+ * Defragment, MoveLeader) and the Cluster service's MemberList.
+ *
+ * Defragment is an honest no-op: moor's keyspace lives in memory and
+ * compaction frees old versions online (kv_compact_step, every loop turn),
+ * so there is no file to rewrite and nothing stops the member. Alarms:
+ * NOSPACE is not raised yet, so Alarm GET answers the empty list.
+ */
+#include "server_int.h"
+
+static void on_status(struct rpc_call *call, struct moor_slice msg, void *arg)
+{
+    (void)msg;
+    struct srv_node *n = arg;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    srv_header_fill(n, &h, kv_store_revision(n->kv));
+    Etcdserverpb__StatusResponse out = ETCDSERVERPB__STATUS_RESPONSE__INIT;
+    out.header = &h;
+    out.version = (char *)(uintptr_t)SRV_ETCD_VERSION;
+    /* moor has no db file: the keyspace's size is the memory it holds. */
+    out.dbsize = (int64_t)moor_alloc_bytes();
+    out.dbsizeinuse = out.dbsize;
+    out.leader = raft_node_leader(n->raft);
+    out.raftindex = raft_node_commit_index(n->raft);
+    out.raftterm = raft_node_term(n->raft);
+    out.raftappliedindex = kv_store_applied_index(n->kv);
+    srv_reply(call, &out.base);
+}
+
+static void on_hash(struct rpc_call *call, struct moor_slice msg, void *arg)
+{
+    (void)msg;
+    struct srv_node *n = arg;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    srv_header_fill(n, &h, kv_store_revision(n->kv));
+    Etcdserverpb__HashResponse out = ETCDSERVERPB__HASH_RESPONSE__INIT;
+    out.header = &h;
+    out.hash = kv_hash(n->kv);
+    srv_reply(call, &out.base);
+}
+
+static void on_hash_kv(struct rpc_call *call, struct moor_slice msg, void *arg)
+{
+    struct srv_node *n = arg;
+    Etcdserverpb__HashKVRequest *req =
+        (Etcdserverpb__HashKVRequest *)srv_decode(
+            n, call, &etcdserverpb__hash_kvrequest__descriptor, msg);
+    if (req == NULL) {
+        return;
+    }
+    uint32_t hash = 0;
+    int64_t compact = 0, rev = 0;
+    int rv = kv_hash_kv(n->kv, req->revision, &hash, &compact, &rev);
+    if (rv != MOOR_OK) {
+        srv_call_fail(call, rv);
+    } else {
+        Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+        srv_header_fill(n, &h, rev);
+        Etcdserverpb__HashKVResponse out = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
+        out.header = &h;
+        out.hash = hash;
+        out.compact_revision = compact;
+        srv_reply(call, &out.base);
+    }
+    protobuf_c_message_free_unpacked(&req->base, &moor_pb_allocator);
+}
+
+static void on_alarm(struct rpc_call *call, struct moor_slice msg, void *arg)
+{
+    struct srv_node *n = arg;
+    ProtobufCMessage *req =
+        srv_decode(n, call, &etcdserverpb__alarm_request__descriptor, msg);
+    if (req == NULL) {
+        return;
+    }
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    srv_header_fill(n, &h, kv_store_revision(n->kv));
+    Etcdserverpb__AlarmResponse out = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+    out.header = &h;
+    srv_reply(call, &out.base);
+    protobuf_c_message_free_unpacked(req, &moor_pb_allocator);
+}
+
+static void on_defragment(struct rpc_call *call, struct moor_slice msg,
+                          void *arg)
+{
+    (void)msg;
+    struct srv_node *n = arg;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    srv_header_fill(n, &h, kv_store_revision(n->kv));
+    Etcdserverpb__DefragmentResponse out =
+        ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
+    out.header = &h;
+    srv_reply(call, &out.base);
+}
+
+static void on_move_leader(struct rpc_call *call, struct moor_slice msg,
+                           void *arg)
+{
+    struct srv_node *n = arg;
+    Etcdserverpb__MoveLeaderRequest *req =
+        (Etcdserverpb__MoveLeaderRequest *)srv_decode(
+            n, call, &etcdserverpb__move_leader_request__descriptor, msg);
+    if (req == NULL) {
+        return;
+    }
+    if (raft_node_role(n->raft) != RAFT_LEADER) {
+        srv_call_fail(call, MOOR_ENOTLEADER);
+    } else if (req->targetid == n->member_id) {
+        /* Already the leader: nothing to move. */
+        Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+        srv_header_fill(n, &h, kv_store_revision(n->kv));
+        Etcdserverpb__MoveLeaderResponse out =
+            ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
+        out.header = &h;
+        srv_reply(call, &out.base);
+    } else {
+        /* A single-member cluster has no other member to hand over to. */
+        rpc_call_finish(call, RPC_FAILED_PRECONDITION,
+                        "etcdserver: bad leader transferee");
+    }
+    protobuf_c_message_free_unpacked(&req->base, &moor_pb_allocator);
+}
+
+static void on_member_list(struct rpc_call *call, struct moor_slice msg,
+                           void *arg)
+{
+    (void)msg;
+    struct srv_node *n = arg;
+    const struct srv_config *cfg = n->cfg;
+    char *peer[SRV_URLS_MAX], *client[SRV_URLS_MAX];
+    for (unsigned i = 0; i < cfg->initial_advertise_peer_urls.n; i++) {
+        peer[i] =
+            (char *)(uintptr_t)cfg->initial_advertise_peer_urls.urls[i].text;
+    }
+    for (unsigned i = 0; i < cfg->advertise_client_urls.n; i++) {
+        client[i] = (char *)(uintptr_t)cfg->advertise_client_urls.urls[i].text;
+    }
+    Etcdserverpb__Member self = ETCDSERVERPB__MEMBER__INIT;
+    self.id = n->member_id;
+    self.name = cfg->name;
+    self.peerurls = peer;
+    self.n_peerurls = cfg->initial_advertise_peer_urls.n;
+    self.clienturls = client;
+    self.n_clienturls = cfg->advertise_client_urls.n;
+    Etcdserverpb__Member *members[1] = {&self};
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    srv_header_fill(n, &h, kv_store_revision(n->kv));
+    Etcdserverpb__MemberListResponse out =
+        ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+    out.header = &h;
+    out.members = members;
+    out.n_members = 1;
+    srv_reply(call, &out.base);
+}
+
+int srv_maint_register(struct srv_node *n, struct rpc_server *srv)
+{
+    static const struct
+    {
+        const char *path;
+        void (*message_cb)(struct rpc_call *, struct moor_slice, void *);
+    } methods[] = {
+        {"/etcdserverpb.Maintenance/Status", on_status},
+        {"/etcdserverpb.Maintenance/Hash", on_hash},
+        {"/etcdserverpb.Maintenance/HashKV", on_hash_kv},
+        {"/etcdserverpb.Maintenance/Alarm", on_alarm},
+        {"/etcdserverpb.Maintenance/Defragment", on_defragment},
+        {"/etcdserverpb.Maintenance/MoveLeader", on_move_leader},
+        {"/etcdserverpb.Cluster/MemberList", on_member_list},
+    };
+    for (size_t i = 0; i < MOOR_ARRAY_LEN(methods); i++) {
+        struct rpc_method_ops ops;
+        memset(&ops, 0, sizeof(ops));
+        ops.message_cb = methods[i].message_cb;
+        ops.done_cb = srv_call_done;
+        int rv = rpc_server_add_method(srv, methods[i].path, &ops, n);
+        if (rv != MOOR_OK) {
+            return rv;
+        }
+    }
+    return MOOR_OK;
+}
