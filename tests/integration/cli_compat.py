@@ -604,6 +604,74 @@ def snapshot_case(etcdctl, m_argv, root):
            b"could not open" in p.stderr else [repr(p)])
 
 
+def tls_case(etcd_bin, etcdctl, moorctl, root):
+    """A TLS etcd that requires client certificates: moorctl with --cacert,
+    --cert, --key (https:// and scheme-less endpoints), with
+    --insecure-skip-tls-verify, and refused without a client certificate
+    or without the CA."""
+    d = os.path.join(root, "tls")
+    os.makedirs(d)
+    sh = lambda *a: subprocess.run(a, cwd=d, capture_output=True, timeout=30,
+                                   check=True)
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out",
+       "ca.pem", "-days", "2", "-subj", "/CN=moorctl-test-ca")
+    sh("openssl", "req", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "node.key",
+       "-out", "node.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n")
+    sh("openssl", "x509", "-req", "-in", "node.csr", "-CA", "ca.pem",
+       "-CAkey", "ca.key", "-CAcreateserial", "-out", "node.pem", "-days",
+       "2", "-extfile", "ext.cnf")
+    port, pport = free_port(), free_port()
+    url = "127.0.0.1:%d" % port
+    peer = "http://127.0.0.1:%d" % pport
+    f = lambda n: os.path.join(d, n)
+    proc = subprocess.Popen(
+        [etcd_bin, "--name", "s", "--data-dir", f("data"),
+         "--listen-client-urls", "https://" + url,
+         "--advertise-client-urls", "https://" + url,
+         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+         "--initial-cluster", "s=" + peer, "--cert-file", f("node.pem"),
+         "--key-file", f("node.key"), "--client-cert-auth",
+         "--trusted-ca-file", f("ca.pem")],
+        stdout=open(f("etcd.log"), "w"), stderr=subprocess.STDOUT)
+    try:
+        tls = ["--cacert", f("ca.pem"), "--cert", f("node.pem"), "--key",
+               f("node.key")]
+        deadline = time.monotonic() + 20
+        while run([etcdctl, "--endpoints=https://" + url] + tls +
+                  ["put", "t", "1"])[0] != 0:
+            if time.monotonic() > deadline:
+                raise SystemExit("TLS etcd did not start")
+            time.sleep(0.2)
+        short = ["--dial-timeout=1s", "--command-timeout=1s"]
+        for name, argv, want in [
+                ("TLS with CA and client cert",
+                 ["--endpoints=https://" + url] + tls, 0),
+                ("TLS from a scheme-less endpoint and --cacert",
+                 ["--endpoints=" + url] + tls, 0),
+                ("TLS with --insecure-skip-tls-verify",
+                 ["--endpoints=https://" + url, "--insecure-skip-tls-verify",
+                  "--cert", f("node.pem"), "--key", f("node.key")], 0),
+                ("TLS refused without a client certificate",
+                 ["--endpoints=https://" + url, "--cacert", f("ca.pem")] +
+                 short, 1),
+                ("TLS refused without the CA",
+                 ["--endpoints=https://" + url, "--cert", f("node.pem"),
+                  "--key", f("node.key")] + short, 1),
+                ("--cert without --key is a usage error",
+                 ["--endpoints=https://" + url, "--cert", f("node.pem")], 2)]:
+            rc, o, e = run([moorctl] + argv + ["get", "t"])
+            ok = rc == want and (want != 0 or o == b"t\n1\n")
+            report(name, [] if ok else ["rc %d out %r err %r" % (rc, o, e)])
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moorctl", required=True)
@@ -632,6 +700,7 @@ def main():
         watch_case(e_argv, m_argv, norm)
         keepalive_case(m_argv)
         snapshot_case(args.etcdctl, m_argv, root)
+        tls_case(args.etcd, args.etcdctl, args.moorctl, root)
     finally:
         a.stop()
         b.stop()

@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+"""cli_snapshot_bench.py: moorctl snapshot save beside etcdctl snapshot save.
+
+Starts one real etcd 3.4 on loopback ports in a temporary directory, loads
+--keys keys (128 puts per Txn, sent as raw protobuf over python3-grpcio,
+--value-bytes each), then saves a snapshot with each tool --rounds times,
+alternating which goes first, and prints the median times. It also times
+etcdctl snapshot restore of each tool's file (moorctl has no restore of
+etcd's bbolt files; that is the reference for moor's own restore).
+
+Not a ctest (minutes of load for a million keys); run by hand:
+
+    /usr/bin/python3 tests/integration/cli_snapshot_bench.py \\
+        --moorctl build-cli/bin/moorctl --keys 1000000
+
+Output: a header naming the workload, then "name value unit" rows; --json
+prints one JSON object instead.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import grpc
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def ld(field, payload):
+    return varint(field << 3 | 2) + varint(len(payload)) + payload
+
+
+def txn_of_puts(keys, value):
+    ops = b"".join(ld(2, ld(2, ld(1, k) + ld(2, value))) for k in keys)
+    return ops
+
+
+def load(url, n, value_bytes, threads):
+    value = (b"v" * value_bytes)
+    per_txn = 128
+    batches = (n + per_txn - 1) // per_txn
+    next_batch = [0]
+    lock = threading.Lock()
+    errors = []
+
+    def worker():
+        ch = grpc.insecure_channel(url)
+        txn = ch.unary_unary("/etcdserverpb.KV/Txn",
+                             request_serializer=None,
+                             response_deserializer=None)
+        while True:
+            with lock:
+                b = next_batch[0]
+                next_batch[0] += 1
+            if b >= batches or errors:
+                break
+            keys = [b"/registry/bench/key-%08d" % i
+                    for i in range(b * per_txn, min(n, (b + 1) * per_txn))]
+            try:
+                txn(txn_of_puts(keys, value), timeout=60)
+            except grpc.RpcError as e:
+                errors.append(e)
+        ch.close()
+
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise SystemExit("load failed: %s" % errors[0])
+
+
+def timed(argv, env=None):
+    t0 = time.monotonic()
+    p = subprocess.run(argv, capture_output=True, env=env, timeout=3600)
+    dt = time.monotonic() - t0
+    if p.returncode != 0:
+        raise SystemExit("%s failed: %s" % (argv, p.stderr.decode()))
+    return dt
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--moorctl", required=True)
+    ap.add_argument("--etcd", default="/usr/bin/etcd")
+    ap.add_argument("--etcdctl", default="/usr/bin/etcdctl")
+    ap.add_argument("--keys", type=int, default=100000)
+    ap.add_argument("--value-bytes", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    root = tempfile.mkdtemp(prefix="moorctl-snapbench-")
+    cport, pport = free_port(), free_port()
+    url = "127.0.0.1:%d" % cport
+    peer = "http://127.0.0.1:%d" % pport
+    log = open(os.path.join(root, "etcd.log"), "w")
+    etcd = subprocess.Popen(
+        [args.etcd, "--name", "b", "--data-dir", os.path.join(root, "d"),
+         "--listen-client-urls", "http://" + url,
+         "--advertise-client-urls", "http://" + url,
+         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+         "--initial-cluster", "b=" + peer,
+         "--quota-backend-bytes", str(8 << 30)],
+        stdout=log, stderr=subprocess.STDOUT)
+    env = dict(os.environ, ETCDCTL_API="3")
+    res = {"moorctl_save_s": [], "etcdctl_save_s": [],
+           "restore_moorctl_file_s": [], "restore_etcdctl_file_s": []}
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run([args.etcdctl, "--endpoints=" + url, "put",
+                              "ready", "1"], capture_output=True,
+                             env=env).returncode != 0:
+            if time.monotonic() > deadline:
+                raise SystemExit("etcd did not start")
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        load(url, args.keys, args.value_bytes, args.threads)
+        load_s = time.monotonic() - t0
+        m_file = os.path.join(root, "m.db")
+        e_file = os.path.join(root, "e.db")
+        for r in range(args.rounds):
+            order = [("moorctl", m_file), ("etcdctl", e_file)]
+            if r % 2:
+                order.reverse()
+            for tool, f in order:
+                if os.path.exists(f):
+                    os.unlink(f)
+                binary = args.moorctl if tool == "moorctl" else args.etcdctl
+                res[tool + "_save_s"].append(timed(
+                    [binary, "--endpoints=" + url, "snapshot", "save", f],
+                    env))
+            for tool, f in [("moorctl", m_file), ("etcdctl", e_file)]:
+                d = os.path.join(root, "restore-" + tool)
+                shutil.rmtree(d, ignore_errors=True)
+                res["restore_%s_file_s" % tool].append(timed(
+                    [args.etcdctl, "snapshot", "restore", f, "--data-dir", d],
+                    env))
+        size = os.path.getsize(m_file)
+    finally:
+        etcd.kill()
+        etcd.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+    med = {k: statistics.median(v) for k, v in res.items()}
+    out = {"keys": args.keys, "value_bytes": args.value_bytes,
+           "rounds": args.rounds, "snapshot_bytes": size, "load_s": load_s}
+    out.update(med)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print("snapshot save: etcd 3.4, %d keys of %d-byte values, %d rounds "
+          "(medians)" % (args.keys, args.value_bytes, args.rounds))
+    rows = [("snapshot_size", "%.1f" % (size / 1e6), "MB"),
+            ("load", "%.1f" % load_s, "s"),
+            ("moorctl_snapshot_save", "%.3f" % med["moorctl_save_s"], "s"),
+            ("etcdctl_snapshot_save", "%.3f" % med["etcdctl_save_s"], "s"),
+            ("moorctl_save_rate", "%.1f" % (size / 1e6 /
+                                            med["moorctl_save_s"]), "MB/s"),
+            ("etcdctl_save_rate", "%.1f" % (size / 1e6 /
+                                            med["etcdctl_save_s"]), "MB/s"),
+            ("etcdctl_restore_of_moorctl_file", "%.3f" %
+             med["restore_moorctl_file_s"], "s"),
+            ("etcdctl_restore_of_etcdctl_file", "%.3f" %
+             med["restore_etcdctl_file_s"], "s")]
+    for name, value, unit in rows:
+        print("%-34s %12s %s" % (name, value, unit))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
