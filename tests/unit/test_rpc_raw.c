@@ -7,7 +7,8 @@
  * The raw client writes frames built here (HPACK literals without
  * indexing), reads everything the server sends until the condition of the
  * test holds or the server closes, and decodes response headers with
- * nghttp2's HPACK inflater.
+ * nghttp2's HPACK inflater. A mute raw server checks the client's
+ * keepalive the same way.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -453,6 +454,139 @@ static void test_rpc_server_answers_garbage_frames_with_goaway(void **state)
     raw_stop(f, &r);
 }
 
+/* ------------------------------------------------------------------------
+ * A raw server for the client side: accepts one connection, sends an
+ * empty SETTINGS and then nothing, whatever comes (PINGs included).
+ * ---------------------------------------------------------------------- */
+struct mute
+{
+    uv_tcp_t listener;
+    uv_tcp_t conn;
+    uv_write_t wr;
+    bool accepted;
+    bool closed_l;
+    bool closed_c;
+    uint16_t port;
+    char rbuf[4096];
+};
+
+static void mute_alloc(uv_handle_t *h, size_t n, uv_buf_t *b)
+{
+    (void)n;
+    struct mute *m = h->data;
+    b->base = m->rbuf;
+    b->len = sizeof(m->rbuf);
+}
+
+static void mute_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    (void)b;
+    if (n < 0) {
+        uv_read_stop(s);
+    }
+}
+
+static void mute_written(uv_write_t *w, int status)
+{
+    (void)w;
+    (void)status;
+}
+
+static void mute_accept(uv_stream_t *l, int status)
+{
+    struct mute *m = l->data;
+    assert_int_equal(status, 0);
+    uv_tcp_init(l->loop, &m->conn);
+    m->conn.data = m;
+    assert_int_equal(uv_accept(l, (uv_stream_t *)&m->conn), 0);
+    m->accepted = true;
+    static const uint8_t settings[9] = {0, 0, 0, F_SETTINGS, 0, 0, 0, 0, 0};
+    uv_buf_t b = uv_buf_init((char *)settings, sizeof(settings));
+    uv_write(&m->wr, (uv_stream_t *)&m->conn, &b, 1, mute_written);
+    uv_read_start((uv_stream_t *)&m->conn, mute_alloc, mute_read);
+}
+
+static void mute_closed_l(uv_handle_t *h)
+{
+    struct mute *m = h->data;
+    m->closed_l = true;
+}
+
+static void mute_closed_c(uv_handle_t *h)
+{
+    struct mute *m = h->data;
+    m->closed_c = true;
+}
+
+struct done
+{
+    bool done;
+    int status;
+    char message[MOOR_ERRMSG_SIZE];
+};
+
+static void unary_done(int status, const char *message, struct moor_slice r,
+                       void *arg)
+{
+    (void)r;
+    struct done *d = arg;
+    d->done = true;
+    d->status = status;
+    snprintf(d->message, sizeof(d->message), "%s", message);
+    uv_stop(g_loop);
+}
+
+static void test_rpc_client_pings_and_drops_a_server_that_never_acks(
+    void **state)
+{
+    struct fx *f = *state;
+    open_server(f, 0); /* for teardown only */
+    struct mute m;
+    memset(&m, 0, sizeof(m));
+    uv_tcp_init(&f->loop, &m.listener);
+    m.listener.data = &m;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    assert_int_equal(uv_tcp_bind(&m.listener, (struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&m.listener, 4, mute_accept), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    uv_tcp_getsockname(&m.listener, (struct sockaddr *)&ss, &len);
+    char ep[64];
+    snprintf(ep, sizeof(ep), "127.0.0.1:%u",
+             ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    const char *eps[] = {ep};
+    struct rpc_client_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.endpoints = eps;
+    cfg.endpoints_len = 1;
+    cfg.keepalive_ms = 20;
+    cfg.keepalive_timeout_ms = 20;
+    struct rpc_client *cl;
+    assert_int_equal(rpc_client_open(&f->loop, &cfg, &cl, NULL), MOOR_OK);
+    /* No deadline: only the keepalive can end this call. */
+    struct done d = {false, -1, ""};
+    assert_int_equal(rpc_client_unary(cl, "/t.S/Echo", NULL, 0,
+                                      moor_slice_str("x"), 0, unary_done, &d),
+                     MOOR_OK);
+    while (!d.done) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_true(m.accepted);
+    assert_int_equal(d.status, RPC_UNAVAILABLE);
+    assert_non_null(strstr(d.message, "keepalive"));
+    bool closed = false;
+    rpc_client_close(cl, set_flag, &closed);
+    while (!closed) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&m.conn, mute_closed_c);
+    uv_close((uv_handle_t *)&m.listener, mute_closed_l);
+    while (!m.closed_c || !m.closed_l) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +595,7 @@ int main(void)
         T(test_rpc_server_enforces_grpc_timeout_itself),
         T(test_rpc_server_refuses_compressed_and_mistyped_requests),
         T(test_rpc_server_answers_garbage_frames_with_goaway),
+        T(test_rpc_client_pings_and_drops_a_server_that_never_acks),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
