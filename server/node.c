@@ -423,6 +423,7 @@ void srv_node_process(struct srv_node *n)
         durable_collect(n);
     }
     reads_serve(n);
+    srv_watch_deliver(n);
     kv_compact_step(n->kv, 1000);
     n->processing = false;
 }
@@ -539,6 +540,9 @@ static int listen_all(struct srv_node *n)
     }
     if (rv == MOOR_OK) {
         rv = srv_maint_register(n, n->rpc);
+    }
+    if (rv == MOOR_OK) {
+        rv = srv_watch_register(n, n->rpc);
     }
     if (rv != MOOR_OK) {
         moor_errmsg_set(n->errmsg, "registering the services: %s",

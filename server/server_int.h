@@ -197,6 +197,13 @@ bool srv_lease_apply(struct srv_node *n, uint64_t index,
 void srv_lease_tick(struct srv_node *n);
 
 /* ------------------------------------------------------------------------
+ * Watch service (watchsvc.c)
+ * ---------------------------------------------------------------------- */
+int srv_watch_register(struct srv_node *n, struct rpc_server *srv);
+/* Sends what kv's ready watchers have; once per loop turn, after apply. */
+void srv_watch_deliver(struct srv_node *n);
+
+/* ------------------------------------------------------------------------
  * Maintenance and Cluster services (maintsvc.c)
  * ---------------------------------------------------------------------- */
 int srv_maint_register(struct srv_node *n, struct rpc_server *srv);

@@ -89,6 +89,23 @@ expect "OK" $E put lk2 v --lease="$lease2"
 expect "lease $lease2 revoked" $E lease revoke "$lease2"
 expect "" $E get lk2
 
+# Watch: live events with prev_kv, replay from a revision, and a watch
+# from a compacted revision canceled as etcd does.
+rev0=$($E get nothing -w json | sed 's/.*"revision":\([0-9]*\).*/\1/')
+timeout 4 $E watch w/ --prefix --prev-kv >"$work/w1" 2>&1 &
+wpid=$!
+sleep 1
+$E put w/a 1 >/dev/null
+$E put w/a 2 >/dev/null
+$E del w/a >/dev/null
+$E put other 1 >/dev/null
+wait "$wpid" || true
+expect $'PUT\nw/a\n1\nPUT\nw/a\n1\nw/a\n2\nDELETE\nw/a\n2\nw/a' cat "$work/w1"
+timeout 2 $E watch w/ --prefix --rev=$((rev0 + 1)) >"$work/w2" 2>&1 || true
+expect $'PUT\nw/a\n1\nPUT\nw/a\n2\nDELETE\nw/a' cat "$work/w2"
+timeout 2 $E watch foo --rev=2 >"$work/w3" 2>&1 || true
+grep -q "required revision has been compacted" "$work/w3" || fail "compacted watch: $(cat "$work/w3")"
+
 # Maintenance and cluster.
 expect "127.0.0.1:$cport is healthy: successfully committed proposal" sh -c "$E endpoint health 2>&1 | sed 's/: took = .*//'"
 $E endpoint status | grep -q ", 3.4.0, " || fail "endpoint status"

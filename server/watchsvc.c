@@ -1,0 +1,388 @@
+/*
+ * watchsvc.c: etcd's Watch service, the bidirectional stream.
+ *
+ * A stream holds any number of watches. Each is a kv watcher (struct
+ * kv_watcher inside struct srv_watch): kv finds the watchers a write
+ * touches through its interval index and puts them on its ready list; once
+ * per loop turn, after applying, srv_watch_deliver() drains that list and
+ * sends one WatchResponse per watcher with up to WATCH_EVENTS_MAX events
+ * (never splitting a revision, as kv guarantees).
+ *
+ * Back-pressure: a watcher whose stream cannot take more output (rpc's
+ * bounded per-call queue is full because the client does not read) is
+ * parked on its stream instead of being drained; its events stay in kv,
+ * which bounds them and falls back to catching up from history. When rpc
+ * reports the call writable again, the parked watchers are drained.
+ *
+ * Not yet: the periodic progress notification etcd sends every 10 minutes
+ * to watches created with progress_notify (a WatchProgressRequest is
+ * answered), and fragmentation of huge revisions.
+ */
+#include "server_int.h"
+
+#define WATCH_EVENTS_MAX 1000
+/* Watches one stream may hold; beyond: the create is canceled. */
+#define WATCHES_PER_STREAM_MAX 100000
+
+struct srv_watch_stream;
+
+struct srv_watch
+{
+    struct kv_watcher kw;
+    struct srv_watch_stream *st;
+    int64_t id;
+    bool parked;
+    struct srv_watch *next;      /* the stream's watches */
+    struct srv_watch *park_next; /* the stream's parked watches */
+};
+
+struct srv_watch_stream
+{
+    struct srv_node *n;
+    struct rpc_call *call;
+    struct srv_watch *watches;
+    struct srv_watch *parked;
+    size_t n_watches;
+    int64_t next_id;
+    bool progress_pending; /* a progress request waits for every watch to
+                              sync */
+};
+
+static int send_msg(struct srv_watch_stream *st,
+                    const Etcdserverpb__WatchResponse *r)
+{
+    struct moor_buf b;
+    moor_buf_init(&b);
+    int rv = moor_pb_pack(&r->base, &b);
+    if (rv == MOOR_OK) {
+        rv = rpc_call_send(st->call, moor_slice_make(b.ptr, b.len));
+    }
+    moor_buf_close(&b);
+    if (rv != MOOR_OK && rv != MOOR_ECANCELED) {
+        /* A control answer that does not fit a full queue: the client
+         * stopped reading; end its stream rather than drop an answer. */
+        rpc_call_cancel(st->call);
+    }
+    return rv;
+}
+
+/* Sends a response with no events (created, canceled, progress). */
+static void send_control(struct srv_watch_stream *st, int64_t watch_id,
+                         bool created, bool canceled, int64_t compact_rev,
+                         const char *reason)
+{
+    struct srv_node *n = st->n;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    srv_header_fill(n, &h, kv_store_revision(n->kv));
+    Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    r.header = &h;
+    r.watch_id = watch_id;
+    r.created = created;
+    r.canceled = canceled;
+    r.compact_revision = compact_rev;
+    if (reason != NULL) {
+        r.cancel_reason = (char *)(uintptr_t)reason;
+    }
+    send_msg(st, &r);
+}
+
+static void watch_remove(struct srv_watch_stream *st, struct srv_watch *w)
+{
+    struct srv_watch **pp = &st->watches;
+    while (*pp != w) {
+        pp = &(*pp)->next;
+    }
+    *pp = w->next;
+    if (w->parked) {
+        pp = &st->parked;
+        while (*pp != w) {
+            pp = &(*pp)->park_next;
+        }
+        *pp = w->park_next;
+    }
+    kv_watch_close(st->n->kv, &w->kw);
+    st->n_watches--;
+    moor_free(w);
+}
+
+static struct srv_watch *watch_find(struct srv_watch_stream *st, int64_t id)
+{
+    for (struct srv_watch *w = st->watches; w != NULL; w = w->next) {
+        if (w->id == id) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static void fill_kv(Mvccpb__KeyValue *out, const struct kv_rec *rec,
+                    bool key_only)
+{
+    struct kv_kv row;
+    kv_row_get(rec, &row);
+    mvccpb__key_value__init(out);
+    out->key.data = (uint8_t *)(uintptr_t)row.key.ptr;
+    out->key.len = row.key.len;
+    out->mod_revision = row.mod_revision;
+    if (key_only) {
+        return; /* a DELETE event's kv: key and the deletion revision */
+    }
+    out->value.data = (uint8_t *)(uintptr_t)row.value.ptr;
+    out->value.len = row.value.len;
+    out->create_revision = row.create_revision;
+    out->version = row.version;
+    out->lease = row.lease;
+}
+
+/* Takes w's next batch from kv and sends it. */
+static void watch_send(struct srv_node *n, struct srv_watch *w)
+{
+    struct srv_watch_stream *st = w->st;
+    struct kv_watch_batch b;
+    if (kv_watch_take(n->kv, &w->kw, WATCH_EVENTS_MAX, &b) != MOOR_OK) {
+        return; /* out of memory: w stays ready, retried next turn */
+    }
+    if (b.canceled) {
+        int64_t id = w->id, compact = b.compact_rev;
+        kv_watch_batch_release(n->kv, &b);
+        watch_remove(st, w);
+        send_control(st, id, false, true, compact, NULL);
+        return;
+    }
+    if (b.n > 0) {
+        Mvccpb__Event *evs = moor_calloc(b.n, sizeof(*evs));
+        Mvccpb__Event **ptrs = moor_calloc(b.n, sizeof(*ptrs));
+        Mvccpb__KeyValue *kvs = moor_calloc(2 * b.n, sizeof(*kvs));
+        if (evs == NULL || ptrs == NULL || kvs == NULL) {
+            /* Cannot encode what kv already handed out: end the stream
+             * rather than leave a gap (a watch never skips events). */
+            rpc_call_cancel(st->call);
+        } else {
+            for (size_t i = 0; i < b.n; i++) {
+                const struct kv_event *e = &b.events[i];
+                mvccpb__event__init(&evs[i]);
+                bool del = e->type == KV_EVENT_DELETE;
+                evs[i].type = del ? MVCCPB__EVENT__EVENT_TYPE__DELETE
+                                  : MVCCPB__EVENT__EVENT_TYPE__PUT;
+                fill_kv(&kvs[2 * i], e->kv, del);
+                evs[i].kv = &kvs[2 * i];
+                if (e->prev != NULL) {
+                    fill_kv(&kvs[2 * i + 1], e->prev, false);
+                    evs[i].prev_kv = &kvs[2 * i + 1];
+                }
+                ptrs[i] = &evs[i];
+            }
+            Etcdserverpb__ResponseHeader h =
+                ETCDSERVERPB__RESPONSE_HEADER__INIT;
+            srv_header_fill(n, &h, b.revision);
+            Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+            r.header = &h;
+            r.watch_id = w->id;
+            r.events = ptrs;
+            r.n_events = b.n;
+            send_msg(st, &r);
+        }
+        moor_free(evs);
+        moor_free(ptrs);
+        moor_free(kvs);
+    }
+    kv_watch_batch_release(n->kv, &b);
+}
+
+static bool stream_synced(const struct srv_watch_stream *st)
+{
+    for (const struct srv_watch *w = st->watches; w != NULL; w = w->next) {
+        if (!kv_watch_synced(&w->kw) || w->parked) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A progress answer (watch_id -1) promises that every event up to its
+ * revision has been sent on this stream: only once all its watches are
+ * synced and none is parked (etcd's #15220 fix). */
+static void progress_try(struct srv_watch_stream *st)
+{
+    if (st->progress_pending && stream_synced(st)) {
+        st->progress_pending = false;
+        send_control(st, -1, false, false, 0, NULL);
+    }
+}
+
+void srv_watch_deliver(struct srv_node *n)
+{
+    struct kv_watcher *kw;
+    while ((kw = kv_watch_next_ready(n->kv)) != NULL) {
+        struct srv_watch *w = MOOR_CONTAINER_OF(kw, struct srv_watch, kw);
+        if (!rpc_call_writable(w->st->call)) {
+            if (!w->parked) {
+                w->parked = true;
+                w->park_next = w->st->parked;
+                w->st->parked = w;
+            }
+            continue;
+        }
+        struct srv_watch_stream *st = w->st;
+        watch_send(n, w);
+        progress_try(st);
+    }
+}
+
+static void on_writable(struct rpc_call *call, void *arg)
+{
+    struct srv_node *n = arg;
+    struct srv_watch_stream *st = rpc_call_user(call);
+    if (st == NULL) {
+        return;
+    }
+    while (st->parked != NULL && rpc_call_writable(call)) {
+        struct srv_watch *w = st->parked;
+        st->parked = w->park_next;
+        w->parked = false;
+        watch_send(n, w);
+    }
+    progress_try(st);
+}
+
+static void watch_create(struct srv_watch_stream *st,
+                         const Etcdserverpb__WatchCreateRequest *c)
+{
+    struct srv_node *n = st->n;
+    if (c->start_revision < 0) {
+        send_control(st, -1, true, true, 0,
+                     "mvcc: required revision has been compacted");
+        return;
+    }
+    int64_t id = c->watch_id;
+    if (id == 0) {
+        while (watch_find(st, st->next_id) != NULL) {
+            st->next_id++;
+        }
+        id = st->next_id++;
+    } else if (watch_find(st, id) != NULL) {
+        send_control(st, id, true, true, 0,
+                     "mvcc: duplicate watch ID provided on the WatchStream");
+        return;
+    }
+    if (st->n_watches >= WATCHES_PER_STREAM_MAX) {
+        send_control(st, id, true, true, 0, "moor: too many watches");
+        return;
+    }
+    struct srv_watch *w = moor_calloc(1, sizeof(*w));
+    if (w == NULL) {
+        send_control(st, id, true, true, 0, "moor: out of memory");
+        return;
+    }
+    struct kv_watch_req req;
+    memset(&req, 0, sizeof(req));
+    req.key = moor_slice_make(c->key.data, c->key.len);
+    req.range_end = moor_slice_make(c->range_end.data, c->range_end.len);
+    req.start_revision = c->start_revision;
+    req.prev_kv = c->prev_kv;
+    for (size_t i = 0; i < c->n_filters; i++) {
+        if (c->filters[i] ==
+            ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT) {
+            req.no_put = true;
+        } else if (c->filters[i] ==
+                   ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE) {
+            req.no_delete = true;
+        }
+    }
+    if (kv_watch_open(n->kv, &w->kw, &req) != MOOR_OK) {
+        moor_free(w);
+        send_control(st, id, true, true, 0, "moor: out of memory");
+        return;
+    }
+    w->st = st;
+    w->id = id;
+    w->next = st->watches;
+    st->watches = w;
+    st->n_watches++;
+    /* The created answer goes first; events follow from the next deliver
+     * pass, in this same loop turn. */
+    send_control(st, id, true, false, 0, NULL);
+}
+
+static void on_message(struct rpc_call *call, struct moor_slice msg, void *arg)
+{
+    struct srv_node *n = arg;
+    struct srv_watch_stream *st = rpc_call_user(call);
+    if (st == NULL) {
+        return;
+    }
+    Etcdserverpb__WatchRequest *req = (Etcdserverpb__WatchRequest *)srv_decode(
+        n, call, &etcdserverpb__watch_request__descriptor, msg);
+    if (req == NULL) {
+        return;
+    }
+    switch (req->request_union_case) {
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
+        watch_create(st, req->create_request);
+        break;
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST: {
+        struct srv_watch *w = watch_find(st, req->cancel_request->watch_id);
+        if (w != NULL) {
+            int64_t id = w->id;
+            watch_remove(st, w);
+            send_control(st, id, false, true, 0, NULL);
+        }
+        break;
+    }
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
+        st->progress_pending = true;
+        progress_try(st);
+        break;
+    default:
+        break;
+    }
+    protobuf_c_message_free_unpacked(&req->base, &moor_pb_allocator);
+    /* Deliver what the new watches already have (history catch-up). */
+    srv_watch_deliver(n);
+}
+
+static void on_start(struct rpc_call *call, void *arg)
+{
+    struct srv_node *n = arg;
+    struct srv_watch_stream *st = moor_calloc(1, sizeof(*st));
+    if (st == NULL) {
+        srv_call_fail(call, MOOR_ENOMEM);
+        return;
+    }
+    st->n = n;
+    st->call = call;
+    rpc_call_set_user(call, st);
+}
+
+static void on_half_close(struct rpc_call *call, void *arg)
+{
+    (void)arg;
+    rpc_call_finish(call, RPC_OK, NULL);
+}
+
+static void on_done(struct rpc_call *call, int status, void *arg)
+{
+    (void)status;
+    (void)arg;
+    struct srv_watch_stream *st = rpc_call_user(call);
+    if (st == NULL) {
+        return;
+    }
+    rpc_call_set_user(call, NULL);
+    while (st->watches != NULL) {
+        watch_remove(st, st->watches);
+    }
+    moor_free(st);
+}
+
+int srv_watch_register(struct srv_node *n, struct rpc_server *srv)
+{
+    struct rpc_method_ops ops;
+    memset(&ops, 0, sizeof(ops));
+    ops.start_cb = on_start;
+    ops.message_cb = on_message;
+    ops.half_close_cb = on_half_close;
+    ops.writable_cb = on_writable;
+    ops.done_cb = on_done;
+    return rpc_server_add_method(srv, "/etcdserverpb.Watch/Watch", &ops, n);
+}
