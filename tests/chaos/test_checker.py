@@ -484,6 +484,51 @@ class Search(unittest.TestCase):
         self.assertNotIn("nonlinearizable", r.kinds())
 
 
+ETCD = "/usr/bin/etcd"
+
+
+@unittest.skipUnless(os.access(ETCD, os.X_OK), "no %s" % ETCD)
+class RealEtcd(unittest.TestCase):
+    """A history recorded from a real etcd 3.4 cluster on loopback passes;
+    the same history with a planted flaw does not."""
+
+    @classmethod
+    def setUpClass(cls):
+        import etcd_reference
+        fd, cls.path = tempfile.mkstemp(suffix=".jsonl")
+        os.close(fd)
+        etcd_reference.record(cls.path, members=3, clients=5, ops=60,
+                              seed=11, etcd=ETCD)
+        with open(cls.path) as f:
+            cls.recs = [json.loads(line) for line in f]
+
+    @classmethod
+    def tearDownClass(cls):
+        os.unlink(cls.path)
+
+    def test_real_etcd_history_has_no_anomaly(self):
+        h, r = run(self.recs)
+        self.assertEqual(r.anomalies, [])
+        self.assertEqual(r.lost, {})
+        self.assertEqual(r.unknown, [])
+        self.assertGreater(len(h.ops), 250)
+        self.assertGreater(r.events, 50)
+        self.assertEqual(len(h.hashkvs), 3)
+
+    def test_real_etcd_history_with_planted_flaws_is_rejected(self):
+        for fn, want in ((stale_read, {"stale-read"}),
+                         (lost_set_element, {"lost-write"}),
+                         (missing_watch_event, {"watch-gap"}),
+                         (duplicate_watch_event, {"watch-duplicate"}),
+                         (progress_ahead, {"watch-progress-ahead"}),
+                         (hashkv_differs, {"hashkv-mismatch"})):
+            recs = copy.deepcopy(self.recs)
+            self.assertTrue(fn(recs), fn.__name__)
+            h, r = run(recs)
+            self.assertTrue(want <= r.kinds(), "%s: got %s" % (
+                fn.__name__, sorted(r.kinds())))
+
+
 class Format(unittest.TestCase):
     def test_ok_op_without_revision_is_a_history_error_naming_the_line(self):
         recs = [{"type": "meta", "version": 1},
