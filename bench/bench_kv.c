@@ -111,90 +111,123 @@ static void make_key(uint8_t *k, size_t size, uint64_t i)
     }
 }
 
-static int run_once(const struct kv_bench_opts *o, double *r)
+/* One run's shared state. */
+struct kv_run
 {
-    struct kv_store *s = NULL;
-    uint8_t *key = malloc(o->key_size + 1);
-    uint8_t *val = malloc(o->value_size + 1);
-    if (key == NULL || val == NULL) {
-        return 1;
-    }
-    memset(val, 'v', o->value_size);
+    const struct kv_bench_opts *o;
+    struct kv_store *s;
+    uint8_t *key;
+    uint8_t *val;
+    uint64_t index;
+    double *r;
+};
+
+static int put_key(struct kv_run *x, uint64_t i)
+{
+    make_key(x->key, x->o->key_size, i);
+    struct kv_put_req p = {0};
+    p.key = moor_slice_make(x->key, x->o->key_size);
+    p.value = moor_slice_make(x->val, x->o->value_size);
+    struct kv_put_resp resp;
+    return kv_put(x->s, ++x->index, &p, &resp);
+}
+
+/* N puts of new keys; resident and allocator growth per key. */
+static int phase_put(struct kv_run *x)
+{
+    const struct kv_bench_opts *o = x->o;
     size_t rss0 = rss_bytes();
     size_t alloc0 = moor_alloc_bytes();
-    if (kv_store_new(NULL, &s) != MOOR_OK) {
+    if (kv_store_new(NULL, &x->s) != MOOR_OK) {
         return 1;
     }
-    uint64_t index = 0;
     double t0 = now_s();
     for (size_t i = 0; i < o->keys; i++) {
-        make_key(key, o->key_size, i);
-        struct kv_put_req p = {0};
-        p.key = moor_slice_make(key, o->key_size);
-        p.value = moor_slice_make(val, o->value_size);
-        struct kv_put_resp resp;
-        if (kv_put(s, ++index, &p, &resp) != MOOR_OK) {
+        if (put_key(x, i) != MOOR_OK) {
             return 1;
         }
     }
     double t1 = now_s();
-    r[R_PUT_PER_S] = (double)o->keys / (t1 - t0);
+    x->r[R_PUT_PER_S] = (double)o->keys / (t1 - t0);
     double payload = (double)(o->key_size + o->value_size);
-    r[R_RSS_OVERHEAD] =
+    x->r[R_RSS_OVERHEAD] =
         (double)(rss_bytes() - rss0) / (double)o->keys - payload;
-    r[R_ALLOC_OVERHEAD] =
+    x->r[R_ALLOC_OVERHEAD] =
         (double)(moor_alloc_bytes() - alloc0) / (double)o->keys - payload;
+    return 0;
+}
 
+/* Single-key gets, 100-key ranges, count_only over everything. */
+static int phase_read(struct kv_run *x)
+{
+    const struct kv_bench_opts *o = x->o;
+    static const uint8_t zero = 0;
     struct moor_prng prng;
     moor_prng_seed(&prng, 42);
     struct kv_range_resp rr;
     kv_range_resp_init(&rr);
-    t0 = now_s();
+    int rc = 1;
+    double t0 = now_s();
     for (size_t i = 0; i < o->gets; i++) {
-        make_key(key, o->key_size, moor_prng_below(&prng, o->keys));
+        make_key(x->key, o->key_size, moor_prng_below(&prng, o->keys));
         struct kv_range_req q = {0};
-        q.key = moor_slice_make(key, o->key_size);
-        if (kv_range(s, &q, &rr) != MOOR_OK || rr.n != 1) {
-            return 1;
+        q.key = moor_slice_make(x->key, o->key_size);
+        if (kv_range(x->s, &q, &rr) != MOOR_OK || rr.n != 1) {
+            goto out;
         }
     }
-    t1 = now_s();
-    r[R_GET_PER_S] = (double)o->gets / (t1 - t0);
-
+    x->r[R_GET_PER_S] = (double)o->gets / (now_s() - t0);
     size_t nr = o->gets / 10;
-    static const uint8_t zero = 0;
     t0 = now_s();
     for (size_t i = 0; i < nr; i++) {
-        make_key(key, o->key_size, moor_prng_below(&prng, o->keys));
+        make_key(x->key, o->key_size, moor_prng_below(&prng, o->keys));
         struct kv_range_req q = {0};
-        q.key = moor_slice_make(key, o->key_size);
+        q.key = moor_slice_make(x->key, o->key_size);
         q.range_end = moor_slice_make(&zero, 1);
         q.limit = 100;
-        if (kv_range(s, &q, &rr) != MOOR_OK) {
-            return 1;
+        if (kv_range(x->s, &q, &rr) != MOOR_OK) {
+            goto out;
         }
     }
-    t1 = now_s();
-    r[R_RANGE100_PER_S] = (double)nr / (t1 - t0);
-
-    {
-        struct kv_range_req q = {0};
-        q.key = moor_slice_make(&zero, 1);
-        q.range_end = moor_slice_make(&zero, 1);
-        q.count_only = true;
-        t0 = now_s();
-        for (int i = 0; i < 1000; i++) {
-            if (kv_range(s, &q, &rr) != MOOR_OK ||
-                rr.count != (int64_t)o->keys) {
-                return 1;
-            }
+    x->r[R_RANGE100_PER_S] = (double)nr / (now_s() - t0);
+    struct kv_range_req q = {0};
+    q.key = moor_slice_make(&zero, 1);
+    q.range_end = moor_slice_make(&zero, 1);
+    q.count_only = true;
+    t0 = now_s();
+    for (int i = 0; i < 1000; i++) {
+        if (kv_range(x->s, &q, &rr) != MOOR_OK ||
+            rr.count != (int64_t)o->keys) {
+            goto out;
         }
-        t1 = now_s();
-        r[R_COUNT_US] = (t1 - t0) / 1000 * 1e6;
     }
+    x->r[R_COUNT_US] = (now_s() - t0) / 1000 * 1e6;
+    rc = 0;
+out:
     kv_range_resp_close(&rr);
+    return rc;
+}
 
-    /* Fan-out: W range watchers over "/registry/" all see one put. */
+/* Takes every ready watcher's events; returns how many. */
+static size_t drain_all(struct kv_store *s)
+{
+    size_t delivered = 0;
+    struct kv_watcher *w;
+    while ((w = kv_watch_next_ready(s)) != NULL) {
+        struct kv_watch_batch b;
+        if (kv_watch_take(s, w, 100, &b) == MOOR_OK) {
+            delivered += b.n;
+            kv_watch_batch_release(s, &b);
+        }
+    }
+    return delivered;
+}
+
+/* One put seen by W range watchers; then puts beside W single-key
+ * watchers that never match. */
+static int phase_fanout(struct kv_run *x)
+{
+    const struct kv_bench_opts *o = x->o;
     struct kv_watcher *ws = calloc(o->watchers, sizeof(*ws));
     if (ws == NULL) {
         return 1;
@@ -203,79 +236,57 @@ static int run_once(const struct kv_bench_opts *o, double *r)
         struct kv_watch_req wq = {0};
         wq.key = moor_slice_str("/registry/");
         wq.range_end = moor_slice_str("/registry0");
-        if (kv_watch_open(s, &ws[i], &wq) != MOOR_OK) {
+        if (kv_watch_open(x->s, &ws[i], &wq) != MOOR_OK) {
             return 1;
         }
     }
-    {
-        /* One put first so the index build (once per batch of opens) is
-         * not charged to the measured put. */
-        struct kv_put_req p = {0};
-        make_key(key, o->key_size, 0);
-        p.key = moor_slice_make(key, o->key_size);
-        p.value = moor_slice_make(val, o->value_size);
-        struct kv_put_resp resp;
-        struct kv_watcher *w;
-        if (kv_put(s, ++index, &p, &resp) != MOOR_OK) {
-            return 1;
-        }
-        while ((w = kv_watch_next_ready(s)) != NULL) {
-            struct kv_watch_batch b;
-            (void)kv_watch_take(s, w, 100, &b);
-            kv_watch_batch_release(s, &b);
-        }
-        t0 = now_s();
-        if (kv_put(s, ++index, &p, &resp) != MOOR_OK) {
-            return 1;
-        }
-        size_t delivered = 0;
-        while ((w = kv_watch_next_ready(s)) != NULL) {
-            struct kv_watch_batch b;
-            (void)kv_watch_take(s, w, 100, &b);
-            delivered += b.n;
-            kv_watch_batch_release(s, &b);
-        }
-        t1 = now_s();
-        if (delivered != o->watchers) {
-            fprintf(stderr, "fan-out delivered %zu\n", delivered);
-            return 1;
-        }
-        r[R_FANOUT_US] = (t1 - t0) * 1e6;
+    /* A first put so the index build (once per batch of opens) is not
+     * charged to the measured one. */
+    if (put_key(x, 0) != MOOR_OK) {
+        return 1;
+    }
+    (void)drain_all(x->s);
+    double t0 = now_s();
+    if (put_key(x, 0) != MOOR_OK) {
+        return 1;
+    }
+    size_t delivered = drain_all(x->s);
+    x->r[R_FANOUT_US] = (now_s() - t0) * 1e6;
+    if (delivered != o->watchers) {
+        fprintf(stderr, "fan-out delivered %zu\n", delivered);
+        return 1;
     }
     for (size_t i = 0; i < o->watchers; i++) {
-        kv_watch_close(s, &ws[i]);
-    }
-    /* W single-key watchers on keys nobody writes: puts must not slow. */
-    for (size_t i = 0; i < o->watchers; i++) {
+        kv_watch_close(x->s, &ws[i]);
         char wk[32];
         snprintf(wk, sizeof(wk), "/watched/%zu", i);
         struct kv_watch_req wq = {0};
         wq.key = moor_slice_str(wk);
-        if (kv_watch_open(s, &ws[i], &wq) != MOOR_OK) {
+        if (kv_watch_open(x->s, &ws[i], &wq) != MOOR_OK) {
             return 1;
         }
     }
     size_t np = MOOR_MIN(o->keys, (size_t)200000);
     t0 = now_s();
     for (size_t i = 0; i < np; i++) {
-        make_key(key, o->key_size, i);
-        struct kv_put_req p = {0};
-        p.key = moor_slice_make(key, o->key_size);
-        p.value = moor_slice_make(val, o->value_size);
-        struct kv_put_resp resp;
-        if (kv_put(s, ++index, &p, &resp) != MOOR_OK) {
+        if (put_key(x, i) != MOOR_OK) {
             return 1;
         }
     }
-    t1 = now_s();
-    r[R_PUT_WATCHED_PER_S] = (double)np / (t1 - t0);
+    x->r[R_PUT_WATCHED_PER_S] = (double)np / (now_s() - t0);
     for (size_t i = 0; i < o->watchers; i++) {
-        kv_watch_close(s, &ws[i]);
+        kv_watch_close(x->s, &ws[i]);
     }
     free(ws);
+    return 0;
+}
 
-    /* Compact the history the second pass made, then dump and load. */
-    if (kv_compact(s, ++index, kv_store_revision(s)) != MOOR_OK) {
+/* Compacts the history so far, dumps in 64 KiB chunks, loads the dump
+ * into an empty store. */
+static int phase_dump_load(struct kv_run *x)
+{
+    struct kv_store *s = x->s;
+    if (kv_compact(s, ++x->index, kv_store_revision(s)) != MOOR_OK) {
         return 1;
     }
     while (kv_compact_step(s, 10000)) {
@@ -284,7 +295,7 @@ static int run_once(const struct kv_bench_opts *o, double *r)
     moor_buf_init(&out);
     struct kv_dump d;
     bool done = false;
-    t0 = now_s();
+    double t0 = now_s();
     if (kv_dump_open(s, &d) != MOOR_OK) {
         return 1;
     }
@@ -294,9 +305,8 @@ static int run_once(const struct kv_bench_opts *o, double *r)
         }
     }
     kv_dump_close(&d);
-    t1 = now_s();
-    r[R_DUMP_MS] = (t1 - t0) * 1e3;
-    r[R_DUMP_MB] = (double)out.len / 1e6;
+    x->r[R_DUMP_MS] = (now_s() - t0) * 1e3;
+    x->r[R_DUMP_MB] = (double)out.len / 1e6;
     struct kv_store *t = NULL;
     struct kv_load l;
     if (kv_store_new(NULL, &t) != MOOR_OK || kv_load_open(t, &l) != MOOR_OK) {
@@ -311,18 +321,38 @@ static int run_once(const struct kv_bench_opts *o, double *r)
         }
     }
     if (kv_load_finish(&l) != MOOR_OK ||
-        kv_store_live_count(t) != (uint64_t)o->keys) {
+        kv_store_live_count(t) != (uint64_t)x->o->keys) {
         return 1;
     }
-    t1 = now_s();
-    r[R_LOAD_MS] = (t1 - t0) * 1e3;
+    x->r[R_LOAD_MS] = (now_s() - t0) * 1e3;
     kv_load_close(&l);
     kv_store_free(t);
     moor_buf_close(&out);
-    kv_store_free(s);
-    free(key);
-    free(val);
     return 0;
+}
+
+static int run_once(const struct kv_bench_opts *o, double *r)
+{
+    struct kv_run x = {o, NULL, malloc(o->key_size), malloc(o->value_size + 1),
+                       0, r};
+    if (x.key == NULL || x.val == NULL) {
+        return 1;
+    }
+    memset(x.val, 'v', o->value_size);
+    int rc = phase_put(&x);
+    if (rc == 0) {
+        rc = phase_read(&x);
+    }
+    if (rc == 0) {
+        rc = phase_fanout(&x);
+    }
+    if (rc == 0) {
+        rc = phase_dump_load(&x);
+    }
+    kv_store_free(x.s);
+    free(x.key);
+    free(x.val);
+    return rc;
 }
 
 static int cmp_double(const void *a, const void *b)

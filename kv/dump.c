@@ -253,6 +253,23 @@ static int corrupt(struct kv_load *l, const char *what)
     return MOOR_ECORRUPT;
 }
 
+/* Bytes of the 'K' record at p[0..n), or 0 while it is incomplete. */
+static size_t key_record_len(const uint8_t *p, size_t n, uint32_t klen,
+                             uint32_t nver)
+{
+    size_t off = 9 + (size_t)klen;
+    for (uint32_t i = 0; i < nver; i++) {
+        if (n < off + VER_FIXED) {
+            return 0;
+        }
+        off += VER_FIXED + moor_get_le32(p + off + 36);
+        if (off > n) {
+            return 0;
+        }
+    }
+    return off;
+}
+
 /* Loads one 'K' record from p[0..n). Returns bytes used, 0 if incomplete,
  * or sets *err. */
 static size_t load_key(struct kv_load *l, const uint8_t *p, size_t n, int *err)
@@ -267,16 +284,8 @@ static size_t load_key(struct kv_load *l, const uint8_t *p, size_t n, int *err)
         *err = corrupt(l, "empty key or no versions");
         return 0;
     }
-    /* Check the record is complete before allocating anything. */
-    size_t off = 9 + (size_t)klen;
-    for (uint32_t i = 0; i < nver; i++) {
-        if (n < off + VER_FIXED) {
-            return 0;
-        }
-        off += VER_FIXED + moor_get_le32(p + off + 36);
-        if (off > n) {
-            return 0;
-        }
+    if (key_record_len(p, n, klen, nver) == 0) {
+        return 0; /* incomplete: nothing allocated yet */
     }
     struct moor_slice key = moor_slice_make(p + 9, klen);
     if (l->last != NULL && moor_slice_cmp(kv__rec_key(l->last), key) >= 0) {
@@ -285,7 +294,7 @@ static size_t load_key(struct kv_load *l, const uint8_t *p, size_t n, int *err)
     }
     struct kv_rec *head = NULL;
     struct kv_rec *tail = NULL;
-    off = 9 + (size_t)klen;
+    size_t off = 9 + (size_t)klen;
     for (uint32_t i = 0; i < nver; i++) {
         const uint8_t *v = p + off;
         uint32_t vlen = moor_get_le32(v + 36);
@@ -343,86 +352,100 @@ fail:
     return 0;
 }
 
-/* Parses complete records at the front of pending. */
+static size_t load_header(struct kv_load *l, const uint8_t *q, size_t n,
+                          int *err)
+{
+    if (n < HDR_SIZE) {
+        return 0;
+    }
+    if (memcmp(q, DUMP_MAGIC, 8) != 0) {
+        *err = corrupt(l, "bad magic");
+        return 0;
+    }
+    l->rev = get64(q + 8);
+    l->compact_rev = get64(q + 16);
+    l->applied_index = (uint64_t)get64(q + 24);
+    if (l->rev < 1 || l->compact_rev < 0 || l->compact_rev > l->rev) {
+        *err = corrupt(l, "bad header");
+        return 0;
+    }
+    l->header_seen = true;
+    return HDR_SIZE;
+}
+
+static size_t load_lease(struct kv_load *l, const uint8_t *q, size_t n,
+                         int *err)
+{
+    if (n < LEASE_SIZE) {
+        return 0;
+    }
+    int64_t id = get64(q + 1);
+    int64_t ttl = get64(q + 9);
+    int64_t rem = get64(q + 17);
+    if (id <= 0 || ttl <= 0 || rem < 0 || l->n_keys > 0 ||
+        kv__lease_find(&l->store->leases, id) != NULL) {
+        *err = corrupt(l, "bad lease");
+        return 0;
+    }
+    *err = kv__lease_insert(l->store, id, ttl, rem, UINT64_MAX);
+    if (*err != MOOR_OK) {
+        return 0;
+    }
+    l->n_leases++;
+    return LEASE_SIZE;
+}
+
+static size_t load_end(struct kv_load *l, const uint8_t *q, size_t n, int *err)
+{
+    if (n < END_SIZE) {
+        return 0;
+    }
+    if ((uint64_t)get64(q + 1) != l->n_keys ||
+        (uint64_t)get64(q + 9) != l->n_leases) {
+        *err = corrupt(l, "record counts differ from the end record");
+        return 0;
+    }
+    if (moor_get_le32(q + 17) != moor_crc32c(l->crc, q, 17)) {
+        *err = corrupt(l, "crc mismatch");
+        return 0;
+    }
+    struct kv_store *s = l->store;
+    s->rev = l->rev;
+    s->compact_rev = l->compact_rev;
+    s->applied_index = l->applied_index;
+    l->done = true;
+    return END_SIZE;
+}
+
+/* Parses the complete records at the front of pending. */
 static int load_parse(struct kv_load *l)
 {
-    struct kv_store *s = l->store;
     const uint8_t *p = l->pending.ptr;
     size_t n = l->pending.len;
     size_t used = 0;
     int rv = MOOR_OK;
-    while (used < n && !l->done && rv == MOOR_OK) {
+    while (used < n && !l->done) {
         const uint8_t *q = p + used;
         size_t avail = n - used;
-        size_t len = 0;
+        size_t len;
         if (!l->header_seen) {
-            if (avail < HDR_SIZE) {
-                break;
-            }
-            if (memcmp(q, DUMP_MAGIC, 8) != 0) {
-                rv = corrupt(l, "bad magic");
-                break;
-            }
-            l->rev = get64(q + 8);
-            l->compact_rev = get64(q + 16);
-            l->applied_index = (uint64_t)get64(q + 24);
-            if (l->rev < 1 || l->compact_rev < 0 || l->compact_rev > l->rev) {
-                rv = corrupt(l, "bad header");
-                break;
-            }
-            l->header_seen = true;
-            len = HDR_SIZE;
+            len = load_header(l, q, avail, &rv);
         } else if (q[0] == 'L') {
-            if (avail < LEASE_SIZE) {
-                break;
-            }
-            int64_t id = get64(q + 1);
-            int64_t ttl = get64(q + 9);
-            int64_t rem = get64(q + 17);
-            if (id <= 0 || ttl <= 0 || rem < 0 || l->n_keys > 0 ||
-                kv__lease_find(&s->leases, id) != NULL) {
-                rv = corrupt(l, "bad lease");
-                break;
-            }
-            rv = kv__lease_insert(s, id, ttl, rem, UINT64_MAX);
-            if (rv != MOOR_OK) {
-                break;
-            }
-            l->n_leases++;
-            len = LEASE_SIZE;
+            len = load_lease(l, q, avail, &rv);
         } else if (q[0] == 'K') {
             len = load_key(l, q, avail, &rv);
-            if (len == 0) {
-                break;
-            }
         } else if (q[0] == 'E') {
-            if (avail < END_SIZE) {
-                break;
-            }
-            uint32_t crc = moor_crc32c(l->crc, q, 17);
-            if ((uint64_t)get64(q + 1) != l->n_keys ||
-                (uint64_t)get64(q + 9) != l->n_leases) {
-                rv = corrupt(l, "record counts differ from the end record");
-                break;
-            }
-            if (moor_get_le32(q + 17) != crc) {
-                rv = corrupt(l, "crc mismatch");
-                break;
-            }
-            s->rev = l->rev;
-            s->compact_rev = l->compact_rev;
-            s->applied_index = l->applied_index;
-            l->done = true;
-            len = END_SIZE;
+            len = load_end(l, q, avail, &rv);
         } else {
             rv = corrupt(l, "unknown record type");
-            break;
+            len = 0;
         }
-        if (rv == MOOR_OK) {
-            l->crc = moor_crc32c(l->crc, q, len);
-            l->offset += len;
-            used += len;
+        if (rv != MOOR_OK || len == 0) {
+            break; /* an error, or an incomplete record: wait for more */
         }
+        l->crc = moor_crc32c(l->crc, q, len);
+        l->offset += len;
+        used += len;
     }
     moor_buf_consume(&l->pending, used);
     if (rv == MOOR_OK && l->done && l->pending.len > 0) {

@@ -263,63 +263,34 @@ static int sort_cmp(const void *pa, const void *pb, void *arg)
 int kv__range_at(struct kv_store *s, const struct kv_range_req *q, int64_t cur,
                  struct kv_range_resp *resp);
 
-int kv__range_at(struct kv_store *s, const struct kv_range_req *q, int64_t cur,
-                 struct kv_range_resp *resp)
+/* The single-key form. */
+static int range_one(struct kv_store *s, const struct kv_range_req *q,
+                     int64_t rev, struct kv_range_resp *resp)
 {
-    resp->n = 0;
-    resp->count = 0;
-    resp->more = false;
-    resp->revision = cur;
-    resp->keys_only = q->keys_only;
-    if (q->key.len == 0) {
-        return MOOR_EEMPTYKEY;
+    struct kv_rec **slot = kv__tree_find(&s->tree, q->key);
+    const struct kv_rec *r = slot != NULL ? kv__visible(*slot, rev) : NULL;
+    if (r == NULL) {
+        return MOOR_OK;
     }
-    if ((unsigned)q->sort_order > KV_SORT_DESCEND ||
-        (unsigned)q->sort_target > KV_SORT_VALUE) {
-        return MOOR_EINVAL;
+    resp->count = 1;
+    if (!q->count_only && passes_filters(q, r)) {
+        return kv__rows_push(&resp->rows, &resp->n, &resp->cap, r);
     }
-    int64_t rev = q->revision <= 0 ? cur : q->revision;
-    if (rev > cur) {
-        return MOOR_EFUTUREREV;
-    }
-    if (rev < s->compact_rev) {
-        return MOOR_ECOMPACTED;
-    }
-    uint64_t limit = q->limit > 0 ? (uint64_t)q->limit : 0;
+    return MOOR_OK;
+}
+
+/* Walks [key, end) (backwards for a descending key sort) collecting up to
+ * `want` filtered rows; counts every visible key unless `counted` (the
+ * count came from the subtree counts), in which case it stops at `want`. */
+static int range_scan(struct kv_store *s, const struct kv_range_req *q,
+                      int64_t rev, uint64_t want, bool counted,
+                      struct kv_range_resp *resp)
+{
+    bool to_inf = is_from_key(q->range_end);
+    bool reverse =
+        q->sort_target == KV_SORT_KEY && q->sort_order == KV_SORT_DESCEND;
     bool filtered = q->min_mod_revision > 0 || q->max_mod_revision > 0 ||
                     q->min_create_revision > 0 || q->max_create_revision > 0;
-    int rv;
-
-    if (q->range_end.len == 0) {
-        struct kv_rec **slot = kv__tree_find(&s->tree, q->key);
-        const struct kv_rec *r = slot != NULL ? kv__visible(*slot, rev) : NULL;
-        if (r == NULL) {
-            return MOOR_OK;
-        }
-        resp->count = 1;
-        if (!q->count_only && passes_filters(q, r)) {
-            return kv__rows_push(&resp->rows, &resp->n, &resp->cap, r);
-        }
-        return MOOR_OK;
-    }
-    bool to_inf = is_from_key(q->range_end);
-    if (!to_inf && moor_slice_cmp(q->key, q->range_end) >= 0) {
-        return MOOR_OK;
-    }
-    /* At the current revision the count comes from subtree counts. */
-    bool fast_count = rev == cur;
-    if (fast_count) {
-        uint64_t hi =
-            to_inf ? s->tree.n_live : kv__tree_rank(&s->tree, q->range_end);
-        resp->count = (int64_t)(hi - kv__tree_rank(&s->tree, q->key));
-        if (q->count_only) {
-            return MOOR_OK;
-        }
-    }
-    bool by_key = q->sort_target == KV_SORT_KEY;
-    bool reverse = by_key && q->sort_order == KV_SORT_DESCEND;
-    /* Rows beyond limit + 1 are needed only to sort by another target. */
-    uint64_t want = (!by_key || limit == 0) ? UINT64_MAX : limit + 1;
     int64_t count = 0;
     struct kv_pos pos;
     if (reverse) {
@@ -348,16 +319,66 @@ int kv__range_at(struct kv_store *s, const struct kv_range_req *q, int64_t cur,
             continue;
         }
         if (resp->n < want && (!filtered || passes_filters(q, r))) {
-            rv = kv__rows_push(&resp->rows, &resp->n, &resp->cap, r);
+            int rv = kv__rows_push(&resp->rows, &resp->n, &resp->cap, r);
             if (rv != MOOR_OK) {
                 return rv;
             }
-        } else if (resp->n >= want && fast_count) {
+        } else if (resp->n >= want && counted) {
             break;
         }
     }
-    if (!fast_count) {
+    if (!counted) {
         resp->count = count;
+    }
+    return MOOR_OK;
+}
+
+int kv__range_at(struct kv_store *s, const struct kv_range_req *q, int64_t cur,
+                 struct kv_range_resp *resp)
+{
+    resp->n = 0;
+    resp->count = 0;
+    resp->more = false;
+    resp->revision = cur;
+    resp->keys_only = q->keys_only;
+    if (q->key.len == 0) {
+        return MOOR_EEMPTYKEY;
+    }
+    if ((unsigned)q->sort_order > KV_SORT_DESCEND ||
+        (unsigned)q->sort_target > KV_SORT_VALUE) {
+        return MOOR_EINVAL;
+    }
+    int64_t rev = q->revision <= 0 ? cur : q->revision;
+    if (rev > cur) {
+        return MOOR_EFUTUREREV;
+    }
+    if (rev < s->compact_rev) {
+        return MOOR_ECOMPACTED;
+    }
+    if (q->range_end.len == 0) {
+        return range_one(s, q, rev, resp);
+    }
+    bool to_inf = is_from_key(q->range_end);
+    if (!to_inf && moor_slice_cmp(q->key, q->range_end) >= 0) {
+        return MOOR_OK;
+    }
+    /* At the current revision the count comes from subtree counts. */
+    bool counted = rev == cur;
+    if (counted) {
+        uint64_t hi =
+            to_inf ? s->tree.n_live : kv__tree_rank(&s->tree, q->range_end);
+        resp->count = (int64_t)(hi - kv__tree_rank(&s->tree, q->key));
+        if (q->count_only) {
+            return MOOR_OK;
+        }
+    }
+    uint64_t limit = q->limit > 0 ? (uint64_t)q->limit : 0;
+    bool by_key = q->sort_target == KV_SORT_KEY;
+    /* Rows beyond limit + 1 are needed only to sort by another target. */
+    uint64_t want = (!by_key || limit == 0) ? UINT64_MAX : limit + 1;
+    int rv = range_scan(s, q, rev, want, counted, resp);
+    if (rv != MOOR_OK) {
+        return rv;
     }
     if (!by_key && resp->n > 1) {
         qsort_r(resp->rows, resp->n, sizeof(resp->rows[0]), sort_cmp,
