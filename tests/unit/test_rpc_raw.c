@@ -188,7 +188,7 @@ struct raw
     /* what the frames said */
     int pings;
     int goaways;
-    int rsts;
+    int rsts;          /* RST_STREAM frames for stream 1 */
     bool end_stream_1; /* stream 1 ended by the server */
     char status_1[8];  /* :status of stream 1 */
     int grpc_status_1; /* -1 until seen */
@@ -251,7 +251,7 @@ static void raw_parse(struct raw *r)
             r->pings++;
         } else if (type == F_GOAWAY) {
             r->goaways++;
-        } else if (type == F_RST) {
+        } else if (type == F_RST && stream == 1) {
             r->rsts++;
         } else if (type == F_HEADERS && stream == 1) {
             raw_headers(r, p, len);
@@ -464,6 +464,7 @@ struct mute
     uv_tcp_t conn;
     uv_write_t wr;
     bool accepted;
+    bool silent; /* not even SETTINGS */
     bool closed_l;
     bool closed_c;
     uint16_t port;
@@ -502,7 +503,9 @@ static void mute_accept(uv_stream_t *l, int status)
     m->accepted = true;
     static const uint8_t settings[9] = {0, 0, 0, F_SETTINGS, 0, 0, 0, 0, 0};
     uv_buf_t b = uv_buf_init((char *)settings, sizeof(settings));
-    uv_write(&m->wr, (uv_stream_t *)&m->conn, &b, 1, mute_written);
+    if (!m->silent) {
+        uv_write(&m->wr, (uv_stream_t *)&m->conn, &b, 1, mute_written);
+    }
     uv_read_start((uv_stream_t *)&m->conn, mute_alloc, mute_read);
 }
 
@@ -516,6 +519,37 @@ static void mute_closed_c(uv_handle_t *h)
 {
     struct mute *m = h->data;
     m->closed_c = true;
+}
+
+static void mute_start(struct fx *f, struct mute *m, bool silent, char *ep,
+                       size_t ep_size)
+{
+    memset(m, 0, sizeof(*m));
+    m->silent = silent;
+    uv_tcp_init(&f->loop, &m->listener);
+    m->listener.data = m;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    assert_int_equal(uv_tcp_bind(&m->listener, (struct sockaddr *)&a, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&m->listener, 4, mute_accept), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    uv_tcp_getsockname(&m->listener, (struct sockaddr *)&ss, &len);
+    snprintf(ep, ep_size, "127.0.0.1:%u",
+             ntohs(((struct sockaddr_in *)&ss)->sin_port));
+}
+
+static void mute_stop(struct fx *f, struct mute *m)
+{
+    if (m->accepted) {
+        uv_close((uv_handle_t *)&m->conn, mute_closed_c);
+    } else {
+        m->closed_c = true;
+    }
+    uv_close((uv_handle_t *)&m->listener, mute_closed_l);
+    while (!m->closed_c || !m->closed_l) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
 }
 
 struct done
@@ -542,19 +576,8 @@ static void test_rpc_client_pings_and_drops_a_server_that_never_acks(
     struct fx *f = *state;
     open_server(f, 0); /* for teardown only */
     struct mute m;
-    memset(&m, 0, sizeof(m));
-    uv_tcp_init(&f->loop, &m.listener);
-    m.listener.data = &m;
-    struct sockaddr_in a;
-    uv_ip4_addr("127.0.0.1", 0, &a);
-    assert_int_equal(uv_tcp_bind(&m.listener, (struct sockaddr *)&a, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&m.listener, 4, mute_accept), 0);
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    uv_tcp_getsockname(&m.listener, (struct sockaddr *)&ss, &len);
     char ep[64];
-    snprintf(ep, sizeof(ep), "127.0.0.1:%u",
-             ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    mute_start(f, &m, false, ep, sizeof(ep));
     const char *eps[] = {ep};
     struct rpc_client_config cfg;
     memset(&cfg, 0, sizeof(cfg));
@@ -580,11 +603,93 @@ static void test_rpc_client_pings_and_drops_a_server_that_never_acks(
     while (!closed) {
         uv_run(&f->loop, UV_RUN_ONCE);
     }
-    uv_close((uv_handle_t *)&m.conn, mute_closed_c);
-    uv_close((uv_handle_t *)&m.listener, mute_closed_l);
-    while (!m.closed_c || !m.closed_l) {
+    mute_stop(f, &m);
+}
+
+static void test_rpc_client_dial_times_out_on_a_server_that_never_speaks(
+    void **state)
+{
+    struct fx *f = *state;
+    open_server(f, 0); /* for teardown only */
+    struct mute m;
+    char ep[64];
+    mute_start(f, &m, true, ep, sizeof(ep));
+    const char *eps[] = {ep};
+    struct rpc_client_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.endpoints = eps;
+    cfg.endpoints_len = 1;
+    cfg.dial_timeout_ms = 50;
+    struct rpc_client *cl;
+    assert_int_equal(rpc_client_open(&f->loop, &cfg, &cl, NULL), MOOR_OK);
+    struct done d = {false, -1, ""};
+    assert_int_equal(rpc_client_unary(cl, "/t.S/Echo", NULL, 0,
+                                      moor_slice_str("x"), 0, unary_done, &d),
+                     MOOR_OK);
+    while (!d.done) {
         uv_run(&f->loop, UV_RUN_ONCE);
     }
+    assert_true(m.accepted);
+    assert_int_equal(d.status, RPC_UNAVAILABLE);
+    assert_non_null(strstr(d.message, "timed out after 50 ms"));
+    bool closed = false;
+    rpc_client_close(cl, set_flag, &closed);
+    while (!closed) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    mute_stop(f, &m);
+}
+
+static void test_rpc_hpack_bomb_resets_the_stream_not_the_process(void **state)
+{
+    struct fx *f = *state;
+    open_server(f, 0);
+    struct raw r;
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    put_preface(&r.out);
+    /* One 4,000-byte header value put in the dynamic table, then 200
+     * one-byte references to it: 800 KB of decoded headers from 4 KB. */
+    struct moor_buf blk;
+    moor_buf_init(&blk);
+    static const char *pseudo[][2] = {{":method", "POST"},
+                                      {":scheme", "http"},
+                                      {":path", "/t.S/Echo"},
+                                      {":authority", "t"},
+                                      {"content-type", "application/grpc"}};
+    for (size_t i = 0; i < MOOR_ARRAY_LEN(pseudo); i++) {
+        moor_buf_putc(&blk, 0);
+        hpack_str(&blk, pseudo[i][0]);
+        hpack_str(&blk, pseudo[i][1]);
+    }
+    char *big = malloc(4001);
+    memset(big, 'b', 4000);
+    big[4000] = '\0';
+    moor_buf_putc(&blk, 0x40); /* literal with incremental indexing */
+    hpack_str(&blk, "x-bomb");
+    hpack_str(&blk, big);
+    free(big);
+    for (int i = 0; i < 200; i++) {
+        moor_buf_putc(&blk, 0x80 | 62); /* indexed: dynamic entry 1 */
+    }
+    put_frame(&r.out, F_HEADERS, 0x4, 1, blk.ptr, blk.len);
+    moor_buf_close(&blk);
+    /* A good request on the same connection afterwards. */
+    put_request(&r.out, 3, "/t.S/Echo", "application/grpc", "x-a", "b", false);
+    static const uint8_t msg[] = {0, 0, 0, 0, 2, 'h', 'i'};
+    put_frame(&r.out, F_DATA, 1, 3, msg, sizeof(msg));
+    raw_start(f, &r);
+    while (f->messages == 0 && !r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    while (r.rsts == 0 && !r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_false(r.eof);
+    assert_true(r.rsts >= 1);         /* stream 1 reset */
+    assert_int_equal(f->messages, 1); /* stream 3 served */
+    assert_int_equal(rpc_server_conn_count(f->srv), 1);
+    raw_stop(f, &r);
 }
 
 int main(void)
@@ -596,6 +701,8 @@ int main(void)
         T(test_rpc_server_refuses_compressed_and_mistyped_requests),
         T(test_rpc_server_answers_garbage_frames_with_goaway),
         T(test_rpc_client_pings_and_drops_a_server_that_never_acks),
+        T(test_rpc_client_dial_times_out_on_a_server_that_never_speaks),
+        T(test_rpc_hpack_bomb_resets_the_stream_not_the_process),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
