@@ -334,7 +334,9 @@ void kv_txn_resp_close(struct kv_txn_resp *r);
  * against the state before the txn; the taken path is checked (range
  * revisions, ignore_* keys, leases) before anything is applied; ranges in
  * the txn see the txn's earlier writes; all writes share one main revision.
- * Errors, with nothing applied: MOOR_ETOOMANYOPS, MOOR_EDUPKEY (a key put
+ * Errors, with nothing applied: MOOR_ETOOMANYOPS (the longest of a txn's
+ * three lists exceeds max_txn_ops; a nested txn gets what its parent's
+ * longest list left, as etcd), MOOR_EDUPKEY (a key put
  * twice, or put and deleted, in one path), MOOR_EKEYNOTFOUND (empty op),
  * MOOR_EEMPTYKEY, MOOR_EVALUEPROVIDED, MOOR_ELEASEPROVIDED,
  * MOOR_ELEASENOTFOUND, MOOR_ECOMPACTED, MOOR_EFUTUREREV, MOOR_EINVAL,

@@ -151,17 +151,19 @@ static int check_intervals(const struct kv_op *ops, size_t n, struct ivls *puts,
     return rv;
 }
 
-static int check_ops(const struct kv_store *s, const struct kv_op *ops,
-                     size_t n, unsigned depth);
+static int check_ops(const struct kv_op *ops, size_t n, size_t max,
+                     unsigned depth);
 
-static int check_txn(const struct kv_store *s, const struct kv_txn_req *t,
-                     unsigned depth)
+/* etcd's checkTxnRequest: the largest of the three lists must fit in max,
+ * and a nested txn gets what its parent left (max - the parent's largest
+ * list). */
+static int check_txn(const struct kv_txn_req *t, size_t max, unsigned depth)
 {
-    uint32_t max = s->opt.max_txn_ops;
     if (depth > KV_TXN_DEPTH_MAX) {
         return MOOR_EINVAL;
     }
-    if (t->n_compare > max || t->n_success > max || t->n_failure > max) {
+    size_t opc = MOOR_MAX(t->n_compare, MOOR_MAX(t->n_success, t->n_failure));
+    if (opc > max) {
         return MOOR_ETOOMANYOPS;
     }
     for (size_t i = 0; i < t->n_compare; i++) {
@@ -173,15 +175,15 @@ static int check_txn(const struct kv_store *s, const struct kv_txn_req *t,
             return MOOR_EINVAL;
         }
     }
-    int rv = check_ops(s, t->success, t->n_success, depth);
+    int rv = check_ops(t->success, t->n_success, max - opc, depth);
     if (rv == MOOR_OK) {
-        rv = check_ops(s, t->failure, t->n_failure, depth);
+        rv = check_ops(t->failure, t->n_failure, max - opc, depth);
     }
     return rv;
 }
 
-static int check_ops(const struct kv_store *s, const struct kv_op *ops,
-                     size_t n, unsigned depth)
+static int check_ops(const struct kv_op *ops, size_t n, size_t max,
+                     unsigned depth)
 {
     for (size_t i = 0; i < n; i++) {
         const struct kv_op *op = &ops[i];
@@ -215,7 +217,7 @@ static int check_ops(const struct kv_store *s, const struct kv_op *ops,
             }
             break;
         case KV_OP_TXN:
-            rv = check_txn(s, &op->u.txn, depth + 1);
+            rv = check_txn(&op->u.txn, max, depth + 1);
             break;
         default:
             return MOOR_EKEYNOTFOUND;
@@ -451,7 +453,7 @@ int kv_txn(struct kv_store *s, uint64_t index, const struct kv_txn_req *req,
             return rv;
         }
     }
-    rv = check_txn(s, req, 0);
+    rv = check_txn(req, s->opt.max_txn_ops, 0);
     if (rv != MOOR_OK) {
         return rv;
     }

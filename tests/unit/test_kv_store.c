@@ -477,16 +477,27 @@ static void test_kv_store_txn_checks_refuse_before_applying(void **state)
                              op_put("c", "1")};
     assert_int_equal(run_txn(s, NULL, 0, three, 3, NULL, 0, &resp),
                      MOOR_ETOOMANYOPS);
+    /* A nested txn gets what its parent left: 2 - 1 = 1 here. */
+    struct kv_op nested;
+    memset(&nested, 0, sizeof(nested));
+    nested.type = KV_OP_TXN;
+    nested.u.txn.success = three;
+    nested.u.txn.n_success = 2;
+    assert_int_equal(run_txn(s, NULL, 0, &nested, 1, NULL, 0, &resp),
+                     MOOR_ETOOMANYOPS);
+    nested.u.txn.n_success = 1;
+    assert_int_equal(run_txn(s, NULL, 0, &nested, 1, NULL, 0, &resp), MOOR_OK);
     struct kv_op empty;
     memset(&empty, 0, sizeof(empty));
     assert_int_equal(run_txn(s, NULL, 0, &empty, 1, NULL, 0, &resp),
                      MOOR_EKEYNOTFOUND);
     /* An error on the taken path: nothing of the txn applies. */
-    struct kv_op bad[2] = {op_put("a", "1"), op_put("b", "")};
-    bad[1].u.put.ignore_value = true; /* b does not exist */
+    int64_t rev = kv_store_revision(s);
+    struct kv_op bad[2] = {op_put("x", "1"), op_put("y", "")};
+    bad[1].u.put.ignore_value = true; /* y does not exist */
     assert_int_equal(run_txn(s, NULL, 0, bad, 2, NULL, 0, &resp),
                      MOOR_EKEYNOTFOUND);
-    assert_int_equal(kv_store_revision(s), 1);
+    assert_int_equal(kv_store_revision(s), rev);
     /* A bad op in the branch not taken still fails the static checks. */
     struct kv_op vp = op_put("a", "v");
     vp.u.put.ignore_value = true;
