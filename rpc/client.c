@@ -305,6 +305,9 @@ static ssize_t stream_read_cb(nghttp2_session *session, int32_t stream_id,
     if (s->outq_off == s->outq.len) {
         s->outq.len = 0;
         s->outq_off = 0;
+        if (s->outq.cap > RPC__KEEP_BYTES) {
+            moor_buf_close(&s->outq);
+        }
     } else if (s->outq_off >= 64 * 1024 && s->outq_off * 2 >= s->outq.len) {
         moor_buf_consume(&s->outq, s->outq_off);
         s->outq_off = 0;

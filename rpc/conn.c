@@ -341,6 +341,11 @@ static void conn_write_cb(uv_write_t *req, int status)
     struct rpc__conn *c = req->data;
     c->writing = false;
     c->wbuf.len = 0;
+    if (c->wbuf.cap > RPC__KEEP_BYTES) {
+        /* A burst grew it: give it back rather than hold it per idle
+         * connection. */
+        moor_buf_close(&c->wbuf);
+    }
     if (c->dead) {
         return;
     }

@@ -26,6 +26,9 @@
 /* Output bytes a connection gathers before it stops pulling frames from
  * nghttp2 until the socket has taken them. */
 #define RPC__OUT_HWM (256u * 1024u)
+/* Buffers larger than this are freed, not kept, once empty (a burst must
+ * not cost an idle connection or stream memory forever). */
+#define RPC__KEEP_BYTES (64u * 1024u)
 /* One socket read. */
 #define RPC__READ_BYTES (64u * 1024u)
 /* A softly closing connection (GOAWAY written, draining) is closed hard

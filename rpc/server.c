@@ -332,6 +332,9 @@ static ssize_t call_read_cb(nghttp2_session *session, int32_t stream_id,
     if (call->outq_off == call->outq.len) {
         call->outq.len = 0;
         call->outq_off = 0;
+        if (call->outq.cap > RPC__KEEP_BYTES) {
+            moor_buf_close(&call->outq);
+        }
     } else if (call->outq_off >= 64 * 1024 &&
                call->outq_off * 2 >= call->outq.len) {
         moor_buf_consume(&call->outq, call->outq_off);

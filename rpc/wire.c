@@ -139,7 +139,7 @@ int rpc__deframer_feed(struct rpc__deframer *d, const uint8_t *p, size_t n,
             struct moor_slice m = moor_slice_make(d->body.ptr, d->body.len);
             int rv = msg_fn(m, arg);
             d->body.len = 0;
-            if (d->body.cap > 64 * 1024) {
+            if (d->body.cap > RPC__KEEP_BYTES) {
                 /* Do not keep one large message's buffer per stream. */
                 moor_buf_close(&d->body);
             }
