@@ -653,6 +653,31 @@ bool raft_node_has_ready(const struct raft_node *n)
            n->prev_role != n->role;
 }
 
+/* Copies the outbox into rd: messages that may leave now first, then
+ * those that wait for persistence (all of them when hold_all), resolving
+ * each message's entries into out_ents (stable until advance). */
+static void split_messages(struct raft_node *n, struct raft_ready *rd,
+                           bool hold_all)
+{
+    size_t now = 0;
+    for (size_t i = 0; i < n->out_len; i++) {
+        now += !hold_all && !n->out[i].after ? 1u : 0u;
+    }
+    size_t in = 0;
+    size_t ia = now;
+    for (size_t i = 0; i < n->out_len; i++) {
+        const struct raft_outmsg *o = &n->out[i];
+        struct raft_message *dst =
+            !hold_all && !o->after ? &n->rd_msgs[in++] : &n->rd_msgs[ia++];
+        *dst = o->msg;
+        dst->entries = o->msg.n_entries > 0 ? &n->out_ents[o->ents_off] : NULL;
+    }
+    rd->msgs = now > 0 ? n->rd_msgs : NULL;
+    rd->n_msgs = now;
+    rd->msgs_after = n->out_len > now ? n->rd_msgs + now : NULL;
+    rd->n_msgs_after = n->out_len - now;
+}
+
 int raft_node_ready(struct raft_node *n, struct raft_ready *rd)
 {
     memset(rd, 0, sizeof(*rd));
@@ -696,31 +721,7 @@ int raft_node_ready(struct raft_node *n, struct raft_ready *rd)
     }
     rd->must_sync = vote_changed || rd->n_entries > 0 || rd->snapshot != NULL;
 
-    /* Messages: split, and resolve the entries offsets. */
-    size_t now = 0;
-    size_t after = 0;
-    for (size_t i = 0; i < n->out_len; i++) {
-        if (!vote_changed && !n->out[i].after) {
-            now++;
-        } else {
-            after++;
-        }
-    }
-    size_t in = 0;
-    size_t ia = now;
-    for (size_t i = 0; i < n->out_len; i++) {
-        const struct raft_outmsg *o = &n->out[i];
-        struct raft_message *dst = (!vote_changed && !o->after)
-                                       ? &n->rd_msgs[in++]
-                                       : &n->rd_msgs[ia++];
-        *dst = o->msg;
-        dst->entries = o->msg.n_entries > 0 ? &n->out_ents[o->ents_off] : NULL;
-    }
-    rd->msgs = now > 0 ? n->rd_msgs : NULL;
-    rd->n_msgs = now;
-    rd->msgs_after = after > 0 ? n->rd_msgs + now : NULL;
-    rd->n_msgs_after = after;
-
+    split_messages(n, rd, vote_changed);
     uint64_t hi = apply_limit(n);
     if (hi > n->applied) {
         rd->committed = raft__log_at(&n->log, n->applied + 1);

@@ -433,9 +433,15 @@ struct raft_ready
     size_t n_entries;
     const struct raft_entry *committed; /* to apply, in order */
     size_t n_committed;
-    const struct raft_message *msgs; /* send now */
+    /* Messages to send now: the leader's appends, heartbeats, snapshots,
+     * pre-votes, rejections... */
+    const struct raft_message *msgs;
     size_t n_msgs;
-    const struct raft_message *msgs_after; /* send once durable */
+    /* Messages to send once this ready's writes (and all earlier ones)
+     * are durable: acks of entries (APPEND_RESP), granted votes, and
+     * every message of a ready whose term or vote changed (no member acts
+     * in a term it has not made durable). */
+    const struct raft_message *msgs_after;
     size_t n_msgs_after;
     const struct raft_read_state *read_states;
     size_t n_read_states;
