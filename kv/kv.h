@@ -574,6 +574,12 @@ int kv_watch_take(struct kv_store *s, struct kv_watcher *w, size_t max_events,
 
 void kv_watch_batch_release(struct kv_store *s, struct kv_watch_batch *b);
 
+/* Puts w, returned by kv_watch_next_ready() but not taken (its stream
+ * cannot send now), back on the ready list for the next round. Every
+ * watcher kv_watch_next_ready() returns must be taken or deferred, or it
+ * waits for the next write that matches it. */
+void kv_watch_defer(struct kv_store *s, struct kv_watcher *w);
+
 /* Number of registered watchers (synced and not). */
 size_t kv_watch_count(const struct kv_store *s);
 

@@ -504,6 +504,11 @@ struct kv_watcher *kv_watch_next_ready(struct kv_store *s)
     return w;
 }
 
+void kv_watch_defer(struct kv_store *s, struct kv_watcher *w)
+{
+    ready_add(&s->watch, w, true);
+}
+
 void kv_watch_batch_release(struct kv_store *s, struct kv_watch_batch *b)
 {
     (void)s;

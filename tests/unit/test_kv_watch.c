@@ -189,8 +189,14 @@ static void test_kv_watch_history_replay_in_chunks_then_live(void **state)
     assert_int_equal(kv_watch_open(s, &w, &q), MOOR_OK);
     assert_false(kv_watch_synced(&w));
     assert_false(kv_watch_idle(&w));
-    /* One chunk per take: revisions 4-5 first. */
+    /* A watcher the server cannot serve now is deferred to the next
+     * round, not lost. */
     struct kv_watcher *r = kv_watch_next_ready(s);
+    assert_ptr_equal(r, &w);
+    kv_watch_defer(s, r);
+    assert_null(kv_watch_next_ready(s)); /* end of this round */
+    /* One chunk per take: revisions 4-5 first. */
+    r = kv_watch_next_ready(s);
     assert_ptr_equal(r, &w);
     struct kv_watch_batch b;
     assert_int_equal(kv_watch_take(s, r, 100, &b), MOOR_OK);
