@@ -10,6 +10,11 @@
  *   unary_16conn  the same spread over 16 connections
  *   stream        one server-streaming call of --stream-msgs messages of
  *                 --bytes bytes: messages/s as the client receives them
+ *   conn_bytes    the server's memory per idle connection (moor
+ *                 allocations, nghttp2's included; not the kernel's socket
+ *                 buffers): a forked child opens --conns connections, each
+ *                 makes one call, and the server's allocation count is
+ *                 compared before and after
  * Each unary run lasts --seconds; latency percentiles are per call.
  *
  * --grpcio SCRIPT runs bench/bench_rpc_grpcio.py (python3-grpcio, C-core,
@@ -20,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "rpc/rpc.h"
@@ -31,6 +39,7 @@ struct rpc_bench_opts
     size_t bytes;
     uint64_t stream_msgs;
     const char *grpcio;
+    uint32_t conns;
     bool json;
 };
 
@@ -375,17 +384,65 @@ static int run_grpcio(const struct rpc_bench_opts *o, struct moor_buf *rows)
     return pclose(p) == 0 ? MOOR_OK : MOOR_EIO;
 }
 
+/* Server-side bytes per idle connection; see the header comment. */
+static int run_conn_bytes(uint16_t port, uint32_t n, double *per_conn)
+{
+    int up[2];
+    int down[2];
+    if (pipe(up) != 0 || pipe(down) != 0) {
+        return MOOR_EIO;
+    }
+    size_t before = moor_alloc_bytes();
+    pid_t pid = fork();
+    if (pid < 0) {
+        return MOOR_EIO;
+    }
+    if (pid == 0) {
+        /* Child: only this thread exists; it touches nothing of the
+         * parent's loop. */
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        struct rpc_client **cls = calloc(n, sizeof(*cls));
+        char ok = open_clients(&loop, port, n, cls) == MOOR_OK ? 'y' : 'n';
+        if (write(up[1], &ok, 1) != 1) {
+            _exit(1);
+        }
+        char c;
+        if (read(down[0], &c, 1) != 1) {
+            _exit(1);
+        }
+        _exit(0);
+    }
+    char ok = 'n';
+    int rv = read(up[0], &ok, 1) == 1 && ok == 'y' ? MOOR_OK : MOOR_ECONN;
+    /* Let the server finish with the last frames of the warm-up calls. */
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    size_t after = moor_alloc_bytes();
+    *per_conn = after > before ? (double)(after - before) / n : 0;
+    char c = 'x';
+    if (write(down[1], &c, 1) != 1) {
+        rv = MOOR_EIO;
+    }
+    waitpid(pid, NULL, 0);
+    close(up[0]);
+    close(up[1]);
+    close(down[0]);
+    close(down[1]);
+    return rv;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: moor-bench rpc [--seconds S] [--inflight N] [--bytes B]\n"
-            "                      [--stream-msgs M] [--grpcio SCRIPT] "
-            "[--json]\n");
+            "                      [--stream-msgs M] [--conns C] "
+            "[--grpcio SCRIPT] [--json]\n");
 }
 
 int bench_rpc_main(int argc, char **argv)
 {
-    struct rpc_bench_opts o = {3.0, 64, 16, 1000000, NULL, false};
+    struct rpc_bench_opts o = {3.0, 64, 16, 1000000, NULL, 200, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -406,6 +463,9 @@ int bench_rpc_main(int argc, char **argv)
         } else if (v != NULL && strcmp(a, "--stream-msgs") == 0) {
             o.stream_msgs = strtoull(v, NULL, 10);
             i++;
+        } else if (v != NULL && strcmp(a, "--conns") == 0) {
+            o.conns = (uint32_t)strtoul(v, NULL, 10);
+            i++;
         } else if (v != NULL && strcmp(a, "--grpcio") == 0) {
             o.grpcio = v;
             i++;
@@ -415,7 +475,7 @@ int bench_rpc_main(int argc, char **argv)
         }
     }
     if (o.seconds <= 0 || o.inflight == 0 || o.bytes > 65536 ||
-        o.stream_msgs == 0) {
+        o.stream_msgs == 0 || o.conns == 0) {
         usage(stderr);
         return 2;
     }
@@ -433,6 +493,10 @@ int bench_rpc_main(int argc, char **argv)
     struct unary_result u1 = {0, 0, 0, 0};
     struct unary_result u16 = {0, 0, 0, 0};
     double stream_s = 0;
+    double conn_bytes = 0;
+    if (rv == MOOR_OK) {
+        rv = run_conn_bytes(t.port, o.conns, &conn_bytes);
+    }
     if (rv == MOOR_OK) {
         rv = run_unary(&o, t.port, 1, &u1);
     }
@@ -477,6 +541,8 @@ int bench_rpc_main(int argc, char **argv)
         printf("%-24s %12.3f ms\n", "unary_16conn_p50", u16.p50_ms);
         printf("%-24s %12.3f ms\n", "unary_16conn_p99", u16.p99_ms);
         printf("%-24s %12.0f msgs/s\n", "stream", stream_s);
+        printf("%-24s %12.0f bytes (server, %u idle conns)\n", "conn_bytes",
+               conn_bytes, o.conns);
         printf("%-24s %12llu calls\n", "errors",
                (unsigned long long)(u1.errors + u16.errors));
         char *line = (char *)grpcio.ptr;
