@@ -365,10 +365,40 @@ static bool in_lease(const struct raft_node *n)
            n->election_elapsed < n->cfg.election_ticks;
 }
 
-int raft_node_step(struct raft_node *n, const struct raft_message *m)
+/* The shape every correct peer's message has; anything else is dropped
+ * (raft asserts its own invariants, never a peer's input). */
+static bool message_valid(const struct raft_node *n,
+                          const struct raft_message *m)
 {
     if (m->to != n->id || m->from == 0 || m->from == n->id ||
         m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_READ_INDEX_RESP) {
+        return false;
+    }
+    if (m->n_entries > 0 && m->entries == NULL) {
+        return false;
+    }
+    if (m->type == RAFT_MSG_APPEND) {
+        uint64_t prev_term = m->log_term;
+        for (size_t i = 0; i < m->n_entries; i++) {
+            const struct raft_entry *e = &m->entries[i];
+            if (e->index != m->index + 1 + i || e->term < prev_term ||
+                e->term > m->term) {
+                return false;
+            }
+            prev_term = e->term;
+        }
+        return m->log_term <= m->term;
+    }
+    if (m->type == RAFT_MSG_SNAPSHOT) {
+        return m->snapshot.index > 0 && m->snapshot.term <= m->term &&
+               conf_valid(&m->snapshot.conf);
+    }
+    return m->type == RAFT_MSG_PROPOSE || m->n_entries == 0;
+}
+
+int raft_node_step(struct raft_node *n, const struct raft_message *m)
+{
+    if (!message_valid(n, m)) {
         return MOOR_OK;
     }
     bool termless =
