@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""rpc_interop_client.py PORT: python3-grpcio (an independent gRPC
+"""rpc_interop_client.py PORT [CA_FILE]: python3-grpcio (an independent gRPC
 implementation, gRPC C-core) as the client of moor's rpc/ server, which
-test_rpc_interop.c runs in-process with the methods below. Exits 0 when
-every check passes; prints the first failure otherwise.
+test_rpc_interop.c runs in-process with the methods below. With CA_FILE
+the channel is TLS, verifying the server (certificate for 127.0.0.1)
+against that CA. Exits 0 when every check passes; prints the first failure
+otherwise.
 
   /interop.Echo/Unary   echoes the request
   /interop.Echo/Stream  request "N SIZE": N messages of SIZE bytes
@@ -27,7 +29,14 @@ def check(cond, what):
         sys.exit(1)
 
 
-with grpc.insecure_channel(target, options=opts) as ch:
+if len(sys.argv) > 2:
+    with open(sys.argv[2], "rb") as f:
+        creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+    channel = grpc.secure_channel(target, creds, options=opts)
+else:
+    channel = grpc.insecure_channel(target, options=opts)
+
+with channel as ch:
     unary = ch.unary_unary("/interop.Echo/Unary")
     for size in (0, 1, 1000, 100000, 4 << 20):
         req = bytes((i * 7) & 0xFF for i in range(size))

@@ -7,7 +7,10 @@
  *     (tests/integration/rpc_interop_server.py);
  *   - etcdctl 3.4 (grpc-go) as the client of our server, answering
  *     etcdserverpb.KV/Range and Put with empty (valid) responses.
- * A test whose tool is missing is skipped, saying so.
+ * The clients of our server run over cleartext and over TLS (a CA and a
+ * server certificate for 127.0.0.1 made with the openssl tool at run time
+ * in a temporary directory). A test whose tool is missing is skipped,
+ * saying so.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +29,52 @@
 #define ETCDCTL "/usr/bin/etcdctl"
 
 static uv_loop_t loop;
+static char tls_dir[256]; /* "" when the test material could not be made */
+static struct rpc_tls_config tls_cfg;
+static char tls_cert[300], tls_key[300], tls_ca[300];
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(tls_dir, sizeof(tls_dir), "/tmp/moor-rpc-interop-XXXXXX");
+    if (mkdtemp(tls_dir) == NULL) {
+        tls_dir[0] = '\0';
+        return 0;
+    }
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && (openssl req -x509 -newkey ec -pkeyopt "
+             "ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem "
+             "-subj /CN=moor-interop-ca -days 2 && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout server.key -out server.csr -subj /CN=server && "
+             "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext && "
+             "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+             "-CAcreateserial -days 2 -out server.pem -extfile ext) "
+             ">/dev/null 2>&1",
+             tls_dir);
+    if (system(cmd) != 0) {
+        tls_dir[0] = '\0';
+        return 0;
+    }
+    snprintf(tls_cert, sizeof(tls_cert), "%s/server.pem", tls_dir);
+    snprintf(tls_key, sizeof(tls_key), "%s/server.key", tls_dir);
+    snprintf(tls_ca, sizeof(tls_ca), "%s/ca.pem", tls_dir);
+    tls_cfg.cert_file = tls_cert;
+    tls_cfg.key_file = tls_key;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (tls_dir[0] != '\0') {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tls_dir);
+        return system(cmd) == 0 ? 0 : -1;
+    }
+    return 0;
+}
 
 /* An argv of owned copies (string literals are const here). */
 struct args
@@ -262,10 +311,12 @@ static void empty_msg(struct rpc_call *call, struct moor_slice msg, void *arg)
     rpc_call_finish(call, RPC_OK, NULL);
 }
 
-static struct rpc_server *open_server(uint16_t *port)
+/* Our server on 127.0.0.1: cleartext, or TLS when tls is set. */
+static struct rpc_server *open_server(uint16_t *port, bool tls)
 {
     struct rpc_server_config cfg;
     memset(&cfg, 0, sizeof(cfg));
+    cfg.tls = tls ? &tls_cfg : NULL;
     struct rpc_server *srv;
     assert_int_equal(rpc_server_open(&loop, &cfg, &srv, NULL), MOOR_OK);
     static const struct rpc_method_ops echo = {NULL, echo_msg, NULL, NULL,
@@ -289,7 +340,7 @@ static struct rpc_server *open_server(uint16_t *port)
     rpc_server_add_method(srv, "/interop.Echo/Hang", &hang, NULL);
     rpc_server_add_method(srv, "/etcdserverpb.KV/Range", &empty, NULL);
     rpc_server_add_method(srv, "/etcdserverpb.KV/Put", &empty, NULL);
-    assert_int_equal(rpc_server_listen(srv, "127.0.0.1", 0, false, port, NULL),
+    assert_int_equal(rpc_server_listen(srv, "127.0.0.1", 0, tls, port, NULL),
                      MOOR_OK);
     return srv;
 }
@@ -332,21 +383,27 @@ static bool have_grpcio(void)
 /* ------------------------------------------------------------------------
  * Tests
  * ---------------------------------------------------------------------- */
-static void test_rpc_grpcio_client_talks_to_our_server(void **state)
+static void grpcio_client(bool tls)
 {
-    (void)state;
     if (!have_grpcio()) {
         fprintf(stderr, "skipped: %s with grpc is not available\n", PYTHON);
         skip();
     }
+    if (tls && tls_dir[0] == '\0') {
+        fprintf(stderr, "skipped: no TLS test material (openssl tool)\n");
+        skip();
+    }
     uint16_t port;
-    struct rpc_server *srv = open_server(&port);
+    struct rpc_server *srv = open_server(&port, tls);
     char ps[8];
     snprintf(ps, sizeof(ps), "%u", port);
     struct args a = {{NULL}, 0};
     args_add(&a, PYTHON);
     args_add(&a, script("rpc_interop_client.py"));
     args_add(&a, ps);
+    if (tls) {
+        args_add(&a, tls_ca);
+    }
     struct child c;
     assert_int_equal(child_start(&c, a.v), 0);
     args_free(&a);
@@ -358,6 +415,18 @@ static void test_rpc_grpcio_client_talks_to_our_server(void **state)
     assert_non_null(strstr((char *)c.output.ptr, "all checks passed"));
     child_free(&c);
     close_server(srv);
+}
+
+static void test_rpc_grpcio_client_talks_to_our_server(void **state)
+{
+    (void)state;
+    grpcio_client(false);
+}
+
+static void test_rpc_grpcio_client_talks_to_our_server_over_tls(void **state)
+{
+    (void)state;
+    grpcio_client(true);
 }
 
 struct res
@@ -531,9 +600,8 @@ static void test_rpc_our_client_talks_to_a_grpcio_server(void **state)
     child_free(&c);
 }
 
-static void test_rpc_etcdctl_grpc_go_talks_to_our_server(void **state)
+static void etcdctl(bool tls)
 {
-    (void)state;
     struct args ver = {{NULL}, 0};
     args_add(&ver, ETCDCTL);
     args_add(&ver, "version");
@@ -543,15 +611,25 @@ static void test_rpc_etcdctl_grpc_go_talks_to_our_server(void **state)
         fprintf(stderr, "skipped: %s is not available\n", ETCDCTL);
         skip();
     }
+    if (tls && tls_dir[0] == '\0') {
+        fprintf(stderr, "skipped: no TLS test material (openssl tool)\n");
+        skip();
+    }
     uint16_t port;
-    struct rpc_server *srv = open_server(&port);
+    struct rpc_server *srv = open_server(&port, tls);
     char eps[64];
-    snprintf(eps, sizeof(eps), "--endpoints=127.0.0.1:%u", port);
+    snprintf(eps, sizeof(eps), "--endpoints=%s://127.0.0.1:%u",
+             tls ? "https" : "http", port);
+    char cacert[400];
+    snprintf(cacert, sizeof(cacert), "--cacert=%s", tls_ca);
     kv_calls = 0;
     for (size_t i = 0; i < 2; i++) {
         struct args a = {{NULL}, 0};
         args_add(&a, ETCDCTL);
         args_add(&a, eps);
+        if (tls) {
+            args_add(&a, cacert);
+        }
         args_add(&a, "--dial-timeout=5s");
         args_add(&a, "--command-timeout=5s");
         args_add(&a, i == 0 ? "put" : "get");
@@ -573,6 +651,18 @@ static void test_rpc_etcdctl_grpc_go_talks_to_our_server(void **state)
     }
     assert_int_equal(kv_calls, 2);
     close_server(srv);
+}
+
+static void test_rpc_etcdctl_grpc_go_talks_to_our_server(void **state)
+{
+    (void)state;
+    etcdctl(false);
+}
+
+static void test_rpc_etcdctl_grpc_go_talks_to_our_server_over_tls(void **state)
+{
+    (void)state;
+    etcdctl(true);
 }
 
 static int setup(void **state)
@@ -600,6 +690,12 @@ int main(void)
             test_rpc_our_client_talks_to_a_grpcio_server, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_rpc_etcdctl_grpc_go_talks_to_our_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rpc_grpcio_client_talks_to_our_server_over_tls, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rpc_etcdctl_grpc_go_talks_to_our_server_over_tls, setup,
+            teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
