@@ -15,9 +15,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "rpc/rpc.h"
@@ -173,6 +180,17 @@ static void stream_msg(struct rpc_call *call, struct moor_slice msg, void *arg)
     stream_more(call, arg);
 }
 
+static int health_fn(const char *path, struct rpc_http_response *resp,
+                     void *arg)
+{
+    (void)arg;
+    if (strcmp(path, "/health") != 0) {
+        resp->status = 404;
+        return MOOR_OK;
+    }
+    return moor_buf_printf(&resp->body, "{\"health\":\"true\"}");
+}
+
 static void open_server(struct fx *f, bool client_auth)
 {
     struct rpc_tls_config tls;
@@ -186,6 +204,7 @@ static void open_server(struct fx *f, bool client_auth)
     struct rpc_server_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.tls = &tls;
+    cfg.http_fn = health_fn;
     char err[MOOR_ERRMSG_SIZE] = "";
     assert_int_equal(rpc_server_open(&f->loop, &cfg, &f->srv, err), MOOR_OK);
     static const struct rpc_method_ops echo = {NULL, echo_msg, NULL, NULL,
@@ -472,6 +491,135 @@ static void test_rpc_tls_server_open_reports_bad_files(void **state)
     assert_int_equal(rpc_server_open(&f->loop, &cfg, &srv, err), MOOR_EINVAL);
 }
 
+/* ------------------------------------------------------------------------
+ * A blocking HTTP/1.1 client on its own thread (OpenSSL directly, or plain
+ * TCP), while the test's loop serves.
+ * ---------------------------------------------------------------------- */
+struct h1_get
+{
+    uint16_t port;
+    bool use_tls;
+    int max_version; /* TLS1_2_VERSION or TLS1_3_VERSION */
+    const char *ca;
+    uv_async_t done;
+    bool finished;
+    int version; /* negotiated */
+    char alpn[16];
+    char resp[4096];
+    size_t len;
+};
+
+static void h1_done_cb(uv_async_t *a)
+{
+    struct h1_get *g = a->data;
+    g->finished = true;
+    uv_close((uv_handle_t *)a, NULL);
+    uv_stop(g_loop);
+}
+
+static void *h1_thread(void *arg)
+{
+    struct h1_get *g = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons(g->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+        if (!g->use_tls) {
+            if (write(fd, req, sizeof(req) - 1) > 0) {
+                ssize_t n;
+                while (g->len < sizeof(g->resp) - 1 &&
+                       (n = read(fd, g->resp + g->len,
+                                 sizeof(g->resp) - 1 - g->len)) > 0) {
+                    g->len += (size_t)n;
+                }
+            }
+        } else {
+            SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+            SSL_CTX_set_max_proto_version(ctx, g->max_version);
+            SSL_CTX_load_verify_locations(ctx, g->ca, NULL);
+            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+            static const unsigned char alpn[] = {8,   'h', 't', 't', 'p',
+                                                 '/', '1', '.', '1'};
+            SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn));
+            SSL *ssl = SSL_new(ctx);
+            SSL_set_fd(ssl, fd);
+            if (SSL_connect(ssl) == 1) {
+                g->version = SSL_version(ssl);
+                const unsigned char *p;
+                unsigned plen;
+                SSL_get0_alpn_selected(ssl, &p, &plen);
+                snprintf(g->alpn, sizeof(g->alpn), "%.*s", (int)plen, p);
+                SSL_write(ssl, req, sizeof(req) - 1);
+                int n;
+                while (g->len < sizeof(g->resp) - 1 &&
+                       (n = SSL_read(ssl, g->resp + g->len,
+                                     (int)(sizeof(g->resp) - 1 - g->len))) >
+                           0) {
+                    g->len += (size_t)n;
+                }
+            }
+            SSL_free(ssl);
+            SSL_CTX_free(ctx);
+            ERR_clear_error();
+        }
+    }
+    close(fd);
+    g->resp[g->len] = '\0';
+    uv_async_send(&g->done);
+    return NULL;
+}
+
+static void h1_get(struct fx *f, struct h1_get *g)
+{
+    uv_async_init(&f->loop, &g->done, h1_done_cb);
+    g->done.data = g;
+    pthread_t t;
+    pthread_create(&t, NULL, h1_thread, g);
+    while (!g->finished) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    pthread_join(t, NULL);
+}
+
+static void test_rpc_tls_http1_health_over_tls_1_2_and_1_3(void **state)
+{
+    struct fx *f = *state;
+    open_server(f, false);
+    int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    for (size_t i = 0; i < 2; i++) {
+        struct h1_get g;
+        memset(&g, 0, sizeof(g));
+        g.port = f->tls_port;
+        g.use_tls = true;
+        g.max_version = versions[i];
+        g.ca = f->ca;
+        h1_get(f, &g);
+        assert_int_equal(g.version, versions[i]);
+        assert_string_equal(g.alpn, "http/1.1");
+        assert_non_null(strstr(g.resp, "HTTP/1.1 200 OK\r\n"));
+        assert_non_null(strstr(g.resp, "{\"health\":\"true\"}"));
+    }
+    /* Cleartext HTTP to the TLS port: told so, in the clear. */
+    struct h1_get g;
+    memset(&g, 0, sizeof(g));
+    g.port = f->tls_port;
+    h1_get(f, &g);
+    assert_non_null(strstr(g.resp, "HTTP/1.0 400 Bad Request"));
+    assert_non_null(strstr(g.resp, "HTTPS server"));
+    /* The cleartext port answers the same request. */
+    memset(&g, 0, sizeof(g));
+    g.port = f->plain_port;
+    h1_get(f, &g);
+    assert_non_null(strstr(g.resp, "HTTP/1.1 200 OK\r\n"));
+    while (rpc_server_conn_count(f->srv) > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -482,6 +630,7 @@ int main(void)
         T(test_rpc_tls_and_cleartext_ports_refuse_the_other_kind),
         T(test_rpc_tls_server_stream_of_10000_messages),
         T(test_rpc_tls_server_open_reports_bad_files),
+        T(test_rpc_tls_http1_health_over_tls_1_2_and_1_3),
 #undef T
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
