@@ -17,8 +17,8 @@
  *
  * Threads: a node belongs to one thread (the member's loop thread).
  *
- * Ownership: the log lives in memory inside the node (a moor-style array
- * of struct raft_entry after the last snapshot); wal/ persists it, the node
+ * Ownership: the log lives in memory inside the node (a plain array of
+ * struct raft_entry after the last snapshot); wal/ persists it, the node
  * keeps it. Payloads are refcounted (struct moor_bytes): raft takes
  * references, never copies bytes. Everything a ready points at is borrowed,
  * valid until raft_node_advance; between raft_node_ready and
@@ -51,8 +51,8 @@
  * entry is appended; a truncated configuration entry reverts it. The
  * leader accepts a new change only when the previous one is committed and
  * an entry of its own term is committed (the fix to the single-server
- * change bug, raft-dev 2015). We did not take the other choice the issue
- * offered, "applied when committed": with it a member that has not yet
+ * change bug, raft-dev 2015). We did not take the other common choice,
+ * "applied when committed": with it a member that has not yet
  * learned two committed changes still uses the configuration before both,
  * and two such configurations can have disjoint majorities (two leaders in
  * one term). Joint consensus is not implemented; every change adds or

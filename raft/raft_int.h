@@ -3,7 +3,8 @@
  *
  * Files: log.c (the in-memory log), progress.c (per-follower progress,
  * inflight window, quorum math), conf.c (membership), node.c (lifecycle,
- * step dispatch, ready/advance), election.c, replication.c, readindex.c.
+ * the outbox, step dispatch, the public input calls), ready.c (ready,
+ * advance, persisted, inspection), election.c, replication.c, readindex.c.
  */
 #ifndef MOOR_RAFT_INT_H
 #define MOOR_RAFT_INT_H
@@ -252,6 +253,7 @@ struct raft_node
 };
 
 /* node.c */
+void raft__outbox_clear(struct raft_node *n);
 int raft__send(struct raft_node *n, struct raft_message *m);
 int raft__send_with_entries(struct raft_node *n, struct raft_message *m,
                             const struct raft_entry *ents, size_t count);
