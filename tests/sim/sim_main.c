@@ -5,7 +5,8 @@
  *            [--bug commit-old-term|vote-twice|ack-undurable]
  * [--expect-violation]
  *
- * Runs seeds X, X+1, ... X+N-1 (X defaults to 1; --seed alone runs one).
+ * Runs seeds X, X+1, ... X+N-1 (X defaults to 1; --seed alone runs one),
+ * each for S ticks (default 10000) on 3 members unless --nodes says.
  * A seed: pick the fault rates (swarm), run S ticks of faults and load
  * with every invariant checked as it goes, then heal everything and check
  * liveness: a leader emerges and a new proposal is applied by every member
@@ -558,7 +559,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.seeds = 0, .first_seed = 1, .nodes = 3, .steps = 2000};
+    struct opts o = {.seeds = 0, .first_seed = 1, .nodes = 3, .steps = 10000};
     bool seed_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
