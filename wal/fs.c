@@ -11,6 +11,8 @@
 
 #include "wal_int.h"
 
+static const struct wal_fs posix_fs;
+
 static int posix_open(void *arg, const char *path, int flags, mode_t mode)
 {
     (void)arg;
@@ -76,6 +78,7 @@ static int posix_fsize(void *arg, int fd, uint64_t *size)
 
 static int posix_preallocate(void *arg, int fd, uint64_t len)
 {
+    (void)arg;
     int rv;
     do {
         rv = fallocate(fd, 0, 0, (off_t)len);
@@ -87,24 +90,7 @@ static int posix_preallocate(void *arg, int fd, uint64_t len)
         return -errno;
     }
     /* The file system cannot preallocate: write zeros past the end. */
-    uint64_t size;
-    rv = posix_fsize(arg, fd, &size);
-    if (rv < 0) {
-        return rv;
-    }
-    static const uint8_t zeros[65536];
-    while (size < len) {
-        size_t n = (size_t)MOOR_MIN((uint64_t)sizeof(zeros), len - size);
-        ssize_t w = posix_pwrite(arg, fd, zeros, n, size);
-        if (w < 0) {
-            return (int)w;
-        }
-        if (w == 0) {
-            return -EIO;
-        }
-        size += (uint64_t)w;
-    }
-    return 0;
+    return wal__fill_zeros(&posix_fs, fd, len);
 }
 
 static int posix_ftruncate(void *arg, int fd, uint64_t len)
@@ -195,5 +181,24 @@ int wal__pread_all(const struct wal_fs *fs, int fd, void *buf, size_t len,
         done += (size_t)n;
     }
     *got = done;
+    return 0;
+}
+
+int wal__fill_zeros(const struct wal_fs *fs, int fd, uint64_t len)
+{
+    uint64_t size;
+    int rv = fs->fsize(fs->arg, fd, &size);
+    if (rv < 0) {
+        return rv;
+    }
+    static const uint8_t zeros[65536];
+    while (size < len) {
+        size_t n = (size_t)MOOR_MIN((uint64_t)sizeof(zeros), len - size);
+        rv = wal__pwrite_all(fs, fd, zeros, n, size);
+        if (rv < 0) {
+            return rv;
+        }
+        size += n;
+    }
     return 0;
 }

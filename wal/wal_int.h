@@ -147,6 +147,9 @@ int wal__fsync_dir(const struct wal_fs *fs, const char *path);
  * (a zero-byte write counts as -EIO). */
 int wal__pwrite_all(const struct wal_fs *fs, int fd, const void *buf,
                     size_t len, uint64_t off);
+/* Extends the file to len bytes by writing zeros after its end (the
+ * preallocation fallback for file systems without fallocate). */
+int wal__fill_zeros(const struct wal_fs *fs, int fd, uint64_t len);
 int wal__pread_all(const struct wal_fs *fs, int fd, void *buf, size_t len,
                    uint64_t off, size_t *got);
 

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "wal/wal.h"
+#include "wal/wal_int.h"
 
 #define SEG_BYTES (64u * 1024)
 
@@ -565,6 +565,42 @@ static void test_wal_gives_back_memory_after_a_burst(void **state)
     wal_close(w);
 }
 
+/* A file system without fallocate: preallocation falls back to writing
+ * zeros, and the log works the same. */
+static int nofalloc_preallocate(void *arg, int fd, uint64_t len)
+{
+    (void)arg;
+    return wal__fill_zeros(wal_fs_posix(), fd, len);
+}
+
+static void test_wal_works_where_fallocate_is_unsupported(void **state)
+{
+    struct fixture *f = *state;
+    f->ffs.fs.preallocate = nofalloc_preallocate;
+    struct wal_replay r;
+    struct wal *w = open_wal(f, true, &r);
+    wal_replay_close(&r);
+    uint64_t seq = 0;
+    for (uint64_t i = 1; i <= 200; i++) {
+        assert_int_equal(append_one(w, i, 1, 700, &seq), MOOR_OK);
+    }
+    assert_int_equal(wait_durable(w, seq), MOOR_OK);
+    wal_close(w);
+    /* Every segment is full size and replays. */
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "find %s -name '*.wal' -size -%uc | wc -l",
+             f->dir, SEG_BYTES);
+    FILE *p = popen(cmd, "r");
+    int small = -1;
+    assert_int_equal(fscanf(p, "%d", &small), 1);
+    pclose(p);
+    assert_int_equal(small, 0);
+    w = open_wal(f, true, &r);
+    assert_int_equal(r.entries_len, 200);
+    wal_replay_close(&r);
+    wal_close(w);
+}
+
 static void test_wal_datadir_is_private_and_locked(void **state)
 {
     struct fixture *f = *state;
@@ -619,6 +655,7 @@ int main(void)
         T(test_wal_append_refuses_bad_batches_and_queues_nothing),
         T(test_wal_pending_bound_returns_eagain),
         T(test_wal_gives_back_memory_after_a_burst),
+        T(test_wal_works_where_fallocate_is_unsupported),
         T(test_wal_datadir_is_private_and_locked),
 #undef T
     };
