@@ -13,7 +13,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -285,6 +288,41 @@ static void test_snapshot_unfinished_write_leaves_nothing(void **state)
     assert_int_equal(snap_writer_open(&sw, f->dir, &m, NULL), MOOR_EEXIST);
 }
 
+/* A write that fails half-way (here: the file size limit, as a full disk
+ * would) is reported and leaves no file behind. Runs in a child process
+ * so the limit stays there. */
+static void test_snapshot_failed_write_leaves_nothing(void **state)
+{
+    struct fixture *f = *state;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {.rlim_cur = 5000, .rlim_max = 5000};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) {
+            _exit(10);
+        }
+        struct producer p = {.total = 1u << 20};
+        moor_prng_seed(&p.rng, 1);
+        struct snap_meta m = meta_at(1, 77);
+        char path[SNAP_PATH_MAX];
+        char msg[MOOR_ERRMSG_SIZE];
+        int rv = snap_save(f->dir, &m, produce, &p, path, msg);
+        if (rv != MOOR_EIO || strstr(msg, ".snap.tmp") == NULL) {
+            fprintf(stderr, "rv=%d msg=%s\n", rv, msg);
+            _exit(11);
+        }
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(count_files(f->dir, ".snap"), 0);
+    assert_int_equal(count_files(f->dir, ".snap.tmp"), 0);
+}
+
 static void test_snapshot_open_newest_skips_bad_newest_and_reports_it(
     void **state)
 {
@@ -432,6 +470,7 @@ int main(void)
         T(test_snapshot_empty_stream_round_trips),
         T(test_snapshot_damage_anywhere_is_refused_before_loading),
         T(test_snapshot_unfinished_write_leaves_nothing),
+        T(test_snapshot_failed_write_leaves_nothing),
         T(test_snapshot_open_newest_skips_bad_newest_and_reports_it),
         T(test_snapshot_prune_keeps_the_newest),
         T(test_snapshot_stream_installs_only_a_verified_copy),
