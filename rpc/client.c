@@ -1,6 +1,6 @@
 /*
  * client.c: the gRPC client: endpoints, dialing, nghttp2 client sessions,
- * streams, unary calls and the blocking unary form.
+ * streams (unary calls, built on streams, are unary.c).
  *
  * Connections: the client holds at most one connection new calls go to
  * (cur). It dials lazily, when a call starts and cur is NULL, trying the
@@ -964,6 +964,35 @@ static void tick_cb(uv_timer_t *t)
 /* ------------------------------------------------------------------------
  * Public client functions
  * ---------------------------------------------------------------------- */
+/* Fills cl->eps from cfg's endpoint strings; *any_tls tells whether one
+ * needs TLS. MOOR_EINVAL (errmsg says which) for a bad one. */
+static int parse_endpoints(struct rpc_client *cl,
+                           const struct rpc_client_config *cfg, bool *any_tls,
+                           char *errmsg)
+{
+    for (size_t i = 0; i < cfg->endpoints_len; i++) {
+        struct endpoint *ep = &cl->eps[i];
+        bool tls;
+        if (cfg->endpoints[i] == NULL ||
+            rpc_url_parse(cfg->endpoints[i], ep->host, sizeof(ep->host),
+                          &ep->port, &tls) != MOOR_OK) {
+            if (errmsg != NULL) {
+                moor_errmsg_set(
+                    errmsg, "bad endpoint '%s'",
+                    cfg->endpoints[i] != NULL ? cfg->endpoints[i] : "(null)");
+            }
+            return MOOR_EINVAL;
+        }
+        bool has_scheme = strstr(cfg->endpoints[i], "://") != NULL;
+        ep->tls = has_scheme ? tls : cfg->tls != NULL;
+        *any_tls = *any_tls || ep->tls;
+        bool v6 = strchr(ep->host, ':') != NULL;
+        snprintf(ep->authority, sizeof(ep->authority), v6 ? "[%s]:%u" : "%s:%u",
+                 ep->host, ep->port);
+    }
+    return MOOR_OK;
+}
+
 int rpc_client_open(uv_loop_t *loop, const struct rpc_client_config *cfg,
                     struct rpc_client **out, char *errmsg)
 {
@@ -1003,25 +1032,9 @@ int rpc_client_open(uv_loop_t *loop, const struct rpc_client_config *cfg,
         c->keepalive_timeout_ms = 20000;
     }
     bool any_tls = false;
-    for (size_t i = 0; i < cfg->endpoints_len; i++) {
-        struct endpoint *ep = &cl->eps[i];
-        bool tls;
-        if (cfg->endpoints[i] == NULL ||
-            rpc_url_parse(cfg->endpoints[i], ep->host, sizeof(ep->host),
-                          &ep->port, &tls) != MOOR_OK) {
-            if (errmsg != NULL) {
-                moor_errmsg_set(
-                    errmsg, "bad endpoint '%s'",
-                    cfg->endpoints[i] != NULL ? cfg->endpoints[i] : "(null)");
-            }
-            goto err;
-        }
-        bool has_scheme = strstr(cfg->endpoints[i], "://") != NULL;
-        ep->tls = has_scheme ? tls : cfg->tls != NULL;
-        any_tls = any_tls || ep->tls;
-        bool v6 = strchr(ep->host, ':') != NULL;
-        snprintf(ep->authority, sizeof(ep->authority), v6 ? "[%s]:%u" : "%s:%u",
-                 ep->host, ep->port);
+    rv = parse_endpoints(cl, cfg, &any_tls, errmsg);
+    if (rv != MOOR_OK) {
+        goto err;
     }
     cl->eps_len = cfg->endpoints_len;
     if (any_tls) {
@@ -1266,12 +1279,7 @@ void rpc_stream_close_send(struct rpc_stream *s)
 
 void rpc_stream_cancel(struct rpc_stream *s)
 {
-    if (s->done || s->later_status >= 0) {
-        return;
-    }
-    s->later_status = RPC_CANCELLED;
-    snprintf(s->message, sizeof(s->message), "context canceled");
-    stream_later(s);
+    rpc__stream_fail(s, RPC_CANCELLED, "context canceled");
 }
 
 void rpc_stream_pause(struct rpc_stream *s, bool paused)
@@ -1285,125 +1293,17 @@ void rpc_stream_pause(struct rpc_stream *s, bool paused)
     }
 }
 
-/* ------------------------------------------------------------------------
- * Unary calls
- * ---------------------------------------------------------------------- */
-struct unary
+void rpc__stream_fail(struct rpc_stream *s, int status, const char *message)
 {
-    rpc_unary_done_fn done_cb;
-    void *arg;
-    struct moor_buf resp;
-    uint32_t count;
-};
-
-static void unary_message_cb(struct rpc_stream *s, struct moor_slice msg,
-                             void *arg)
-{
-    (void)s;
-    struct unary *u = arg;
-    if (u->count++ == 0 &&
-        moor_buf_append(&u->resp, msg.ptr, msg.len) != MOOR_OK) {
-        u->count = UINT32_MAX; /* reported as RESOURCE_EXHAUSTED */
+    if (s->done || s->later_status >= 0) {
+        return;
     }
+    s->later_status = status;
+    snprintf(s->message, sizeof(s->message), "%s", message);
+    stream_later(s);
 }
 
-static void unary_done_cb(struct rpc_stream *s, int status, const char *message,
-                          void *arg)
+uv_loop_t *rpc__client_loop(const struct rpc_client *c)
 {
-    (void)s;
-    struct unary *u = arg;
-    if (status == RPC_OK && u->count == UINT32_MAX) {
-        status = RPC_RESOURCE_EXHAUSTED;
-        message = "out of memory";
-    } else if (status == RPC_OK && u->count != 1) {
-        status = RPC_INTERNAL;
-        message = u->count == 0 ? "cardinality violation: no response"
-                                : "cardinality violation: several responses";
-    }
-    struct moor_slice r = status == RPC_OK
-                              ? moor_slice_make(u->resp.ptr, u->resp.len)
-                              : moor_slice_make(NULL, 0);
-    u->done_cb(status, message, r, u->arg);
-    moor_buf_close(&u->resp);
-    moor_free(u);
-}
-
-int rpc_client_unary(struct rpc_client *c, const char *path,
-                     const struct rpc_metadata *md, size_t md_len,
-                     struct moor_slice req, uint64_t timeout_ms,
-                     rpc_unary_done_fn done_cb, void *arg)
-{
-    if (done_cb == NULL) {
-        return MOOR_EINVAL;
-    }
-    struct unary *u = moor_calloc(1, sizeof(*u));
-    if (u == NULL) {
-        return MOOR_ENOMEM;
-    }
-    u->done_cb = done_cb;
-    u->arg = arg;
-    moor_buf_init(&u->resp);
-    static const struct rpc_stream_ops ops = {unary_message_cb, NULL,
-                                              unary_done_cb};
-    struct rpc_stream *s;
-    int rv = rpc_stream_start(c, path, md, md_len, timeout_ms, &ops, u, &s);
-    if (rv != MOOR_OK) {
-        moor_free(u);
-        return rv;
-    }
-    rv = rpc_stream_send(s, req);
-    if (rv != MOOR_OK) {
-        /* The stream exists: end it through the loop like any other. */
-        s->later_status = RPC_RESOURCE_EXHAUSTED;
-        snprintf(s->message, sizeof(s->message), "request not queued: %s",
-                 moor_strerror(rv));
-        stream_later(s);
-        return MOOR_OK;
-    }
-    rpc_stream_close_send(s);
-    return MOOR_OK;
-}
-
-struct sync_ctx
-{
-    uv_loop_t *loop;
-    bool done;
-    int status;
-    int err;
-    struct moor_buf *resp;
-    char *errmsg;
-};
-
-static void sync_done_cb(int status, const char *message,
-                         struct moor_slice resp, void *arg)
-{
-    struct sync_ctx *x = arg;
-    x->done = true;
-    /* The call may end in the timer phase (a deadline): without a stop,
-     * uv_run(UV_RUN_ONCE) would then block in poll for unrelated I/O. */
-    uv_stop(x->loop);
-    x->status = status;
-    if (x->errmsg != NULL) {
-        moor_errmsg_set(x->errmsg, "%s", message);
-    }
-    if (resp.len > 0 && moor_buf_append(x->resp, resp.ptr, resp.len) != 0) {
-        x->err = MOOR_ENOMEM;
-    }
-}
-
-int rpc_client_unary_sync(struct rpc_client *c, const char *path,
-                          const struct rpc_metadata *md, size_t md_len,
-                          struct moor_slice req, uint64_t timeout_ms,
-                          struct moor_buf *resp, char *errmsg)
-{
-    struct sync_ctx x = {c->loop, false, RPC_UNKNOWN, MOOR_OK, resp, errmsg};
-    int rv = rpc_client_unary(c, path, md, md_len, req, timeout_ms,
-                              sync_done_cb, &x);
-    if (rv != MOOR_OK) {
-        return rv;
-    }
-    while (!x.done) {
-        uv_run(c->loop, UV_RUN_ONCE);
-    }
-    return x.err != MOOR_OK ? x.err : x.status;
+    return c->loop;
 }

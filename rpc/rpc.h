@@ -207,8 +207,9 @@ int rpc_server_open(uv_loop_t *loop, const struct rpc_server_config *cfg,
 
 /* Registers ops for the exact method path ("/etcdserverpb.KV/Range").
  * Borrows path (copied) and ops (copied); arg is passed to every callback.
- * Before rpc_server_listen only. MOOR_EEXIST for a duplicate path,
- * MOOR_ETOOBIG beyond 256 methods. */
+ * Before rpc_server_listen only (MOOR_EBUSY after). MOOR_EINVAL for a path
+ * not starting with '/', MOOR_EEXIST for a duplicate, MOOR_ETOOBIG beyond
+ * 256 methods. */
 int rpc_server_add_method(struct rpc_server *srv, const char *path,
                           const struct rpc_method_ops *ops, void *arg);
 

@@ -13,8 +13,10 @@
  *                guards, the close sequence. Knows nothing of gRPC.
  *   wire.c       pure functions: gRPC message framing, grpc-timeout,
  *                grpc-message percent-encoding, URLs, HTTP/1.1 requests.
- *   server.c     nghttp2 server sessions, calls, listeners, HTTP/1.1.
- *   client.c     nghttp2 client sessions, dialing, streams, unary.
+ *   server.c     nghttp2 server sessions, calls, listeners, sniffing.
+ *   http1.c      the HTTP/1.1 GET responder of a server connection.
+ *   client.c     nghttp2 client sessions, dialing, streams.
+ *   unary.c      unary calls on top of streams, and the blocking form.
  */
 #ifndef MOOR_RPC_INT_H
 #define MOOR_RPC_INT_H
@@ -293,6 +295,34 @@ int rpc__http1_parse(const uint8_t *p, size_t n, char *method,
 
 /* The HTTP/1 reason phrase of a status. Returns borrowed, forever. */
 const char *rpc__http_reason(int status);
+
+/* ------------------------------------------------------------------------
+ * http1.c: the HTTP/1.1 responder of a server connection.
+ * ---------------------------------------------------------------------- */
+#define RPC__H1_HEAD_MAX 8192u
+
+struct rpc__h1
+{
+    struct moor_buf head; /* the request head so far */
+    bool done;            /* answered: the connection closes once written */
+};
+
+void rpc__h1_init(struct rpc__h1 *h);
+void rpc__h1_close(struct rpc__h1 *h);
+/* Request bytes in; once the head is complete, writes the answer to c
+ * (fn answers GET and HEAD; NULL: 404) and sets h->done. Errors are
+ * MOOR_ENOMEM or rpc__conn_write's. */
+int rpc__h1_input(struct rpc__h1 *h, struct rpc__conn *c, const uint8_t *p,
+                  size_t n, rpc_http_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------
+ * client.c, for unary.c
+ * ---------------------------------------------------------------------- */
+/* Ends s with status and message (borrowed) from the client's timer, not
+ * from inside this call. A no-op once s is ending. */
+void rpc__stream_fail(struct rpc_stream *s, int status, const char *message);
+/* The loop a client runs on. */
+uv_loop_t *rpc__client_loop(const struct rpc_client *c);
 
 /* ------------------------------------------------------------------------
  * server.c: the fuzz target's way in.

@@ -1,6 +1,6 @@
 /*
- * server.c: listeners, server connections, gRPC calls on nghttp2 server
- * sessions, and the HTTP/1.1 GET responder.
+ * server.c: listeners, server connections and gRPC calls on nghttp2
+ * server sessions (the HTTP/1.1 responder is http1.c).
  *
  * A connection starts in SNIFF mode: the first bytes (after TLS, if any)
  * decide between the HTTP/2 connection preface ("PRI * HTTP/2.0...") and
@@ -26,7 +26,6 @@
 
 #define METHODS_MAX 256
 #define LISTENERS_MAX 8
-#define H1_REQUEST_MAX 8192
 #define RESET_WINDOW_MS_DEFAULT 10000u
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -81,8 +80,8 @@ struct sconn
     struct rpc_server *srv;
     struct rpc__list link; /* in srv->conns */
     enum sconn_mode mode;
-    struct moor_buf in; /* sniffed bytes, then the HTTP/1.1 request head */
-    bool h1_done;
+    struct moor_buf in; /* the first bytes, while sniffing */
+    struct rpc__h1 h1;
     struct rpc__list calls;
     struct rpc__list writable; /* calls whose writable_cb is due */
     struct rpc__list blocked;  /* calls waiting for the connection budget */
@@ -824,69 +823,6 @@ static int sconn_h2_start(struct sconn *sc)
     return MOOR_OK;
 }
 
-static int h1_respond(struct sconn *sc, int status, const char *ctype,
-                      const struct moor_buf *body, bool head)
-{
-    char hdr[256];
-    int n = snprintf(hdr, sizeof(hdr),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     status, rpc__http_reason(status), ctype,
-                     body != NULL ? body->len : 0);
-    sc->h1_done = true;
-    int rv = rpc__conn_write(&sc->c, hdr, (size_t)n);
-    if (rv == MOOR_OK && body != NULL && body->len > 0 && !head) {
-        rv = rpc__conn_write(&sc->c, body->ptr, body->len);
-    }
-    return rv;
-}
-
-static int h1_input(struct sconn *sc, const uint8_t *p, size_t n)
-{
-    if (sc->h1_done) {
-        return MOOR_OK; /* one request per connection */
-    }
-    size_t take = MOOR_MIN(n, H1_REQUEST_MAX - sc->in.len);
-    if (moor_buf_append(&sc->in, p, take) != MOOR_OK) {
-        return MOOR_ENOMEM;
-    }
-    char method[16];
-    char target[1024];
-    int r = rpc__http1_parse(sc->in.ptr, sc->in.len, method, sizeof(method),
-                             target, sizeof(target));
-    if (r == 0) {
-        if (sc->in.len >= H1_REQUEST_MAX) {
-            return h1_respond(sc, 431, "text/plain", NULL, false);
-        }
-        return MOOR_OK;
-    }
-    if (r < 0) {
-        return h1_respond(sc, 400, "text/plain", NULL, false);
-    }
-    bool head = strcmp(method, "HEAD") == 0;
-    if (!head && strcmp(method, "GET") != 0) {
-        return h1_respond(sc, 405, "text/plain", NULL, false);
-    }
-    struct rpc_http_response resp;
-    resp.status = 200;
-    resp.content_type = "text/plain";
-    moor_buf_init(&resp.body);
-    int rv;
-    if (sc->srv->cfg.http_fn == NULL) {
-        rv = h1_respond(sc, 404, "text/plain", NULL, head);
-    } else if (sc->srv->cfg.http_fn(target, &resp, sc->srv->cfg.http_arg) !=
-               MOOR_OK) {
-        rv = h1_respond(sc, 500, "text/plain", NULL, head);
-    } else {
-        rv = h1_respond(
-            sc, resp.status,
-            resp.content_type != NULL ? resp.content_type : "text/plain",
-            &resp.body, head);
-    }
-    moor_buf_close(&resp.body);
-    return rv;
-}
-
 static int sconn_ready(struct rpc__conn *c, const char *alpn)
 {
     (void)c;
@@ -901,7 +837,8 @@ static int sconn_input(struct rpc__conn *c, const uint8_t *p, size_t n)
         return rpc__conn_h2_recv(c, p, n);
     }
     if (sc->mode == MODE_H1) {
-        return h1_input(sc, p, n);
+        return rpc__h1_input(&sc->h1, c, p, n, sc->srv->cfg.http_fn,
+                             sc->srv->cfg.http_arg);
     }
     size_t take = MOOR_MIN(n, H2_PREFACE_LEN - sc->in.len);
     if (moor_buf_append(&sc->in, p, take) != MOOR_OK) {
@@ -925,10 +862,12 @@ static int sconn_input(struct rpc__conn *c, const uint8_t *p, size_t n)
         sc->mode = MODE_H1;
         struct moor_buf first = sc->in;
         moor_buf_init(&sc->in);
-        int rv = h1_input(sc, first.ptr, first.len);
+        int rv = rpc__h1_input(&sc->h1, c, first.ptr, first.len,
+                               sc->srv->cfg.http_fn, sc->srv->cfg.http_arg);
         moor_buf_close(&first);
         if (rv == MOOR_OK && n > take) {
-            rv = h1_input(sc, p + take, n - take);
+            rv = rpc__h1_input(&sc->h1, c, p + take, n - take,
+                               sc->srv->cfg.http_fn, sc->srv->cfg.http_arg);
         }
         return rv;
     }
@@ -972,7 +911,7 @@ static bool sconn_finished(struct rpc__conn *c)
     struct sconn *sc = (struct sconn *)c;
     switch (sc->mode) {
     case MODE_H1:
-        return sc->h1_done;
+        return sc->h1.done;
     case MODE_H2:
         return c->h2 == NULL || (!nghttp2_session_want_read(c->h2) &&
                                  !nghttp2_session_want_write(c->h2));
@@ -1031,6 +970,7 @@ static void sconn_free(struct rpc__conn *c)
     rpc__list_remove(&sc->link);
     srv->conns_len--;
     moor_buf_close(&sc->in);
+    rpc__h1_close(&sc->h1);
     moor_free(sc);
     server_maybe_free(srv);
 }
@@ -1053,6 +993,7 @@ static struct sconn *sconn_new(struct rpc_server *srv, bool fake)
     sc->srv = srv;
     sc->mode = MODE_SNIFF;
     moor_buf_init(&sc->in);
+    rpc__h1_init(&sc->h1);
     rpc__list_init(&sc->calls);
     rpc__list_init(&sc->writable);
     rpc__list_init(&sc->blocked);

@@ -1011,6 +1011,43 @@ static void test_rpc_http1_get_is_answered_on_the_grpc_port(void **state)
     moor_buf_close(&resp);
 }
 
+static void test_rpc_open_and_listen_refuse_bad_arguments(void **state)
+{
+    struct fx *f = *state;
+    const char *bad[] = {"nohostport"};
+    struct rpc_client_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.endpoints = bad;
+    cfg.endpoints_len = 1;
+    struct rpc_client *cl = NULL;
+    char err[MOOR_ERRMSG_SIZE] = "";
+    assert_int_equal(rpc_client_open(&f->loop, &cfg, &cl, err), MOOR_EINVAL);
+    assert_non_null(strstr(err, "nohostport"));
+    cfg.endpoints_len = 0;
+    assert_int_equal(rpc_client_open(&f->loop, &cfg, &cl, err), MOOR_EINVAL);
+    assert_int_equal(
+        rpc_server_listen(f->srv, "example.com", 0, false, NULL, err),
+        MOOR_EINVAL);
+    /* TLS listener on a server without TLS settings. */
+    assert_int_equal(rpc_server_listen(f->srv, "127.0.0.1", 0, true, NULL, err),
+                     MOOR_EINVAL);
+    /* Methods cannot be added once listening. */
+    static const struct rpc_method_ops none = {NULL, NULL, NULL, NULL, NULL};
+    assert_int_equal(rpc_server_add_method(f->srv, "/x.Y/Z", &none, NULL),
+                     MOOR_EBUSY);
+    assert_int_equal(rpc_server_add_method(f->srv, "no-slash", &none, NULL),
+                     MOOR_EINVAL);
+    /* A stream with a bad path or reserved metadata never starts. */
+    struct rpc_stream *s;
+    assert_int_equal(
+        rpc_stream_start(f->cl, "relative", NULL, 0, 0, &s_ops, NULL, &s),
+        MOOR_EINVAL);
+    struct rpc_metadata md[] = {{"Upper", "x"}};
+    assert_int_equal(
+        rpc_stream_start(f->cl, "/test.Echo/Unary", md, 1, 0, &s_ops, NULL, &s),
+        MOOR_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1035,6 +1072,7 @@ int main(void)
         T(test_rpc_stream_reset_flood_closes_the_connection),
         T(test_rpc_oversize_header_list_is_refused),
         T(test_rpc_http1_get_is_answered_on_the_grpc_port),
+        T(test_rpc_open_and_listen_refuse_bad_arguments),
 #undef T
     };
     if (getenv("RPC_TEST_FILTER") != NULL) {
