@@ -672,6 +672,32 @@ static int open_existing(struct wal *w, const struct wal_options *opts,
     return MOOR_OK;
 }
 
+/* The caller starts from a snapshot newer than any marker in the log (it
+ * crashed after saving a snapshot, before the marker reached the WAL):
+ * record the marker now, durably, so later entries after the snapshot's
+ * index follow a marker and a later open from an older snapshot is told
+ * the log does not cover it. Runs before the writer thread starts. */
+static int mark_start(struct wal *w, struct wal_snapshot start,
+                      struct wal_replay *replay, char *errmsg)
+{
+    uint8_t *pl =
+        wal__rec_append(&w->writing, WAL__REC_SNAPSHOT, WAL__SNAPSHOT_BYTES);
+    if (pl == NULL) {
+        return MOOR_ENOMEM;
+    }
+    wal__snapshot_encode(pl, &start);
+    int rv = write_batch(w);
+    moor_buf_reset(&w->writing);
+    if (rv != MOOR_OK) {
+        memcpy(errmsg, w->werrmsg, MOOR_ERRMSG_SIZE);
+        return rv;
+    }
+    replay->snapshot = start;
+    MOOR_LOG_INFO("wal", "snapshot marker recorded at open",
+                  "term=%" PRIu64 " index=%" PRIu64, start.term, start.index);
+    return MOOR_OK;
+}
+
 /* A new log: segment 0 opens with the metadata and, when the log starts
  * after a snapshot, its marker. */
 static int create_new(struct wal *w, const struct wal_options *opts,
@@ -738,6 +764,9 @@ int wal_open(const struct wal_options *opts, struct wal **out,
     }
     rv = w->segs_len == 0 ? create_new(w, opts, replay, errmsg)
                           : open_existing(w, opts, replay, errmsg);
+    if (rv == MOOR_OK && opts->start.index > replay->snapshot.index) {
+        rv = mark_start(w, opts->start, replay, errmsg);
+    }
     if (rv != MOOR_OK) {
         goto err;
     }

@@ -212,7 +212,9 @@ struct wal;
  *
  * The only changes open makes on disk: cutting a torn tail, preallocating
  * the newest segment back to full size, removing *.wal.tmp files a crash
- * left behind, and creating the first segment of a new log.
+ * left behind, creating the first segment of a new log, and appending a
+ * snapshot marker for opts->start when the log holds none that new (the
+ * process died between saving a snapshot and logging its marker).
  *
  * Returns owned in *out (close with wal_close) and in *replay (close with
  * wal_replay_close); on failure neither needs closing. Borrows opts (dir

@@ -623,6 +623,35 @@ static void test_wal_open_fails_when_log_does_not_reach_back_to_snapshot(
     assert_non_null(strstr(msg, "does not cover"));
 }
 
+static void test_wal_open_records_a_snapshot_newer_than_the_log(void **state)
+{
+    struct fixture *f = *state;
+    write_log(f, 2, 10, 16); /* entries 1..20 */
+    /* A snapshot at 50 was installed, and the process died before its
+     * marker reached the WAL. */
+    struct wal_options o = opts_for(f);
+    o.start = (struct wal_snapshot){.term = 2, .index = 50};
+    struct wal *w;
+    struct wal_replay r;
+    char msg[MOOR_ERRMSG_SIZE];
+    assert_int_equal(wal_open(&o, &w, &r, msg), MOOR_OK);
+    assert_int_equal(r.entries_len, 0);
+    assert_true(r.snapshot.index == 50 && r.snapshot.term == 2);
+    wal_replay_close(&r);
+    uint64_t seq = append_range(w, 51, 55, 2, 16);
+    assert_int_equal(wait_durable(w, seq), MOOR_OK);
+    wal_close(w);
+
+    assert_int_equal(wal_open(&o, &w, &r, msg), MOOR_OK);
+    assert_int_equal(r.entries_len, 5);
+    check_entry(&r.entries[0], 51, 2, 16);
+    wal_replay_close(&r);
+    wal_close(w);
+    /* From before the snapshot the log has a hole: not covered. */
+    o.start = (struct wal_snapshot){0, 0};
+    assert_int_equal(wal_open(&o, &w, &r, msg), MOOR_ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -641,6 +670,7 @@ int main(void)
         T(test_wal_open_fails_on_bad_segment_header),
         T(test_wal_open_from_snapshot_returns_entries_after_it),
         T(test_wal_open_fails_when_log_does_not_reach_back_to_snapshot),
+        T(test_wal_open_records_a_snapshot_newer_than_the_log),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
