@@ -169,7 +169,8 @@ struct rpc_server_config
     /* Largest request message accepted; larger: RESOURCE_EXHAUSTED. 0 means
      * 4 MiB. (etcd: --max-request-bytes + 512 KiB.) */
     size_t max_recv_msg_bytes;
-    /* SETTINGS_MAX_CONCURRENT_STREAMS; 0 means 1024. */
+    /* SETTINGS_MAX_CONCURRENT_STREAMS; 0 means 4096. (etcd advertises no
+     * limit; its clients multiplex watches on few streams.) */
     uint32_t max_concurrent_streams;
     /* SETTINGS_MAX_HEADER_LIST_SIZE, enforced on receipt; 0 means 64 KiB. */
     uint32_t max_header_list_bytes;

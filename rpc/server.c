@@ -1130,7 +1130,7 @@ int rpc_server_open(uv_loop_t *loop, const struct rpc_server_config *cfg,
         c->max_recv_msg_bytes = 4u << 20;
     }
     if (c->max_concurrent_streams == 0) {
-        c->max_concurrent_streams = 1024;
+        c->max_concurrent_streams = 4096;
     }
     if (c->max_header_list_bytes == 0) {
         c->max_header_list_bytes = 64u << 10;

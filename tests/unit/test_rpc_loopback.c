@@ -41,6 +41,8 @@ struct fx
     int hang_done;
     int hang_status;
     struct rpc_call *hang_call;
+    struct rpc_call **hang_all; /* when set: every started Hang call */
+    int hang_all_len;
     int stream_sent;
     int stream_count;
     size_t stream_size;
@@ -125,6 +127,9 @@ static void hang_start(struct rpc_call *call, void *arg)
     struct fx *f = arg;
     f->hang_started++;
     f->hang_call = call;
+    if (f->hang_all != NULL) {
+        f->hang_all[f->hang_all_len++] = call;
+    }
 }
 
 static void hang_done(struct rpc_call *call, int status, void *arg)
@@ -486,6 +491,45 @@ static void test_rpc_one_connection_carries_1000_concurrent_calls(void **state)
     assert_int_equal(rpc_client_conn_count(f->cl), 1);
     assert_int_equal(rpc_server_conn_count(f->srv), 1);
     free(rs);
+}
+
+static void test_rpc_one_connection_holds_3000_calls_open_at_once(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 3000 };
+    f->hang_all = calloc(N, sizeof(*f->hang_all));
+    struct result *rs = calloc(N, sizeof(*rs));
+    for (int i = 0; i < N; i++) {
+        result_init(&rs[i]);
+        struct rpc_stream *s;
+        assert_int_equal(rpc_stream_start(f->cl, "/test.Echo/Hang", NULL, 0, 0,
+                                          &s_ops, &rs[i], &s),
+                         MOOR_OK);
+        rpc_stream_close_send(s);
+    }
+    /* Every call is open on the server at the same time. */
+    while (f->hang_started < N) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(f->hang_done, 0);
+    assert_int_equal(rpc_server_conn_count(f->srv), 1);
+    for (int i = 0; i < N; i++) {
+        uint8_t m[4];
+        moor_put_be32(m, 0);
+        assert_int_equal(rpc_call_send(f->hang_all[i], moor_slice_make(m, 4)),
+                         MOOR_OK);
+        assert_int_equal(rpc_call_finish(f->hang_all[i], RPC_OK, NULL),
+                         MOOR_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        run_until(f, &rs[i].done);
+        assert_int_equal(rs[i].status, RPC_OK);
+        assert_int_equal(rs[i].messages, 1);
+    }
+    assert_int_equal(rpc_client_conn_count(f->cl), 1);
+    free(rs);
+    free(f->hang_all);
+    f->hang_all = NULL;
 }
 
 static void test_rpc_concurrent_streams_beyond_the_limit_wait_their_turn(
@@ -1058,6 +1102,7 @@ int main(void)
         T(test_rpc_metadata_reaches_the_handler),
         T(test_rpc_server_stream_delivers_100000_messages_in_order),
         T(test_rpc_one_connection_carries_1000_concurrent_calls),
+        T(test_rpc_one_connection_holds_3000_calls_open_at_once),
         T(test_rpc_concurrent_streams_beyond_the_limit_wait_their_turn),
         T(test_rpc_bidi_stream_echoes_every_message),
         T(test_rpc_deadline_ends_a_call_the_server_never_answers),
