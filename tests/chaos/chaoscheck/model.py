@@ -9,16 +9,23 @@ each key it touches; each projection is a necessary condition, and the
 revision checks (revisions.py) supply the cross-key part: that all of one
 txn's writes share one revision, consistent with real time.
 
-A state is None (absent) or a tuple (value, mod, create, version); any
-field but value may be None ("unknown"), e.g. after an indeterminate put
-whose revision was never observed.  Unknown fields match anything: the
-model errs towards accepting, never towards inventing an anomaly.
+A state is (kv, floor).  kv is None (absent) or a tuple (value, mod,
+create, version); any field but value may be None ("unknown"), e.g. after
+an indeterminate put whose revision was never observed.  Unknown fields
+match anything: the model errs towards accepting, never towards inventing
+an anomaly.  floor is the highest revision known to have been applied to
+the key; revisions only grow, so a write below it or a read whose header
+revision is under it cannot be linearized here, even when an unobserved
+write has made the exact mod_revision unknown.
 """
 
 from .history import INF, in_range
 
 # Result of a compare against a state whose field is unknown.
 MAYBE = None
+
+# The state before any write: absent, no revision applied.
+INITIAL = (None, 0)
 
 
 class Proj:
@@ -92,18 +99,35 @@ def project(op, k, observed, owned=frozenset()):
         return p
     if not p.writes(p.success) and not p.writes(p.failure):
         return None
-    # Two indeterminate ops of one class change every state the same way;
-    # the search tries only one of them at each point (see linear.py).
-    # The revision is part of the class: a resolved op carries its own.
-    p.cls = (tuple(p.compares), p.other_compares, p.succeeded, p.revision,
-             tuple(s for s, _ in p.success), tuple(s for s, _ in p.failure))
+    p.cls = _effect_class(p)
     return p
 
 
-def _field(state, target):
-    if state is None:
+def _effect_class(p):
+    """What an indeterminate projection can do to a state, as a value.
+
+    Two indeterminate ops of one class change every state the same way
+    (step() on an unchecked projection reads only this), so the search
+    tries only one of them at each point (see linear.py).  Reads inside
+    the branches are left out: an indeterminate op returned nothing.  A
+    plain put and a txn that may put here are then one class.
+    """
+    def writes(branch):
+        return tuple(s for s, _ in branch if s.f != "get")
+
+    cands = []
+    if p.succeeded is not False and writes(p.success):
+        cands.append(("hold", writes(p.success)))
+    if p.succeeded is not True and writes(p.failure):
+        cands.append(("any" if p.other_compares else "not-hold",
+                      writes(p.failure)))
+    return (tuple(p.compares), p.revision, tuple(cands))
+
+
+def _field(kv, target):
+    if kv is None:
         return 0
-    return {"mod": state[1], "create": state[2], "version": state[3]}[target]
+    return {"mod": kv[1], "create": kv[2], "version": kv[3]}[target]
 
 
 def compare_holds(state, c, owned=frozenset()):
@@ -117,12 +141,13 @@ def compare_holds(state, c, owned=frozenset()):
     equality compare of an unknown mod against 0 or an owned revision is
     decided; that keeps the search from branching on every pending cas.
     """
+    kv = state[0]
     if c.target == "value":
-        if state is None:
+        if kv is None:
             return False  # a VALUE compare on a missing key is false
-        have = state[0]
+        have = kv[0]
     else:
-        have = _field(state, c.target)
+        have = _field(kv, c.target)
     if have is None:
         if c.target == "mod" and c.result in ("=", "!=") and (
                 c.value == 0 or c.value in owned):
@@ -149,52 +174,52 @@ def _all_hold(state, compares, owned):
     return r
 
 
-def _kv_matches(state, kv):
-    if state is None:
+def _kv_matches(have, kv):
+    if have is None:
         return kv is None
     if kv is None:
         return False
-    for have, got in zip(state, (kv.value, kv.mod, kv.create, kv.version)):
-        if have is not None and got is not None and have != got:
+    for h, got in zip(have, (kv.value, kv.mod, kv.create, kv.version)):
+        if h is not None and got is not None and h != got:
             return False
     return True
 
 
 def _run(state, p, branch):
     """Apply one branch's requests on this key; (ok, state)."""
+    kv, floor = state
+    rev = p.revision
     for sub, res in branch:
         if sub.f == "get":
             if p.checked and res is not None and res.kvs is not None:
-                kv = next((x for x in res.kvs if x.key == p.key), None)
-                if not _kv_matches(state, kv):
+                got = next((x for x in res.kvs if x.key == p.key), None)
+                if not _kv_matches(kv, got):
                     return False, None
-                if (state is not None and state[1] is not None and
-                        p.header is not None and state[1] > p.header):
+                if p.header is not None and floor > p.header:
                     return False, None
         elif sub.f == "put":
-            rev = p.revision
-            if (state is not None and state[1] is not None and
-                    rev is not None and rev <= state[1]):
+            if rev is not None and rev <= floor:
                 return False, None
             if (p.checked and res is not None and res.prev_kv is not None
-                    and not _kv_matches(state, res.prev_kv)):
+                    and not _kv_matches(kv, res.prev_kv)):
                 return False, None
-            if state is None:
-                state = (sub.value, rev, rev, 1)
+            if kv is None:
+                kv = (sub.value, rev, rev, 1)
             else:
-                v = state[3] + 1 if state[3] is not None else None
-                state = (sub.value, rev, state[2], v)
+                v = kv[3] + 1 if kv[3] is not None else None
+                kv = (sub.value, rev, kv[2], v)
+            floor = max(floor, rev or 0)
         else:  # delete
             if p.checked and res is not None and res.deleted is not None:
-                if res.deleted != (0 if state is None else 1):
+                if res.deleted != (0 if kv is None else 1):
                     return False, None
-            if state is not None:
-                rev = p.revision
-                if state[1] is not None and rev is not None and \
-                        rev <= state[1]:
+            if kv is not None:
+                # Deleting nothing creates no revision in etcd.
+                if rev is not None and rev <= floor:
                     return False, None
-            state = None
-    return True, state
+                floor = max(floor, rev or 0)
+            kv = None
+    return True, (kv, floor)
 
 
 def step(state, p):
