@@ -151,6 +151,11 @@ class Api:
         self.port = port
         self.conn = None
 
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
     def call(self, path, body):
         """POST; returns the decoded JSON.  Raises Definite or Indefinite."""
         try:
@@ -275,6 +280,12 @@ class Recorder:
     def client(self, c):
         rnd = random.Random(self.seed * 1000 + c)
         api = Api(self.ports[c % len(self.ports)])
+        try:
+            self._client_loop(c, rnd, api)
+        finally:
+            api.close()
+
+    def _client_loop(self, c, rnd, api):
         seen = {}
         deadline = time.monotonic() + 60.0
         for n in range(self.n_ops):
@@ -401,9 +412,11 @@ class Recorder:
             rec.update(outcome="ok", complete_ns=time.monotonic_ns())
             final_rev = max(final_rev, rec["revision"])
             self.emit(rec)
+        api.close()
         for i, port in enumerate(self.ports):
-            r = Api(port).call("/v3/maintenance/hash",
-                               {"revision": str(final_rev)})
+            a = Api(port)
+            r = a.call("/v3/maintenance/hash", {"revision": str(final_rev)})
+            a.close()
             self.emit({"type": "hashkv", "member": "m%d" % i,
                        "revision": final_rev, "hash": _int(r, "hash"),
                        "compact_revision": _int(r, "compact_revision")})

@@ -61,7 +61,8 @@ def writes_by_rev(recs):
 
 def single_gets(recs):
     return [r for r in ops(recs) if r["op"] == "get" and r["outcome"] == "ok"
-            and "range_end" not in r and not r.get("final")]
+            and "range_end" not in r and not r.get("final") and
+            not r.get("serializable")]
 
 
 def watch_responses(recs, wid):
@@ -277,6 +278,18 @@ def prev_kv_stale(recs):
     return False
 
 
+def serializable_made_linearizable(recs):
+    """A stale serializable read (allowed) relabelled linearizable."""
+    ws = writes_by_rev(recs).values()
+    for r in ops(recs):
+        if r.get("serializable") and r["outcome"] == "ok" and any(
+                w["complete_ns"] < r["invoke_ns"] and
+                w["revision"] > r["revision"] for w in ws):
+            del r["serializable"]
+            return True
+    return False
+
+
 def resume_refused(recs):
     """The resumed watcher is canceled as compacted inside the window."""
     for r in recs:
@@ -313,6 +326,7 @@ MUTATIONS = [
     (progress_ahead, {"watch-progress-ahead"}),
     (prev_kv_missing, {"watch-prev-kv"}),
     (prev_kv_stale, {"watch-prev-kv"}),
+    (serializable_made_linearizable, {"revision-order"}),
     (resume_refused, {"watch-resume"}),
     (hashkv_differs, {"hashkv-mismatch"}),
 ]

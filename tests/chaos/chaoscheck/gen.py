@@ -37,6 +37,17 @@ class Store:
         self.kv = {}
         self.rev = 1
         self.events = {}  # revision -> [event dicts, in txn order]
+        self.khist = {}   # key -> [(revision, state or None)]
+
+    def stale_get(self, key, back):
+        """A serializable get on a member `back` revisions behind."""
+        rev = max(1, self.rev - back)
+        st = None
+        for r, s in self.khist.get(key, ()):
+            if r > rev:
+                break
+            st = s
+        return True, [{"kvs": [kv_json(key, st)] if st else []}], rev
 
     def _cmp(self, c):
         st = self.kv.get(c["key"])
@@ -79,11 +90,14 @@ class Store:
                 if prev is not None:
                     e["prev_kv"] = kv_json(k, prev)
                 evs.append(e)
-                resps.append({})
+                self.khist.setdefault(k, []).append((rev, st))
+                resps.append({"prev_kv": kv_json(k, prev)}
+                             if o.get("_prev_kv") and prev else {})
             else:
                 prev = self.kv.pop(k, None)
                 resps.append({"deleted": 0 if prev is None else 1})
                 if prev is not None:
+                    self.khist.setdefault(k, []).append((rev, None))
                     evs.append({"type": "DELETE", "key": k,
                                 "mod_revision": rev,
                                 "prev_kv": kv_json(k, prev)})
@@ -118,6 +132,7 @@ class Gen:
         self.next_id = 0
         self.values = 0
         self.seen = {}         # (client, key) -> last mod_revision seen
+        self.seen_value = {}   # (client, key) -> last value seen
         self.busy = 0          # client events scheduled and not yet run
         self.n_watchers = 0
 
@@ -134,39 +149,62 @@ class Gen:
     def request(self, client):
         rnd = self.rnd
         k = rnd.choice(REG_KEYS)
+        k2 = rnd.choice([j for j in REG_KEYS if j != k])
         x = rnd.random()
         seen = self.seen.get((client, k), 0)
-        if x < 0.28:
+        v = self.value(client)
+        if x < 0.25:
             return {"op": "get", "key": k}
-        if x < 0.45:
-            return {"op": "put", "key": k, "value": self.value(client)}
-        if x < 0.50:
+        if x < 0.28:
+            # May be stale: served by a member that is behind.
+            return {"op": "get", "key": k, "serializable": True}
+        if x < 0.42:
+            return {"op": "put", "key": k, "value": v,
+                    "_prev_kv": rnd.random() < 0.5}
+        if x < 0.47:
             return {"op": "delete", "key": k}
-        if x < 0.70:
+        if x < 0.65:
             return {"op": "cas", "key": k, "expect_mod_revision": seen,
-                    "value": self.value(client)}
-        k2 = rnd.choice([j for j in REG_KEYS if j != k])
-        if x < 0.80:
+                    "value": v}
+        if x < 0.74:
             return {"op": "txn",
                     "compare": [{"key": k, "target": "mod", "result": "=",
                                  "value": seen}],
-                    "success": [{"op": "put", "key": k,
-                                 "value": self.value(client)},
+                    "success": [{"op": "put", "key": k, "value": v},
                                 {"op": "put", "key": k2,
                                  "value": self.value(client)}],
                     "failure": [{"op": "get", "key": k},
                                 {"op": "get", "key": k2}]}
-        if x < 0.86:
+        if x < 0.78:
+            return {"op": "txn",
+                    "compare": [{"key": k, "target": "version",
+                                 "result": ">", "value": 0}],
+                    "success": [{"op": "delete", "key": k},
+                                {"op": "put", "key": k2, "value": v}],
+                    "failure": [{"op": "put", "key": k,
+                                 "value": self.value(client)}]}
+        if x < 0.82:
+            # Reads before and after its own write, in one revision.
+            return {"op": "txn",
+                    "compare": [{"key": k, "target": "value", "result": "=",
+                                 "value": self.seen_value.get((client, k),
+                                                              "-")}],
+                    "success": [{"op": "get", "key": k},
+                                {"op": "put", "key": k, "value": v},
+                                {"op": "get", "key": k}],
+                    "failure": [{"op": "get", "key": k}]}
+        if x < 0.87:
             return {"op": "txn", "success": [{"op": "get", "key": k},
                                              {"op": "get", "key": k2}]}
         if x < 0.91:
             return {"op": "get", "key": REG_PREFIX, "range_end": REG_END}
         return {"op": "put", "key": "%s%d-%d" % (SET_PREFIX, client,
-                                                 self.values),
-                "value": self.value(client)}
+                                                 self.values), "value": v}
 
     def _execute(self, req):
         f = req["op"]
+        if req.get("serializable"):
+            return self.store.stale_get(req["key"], self.rnd.randint(0, 3))
         if f in ("get", "put", "delete"):
             sub = {k: v for k, v in req.items() if k != "op"}
             sub["op"] = f
@@ -185,6 +223,7 @@ class Gen:
         for r in resps:
             for kv in r.get("kvs", ()):
                 self.seen[(client, kv["key"])] = kv["mod_revision"]
+                self.seen_value[(client, kv["key"])] = kv["value"]
 
     def client_at(self, t, fn, *args):
         self.busy += 1
@@ -359,6 +398,8 @@ class Gen:
         hashes = [{"type": "hashkv", "member": m, "revision": self.store.rev,
                    "hash": self.store.hash(), "compact_revision": 0}
                   for m in ("m1", "m2", "m3")]
+        for rec in self.ops:
+            rec.pop("_prev_kv", None)
         meta = {"type": "meta", "version": 1, "workload": "model",
                 "seed": self.seed}
         return [meta] + self.ops + final + self.watch_lines + hashes
