@@ -82,8 +82,13 @@ struct wal
     struct wal_seg *segs;
     size_t segs_len;
     size_t segs_cap;
+    int spare_fd; /* the next segment, preallocated, or -1 */
+    bool nospace; /* the last attempt to prepare it hit ENOSPC */
     char werrmsg[MOOR_ERRMSG_SIZE];
 };
+
+/* The next segment is prepared under this name (in the WAL directory). */
+#define WAL_SPARE_NAME "spare.wal.tmp"
 
 /* ------------------------------------------------------------------------
  * Segment bookkeeping and creation (writer side; also used by wal_open)
@@ -201,14 +206,24 @@ static int seg_create(struct wal *w, uint64_t seq)
     }
 
     const struct wal_fs *fs = &w->fs;
-    int fd = fs->open(fs->arg, tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) {
-        return io_fail(w, fd, "create", tmp, 0);
-    }
-    int rv = fs->preallocate(fs->arg, fd, w->segment_bytes);
-    if (rv < 0) {
-        rv = io_fail(w, rv, "preallocate", tmp, 0);
-        goto err;
+    int fd;
+    int rv;
+    if (w->spare_fd >= 0) {
+        /* Prepared ahead of time (spare_prepare): created, preallocated
+         * and synced already. */
+        fd = w->spare_fd;
+        w->spare_fd = -1;
+        snprintf(tmp, sizeof(tmp), "%s/%s", w->dir, WAL_SPARE_NAME);
+    } else {
+        fd = fs->open(fs->arg, tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0) {
+            return io_fail(w, fd, "create", tmp, 0);
+        }
+        rv = fs->preallocate(fs->arg, fd, w->segment_bytes);
+        if (rv < 0) {
+            rv = io_fail(w, rv, "preallocate", tmp, 0);
+            goto err;
+        }
     }
     rv = wal__pwrite_all(fs, fd, head, ob.len, 0);
     if (rv < 0) {
@@ -365,6 +380,41 @@ static void release_segments(struct wal *w, uint64_t index)
     w->segs_len -= drop;
 }
 
+/* Prepares the next segment once the current one is half full: create
+ * the spare file, preallocate it, sync it. Done after a batch's notify,
+ * so it delays at most the next batch, once per segment; and running out
+ * of space shows here (w->nospace) while the current segment still has
+ * room, instead of at the rollover. Other failures are left for the
+ * rollover to meet and report. */
+static void spare_prepare(struct wal *w)
+{
+    if (w->spare_fd >= 0 || w->seg_off < w->seg_cap / 2) {
+        return;
+    }
+    const struct wal_fs *fs = &w->fs;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", w->dir, WAL_SPARE_NAME);
+    int fd = fs->open(fs->arg, path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int rv = fd < 0 ? fd : fs->preallocate(fs->arg, fd, w->segment_bytes);
+    if (rv == 0) {
+        rv = fs->fsync(fs->arg, fd);
+    }
+    if (rv == 0) {
+        w->spare_fd = fd;
+        w->nospace = false;
+        return;
+    }
+    if (fd >= 0) {
+        fs->close(fs->arg, fd);
+        fs->unlink(fs->arg, path);
+    }
+    if (moor_err_from_errno(-rv) == MOOR_ENOSPC && !w->nospace) {
+        MOOR_LOG_WARN("wal", "no space for the next segment", "dir=%s errno=%d",
+                      w->dir, -rv);
+    }
+    w->nospace = moor_err_from_errno(-rv) == MOOR_ENOSPC;
+}
+
 static void *writer_main(void *arg)
 {
     struct wal *w = arg;
@@ -414,6 +464,18 @@ static void *writer_main(void *arg)
         if (w->notify_cb != NULL) {
             w->notify_cb(w->notify_arg);
         }
+        if (rv == MOOR_OK) {
+            bool nospace = w->nospace;
+            spare_prepare(w);
+            if (w->nospace != nospace) {
+                pthread_mutex_lock(&w->mu);
+                w->durable.nospace = w->nospace;
+                pthread_mutex_unlock(&w->mu);
+                if (w->notify_cb != NULL) {
+                    w->notify_cb(w->notify_arg);
+                }
+            }
+        }
         pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
@@ -452,8 +514,7 @@ static int list_segments(struct wal *w, char *errmsg)
             if (rv != MOOR_OK) {
                 break;
             }
-        } else if (n == WAL__NAME_BYTES - 1 + 4 &&
-                   strcmp(de->d_name + n - 8, ".wal.tmp") == 0) {
+        } else if (n > 8 && strcmp(de->d_name + n - 8, ".wal.tmp") == 0) {
             char path[4400];
             snprintf(path, sizeof(path), "%s/%s", w->dir, de->d_name);
             MOOR_LOG_WARN("wal", "removing unfinished segment", "file=%s",
@@ -755,6 +816,7 @@ int wal_open(const struct wal_options *opts, struct wal **out,
     w->notify_cb = opts->notify_cb;
     w->notify_arg = opts->notify_arg;
     w->fd = -1;
+    w->spare_fd = -1;
     moor_buf_init(&w->pending);
     moor_buf_init(&w->writing);
 
@@ -811,6 +873,12 @@ void wal_close(struct wal *w)
     pthread_mutex_destroy(&w->mu);
     if (w->fd >= 0) {
         w->fs.close(w->fs.arg, w->fd);
+    }
+    if (w->spare_fd >= 0) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", w->dir, WAL_SPARE_NAME);
+        w->fs.close(w->fs.arg, w->spare_fd);
+        w->fs.unlink(w->fs.arg, path);
     }
     moor_buf_close(&w->pending);
     moor_buf_close(&w->writing);

@@ -157,8 +157,9 @@ struct wal_meta
     uint64_t member_id;
 };
 
-/* Called on the writer thread after each durable batch (and after a
- * failure). Must only wake the loop thread; see the threading rule above. */
+/* Called on the writer thread after each durable batch, after a failure,
+ * and when wal_durable.nospace changes. Must only wake the loop thread;
+ * see the threading rule above. */
 typedef void (*wal_notify_cb)(void *arg);
 
 struct wal_options
@@ -277,6 +278,12 @@ struct wal_durable
     uint64_t last_term;  /* its term (0 when the log is empty) */
     int err; /* MOOR_OK, or the failure that poisoned the WAL (MOOR_ENOSPC,
                 MOOR_EIO): batches after seq will never be durable */
+    /* The next segment could not be preallocated for lack of space (it is
+     * prepared once the current one is half full). Appends still succeed
+     * until the current segment is full; then they fail with MOOR_ENOSPC.
+     * The server raises the NOSPACE alarm on it. Clears itself once a
+     * later attempt (after each batch) succeeds. */
+    bool nospace;
 };
 
 /* Copies the current durable position into *out. Loop thread only; cheap

@@ -374,6 +374,62 @@ static void test_wal_segment_creation_enospc_is_reported(void **state)
     wal_close(w);
 }
 
+static void test_wal_reports_nospace_early_and_recovers(void **state)
+{
+    struct fixture *f = *state;
+    struct wal_replay r;
+    struct wal *w = open_wal(f, true, &r);
+    wal_replay_close(&r);
+    pthread_mutex_lock(&f->ffs.mu);
+    f->ffs.preallocate_errno = ENOSPC;
+    pthread_mutex_unlock(&f->ffs.mu);
+    /* Batch k's durable report carries the spare attempt made after batch
+     * k - 1, so one batch at a time is deterministic. */
+    uint64_t seq = 0;
+    uint64_t i = 1;
+    struct wal_durable d = {0};
+    for (; i <= 60 && !d.nospace; i++) {
+        assert_int_equal(append_one(w, i, 1, 1000, &seq), MOOR_OK);
+        assert_int_equal(wait_durable(w, seq), MOOR_OK);
+        wal_collect(w, &d);
+    }
+    /* Flagged once the segment was half full, while appends still work. */
+    assert_true(d.nospace);
+    assert_true(i > 20 && i < 60);
+    assert_int_equal(d.err, MOOR_OK);
+    /* Space comes back: the next attempt succeeds and clears the flag. */
+    pthread_mutex_lock(&f->ffs.mu);
+    f->ffs.preallocate_errno = 0;
+    pthread_mutex_unlock(&f->ffs.mu);
+    for (int k = 0; k < 2; k++, i++) {
+        assert_int_equal(append_one(w, i, 1, 1000, &seq), MOOR_OK);
+        assert_int_equal(wait_durable(w, seq), MOOR_OK);
+    }
+    wal_collect(w, &d);
+    assert_false(d.nospace);
+    /* Roll over into the prepared segment, and on through a few more. */
+    for (; i <= 300; i++) {
+        assert_int_equal(append_one(w, i, 1, 1000, &seq), MOOR_OK);
+    }
+    assert_int_equal(wait_durable(w, seq), MOOR_OK);
+    wal_close(w);
+    /* Close removes a prepared spare; only segments remain. */
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "ls %s | grep -c -v '\\.wal$'", f->dir);
+    FILE *p = popen(cmd, "r");
+    int others = -1;
+    assert_int_equal(fscanf(p, "%d", &others), 1);
+    pclose(p);
+    assert_int_equal(others, 0);
+    w = open_wal(f, false, &r);
+    assert_int_equal(r.entries_len, 300);
+    for (size_t k = 0; k < 300; k++) {
+        assert_true(r.entries[k].index == k + 1);
+    }
+    wal_replay_close(&r);
+    wal_close(w);
+}
+
 static int count_segments(const char *dir)
 {
     char cmd[512];
@@ -651,6 +707,7 @@ int main(void)
         T(test_wal_fdatasync_failure_poisons_and_is_never_retried),
         T(test_wal_short_writes_are_completed),
         T(test_wal_segment_creation_enospc_is_reported),
+        T(test_wal_reports_nospace_early_and_recovers),
         T(test_wal_rollover_and_release_keep_max_wals_and_state),
         T(test_wal_append_refuses_bad_batches_and_queues_nothing),
         T(test_wal_pending_bound_returns_eagain),
