@@ -116,16 +116,17 @@ class Cluster:
         deadline = time.monotonic() + timeout_s
         for port in self.client_ports:
             while True:
+                c = http.client.HTTPConnection("127.0.0.1", port,
+                                               timeout=1.0)
                 try:
-                    c = http.client.HTTPConnection("127.0.0.1", port,
-                                                   timeout=1.0)
                     c.request("GET", "/health")
                     body = c.getresponse().read()
-                    c.close()
                     if json.loads(body).get("health") == "true":
                         break
                 except (OSError, ValueError, http.client.HTTPException):
                     pass
+                finally:
+                    c.close()
                 if time.monotonic() > deadline:
                     raise RuntimeError("etcd did not become healthy; logs "
                                        "in " + self.dir)
@@ -337,7 +338,15 @@ class Recorder:
 
     def watcher(self, wid, port, key, range_end, start):
         """Stream one watch until stop_watch; record every response."""
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+        # Progress notifications come every 100 ms, so a read that waits
+        # 10 s means the stream is dead.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10.0)
+        try:
+            self._watch_stream(conn, wid, key, range_end, start)
+        finally:
+            conn.close()
+
+    def _watch_stream(self, conn, wid, key, range_end, start):
         req = {"key": b64(key), "start_revision": str(start),
                "prev_kv": True, "progress_notify": True}
         if range_end:
@@ -352,10 +361,7 @@ class Recorder:
         resp = conn.getresponse()
         deadline = time.monotonic() + 120.0
         while not self.stop_watch.is_set() and time.monotonic() < deadline:
-            try:
-                line = resp.readline()
-            except socket.timeout:
-                continue
+            line = resp.readline()
             if not line:
                 break
             t = time.monotonic_ns()
@@ -380,7 +386,6 @@ class Recorder:
                 self.watch_rev[wid] = max(self.watch_rev.get(wid, 0),
                                           rec["revision"] if not evs else
                                           evs[-1]["mod_revision"])
-        conn.close()
 
     def run(self):
         self.watch_rev = {}

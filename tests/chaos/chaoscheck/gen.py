@@ -408,3 +408,26 @@ class Gen:
 def generate(seed, **kw):
     """The history for one seed, as a list of record dicts."""
     return Gen(seed, **kw).run()
+
+
+def main(argv=None):
+    """Write one model history as JSON lines to stdout (for looking at,
+    and for timing the checker): python3 -m chaoscheck.gen --seed N."""
+    import argparse
+    import json
+    import sys
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--clients", type=int, default=5)
+    ap.add_argument("--ops", type=int, default=60, help="per client")
+    ap.add_argument("--p-info", type=float, default=0.06)
+    ap.add_argument("--p-fail", type=float, default=0.03)
+    a = ap.parse_args(argv)
+    for r in generate(a.seed, clients=a.clients, ops_per_client=a.ops,
+                      p_info=a.p_info, p_fail=a.p_fail):
+        sys.stdout.write(json.dumps(r) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
