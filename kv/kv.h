@@ -62,8 +62,9 @@ struct kv_options
     /* A lease granted with a smaller TTL gets this one (etcd: ceil(1.5 *
      * election ticks * heartbeat), 2 s with the defaults). */
     int64_t lease_min_ttl_s;
-    /* Max entries in a txn's compare, success or failure list, per level
-     * (etcd --max-txn-ops, 128). */
+    /* Max entries in a txn's longest list (compare, success or failure);
+     * a nested txn gets what its parent's longest list left (etcd
+     * --max-txn-ops, 128). */
     uint32_t max_txn_ops;
     /* A synced watcher whose undelivered events exceed this is demoted to
      * unsynced and later catches up from history (bounds its memory). */
@@ -111,7 +112,8 @@ uint64_t kv_store_live_count(const struct kv_store *s);
 struct kv_kv
 {
     struct moor_slice key;
-    struct moor_slice value; /* empty for tombstones and keys_only */
+    struct moor_slice value; /* empty for tombstones (keys_only is the
+                                encoder's job: kv_range_resp.keys_only) */
     int64_t create_revision;
     int64_t mod_revision;
     int64_t version; /* 0: this is a deletion (watch DELETE event) */
@@ -177,7 +179,8 @@ void kv_range_resp_close(struct kv_range_resp *r);
 /* Reads the range. resp must be initialised (it is reset first); borrows
  * req; rows are borrowed as kv_row_get() says. count_only leaves n = 0.
  * The count at the current revision comes from subtree counts in
- * O(log n); a historic count or a filtered read scans the range.
+ * O(log n), and a limited read by key then stops after limit + 1 rows; a
+ * count at a historic revision scans the range.
  * Sorting (any target other than KEY, or DESCEND) orders ties by key,
  * ascending; limit applies after sorting.
  * Errors: MOOR_EEMPTYKEY, MOOR_ECOMPACTED (revision below the compact
@@ -203,8 +206,8 @@ struct kv_put_req
 struct kv_put_resp
 {
     int64_t revision;
-    const struct kv_rec *prev_kv; /* borrowed; NULL unless asked and the key
-                                     existed */
+    const struct kv_rec *prev_kv; /* borrowed (as kv_row_get() says); NULL
+                                     unless asked and the key existed */
 };
 
 struct kv_delete_req
@@ -219,7 +222,8 @@ struct kv_delete_resp
     int64_t revision;
     int64_t deleted;
     size_t n;                       /* prev_kvs, when asked */
-    const struct kv_rec **prev_kvs; /* owned array of borrowed records */
+    const struct kv_rec **prev_kvs; /* owned array of borrowed records
+                                       (valid as kv_row_get() says) */
     size_t cap;
 };
 
@@ -364,9 +368,9 @@ bool kv_compact_step(struct kv_store *s, uint32_t keys_max);
 
 /* HashKV: a crc32c over every version visible at revision rev (0: the
  * current one) that a finished compaction at the compact revision keeps,
- * in key then revision order, so members agree whatever their compaction
- * progress. Sets *compact_rev and *hash_rev (the revision hashed). Errors:
- * MOOR_ECOMPACTED, MOOR_EFUTUREREV. O(versions): a maintenance call. */
+ * in key order and newest version first, so members agree whatever their
+ * compaction progress. Sets *compact_rev and *hash_rev (the revision hashed).
+ * Errors: MOOR_ECOMPACTED, MOOR_EFUTUREREV. O(versions): a maintenance call. */
 int kv_hash_kv(struct kv_store *s, int64_t rev, uint32_t *hash,
                int64_t *compact_rev, int64_t *hash_rev);
 
@@ -447,9 +451,11 @@ struct kv_lease_checkpoint
     int64_t remaining_ttl_s;
 };
 
-/* Leader: fills up to max checkpoints (remaining TTL now, rounded up) of
- * leases that have not been checkpointed since cursor; *cursor (start at
- * 0) resumes the scan. Returns the number filled. */
+/* Leader: fills up to max checkpoints (remaining TTL at now_ms, rounded
+ * up) of the leases with ids above *cursor, in id order, and advances
+ * *cursor (start at 0; it returns to 0 after the last lease, so periodic
+ * calls cycle through all leases in bounded batches). Returns the number
+ * filled. */
 size_t kv_lease_checkpoints(struct kv_store *s, uint64_t now_ms,
                             int64_t *cursor, struct kv_lease_checkpoint *cps,
                             size_t max);
@@ -472,8 +478,9 @@ int kv_lease_checkpoint_apply(struct kv_store *s, uint64_t index,
  *   struct kv_watcher *w;
  *   while ((w = kv_watch_next_ready(s)) != NULL) {
  *       struct kv_watch_batch b;
- *       kv_watch_take(s, w, max_events, &b);
- *       ... encode b.events / b.canceled into one WatchResponse ...
+ *       kv_watch_take(s, w, max_events, &b);   (or kv_watch_defer)
+ *       ... encode b.events / b.canceled into one WatchResponse (an
+ *           empty, uncanceled batch: nothing to send) ...
  *       kv_watch_batch_release(s, &b);
  *   }
  *
@@ -506,7 +513,7 @@ struct kv_watcher
 {
     uint8_t *key; /* owned copies */
     size_t key_len;
-    uint8_t *end; /* NULL: single key; end_len 0: to +inf */
+    uint8_t *end; /* range end; end_len 0: +inf (unless single-key) */
     size_t end_len;
     int64_t next_rev; /* first revision not yet delivered */
     uint32_t flags;
