@@ -239,6 +239,32 @@ def split_watch_revision(recs):
     return False
 
 
+def txn_events_reordered(recs):
+    """Two events of one txn's revision swapped inside their response."""
+    for r in watch_responses(recs, "w0"):
+        evs = r.get("events") or []
+        for i in range(1, len(evs)):
+            if evs[i]["mod_revision"] == evs[i - 1]["mod_revision"]:
+                evs[i - 1], evs[i] = evs[i], evs[i - 1]
+                return True
+    return False
+
+
+def event_version_wrong(recs):
+    """One watcher reports another version than the others for a write."""
+    seen = {}
+    for r in recs:
+        if r.get("type") == "watch_response" and r["watcher"] != "w0":
+            for e in r.get("events") or ():
+                seen[(e["key"], e["mod_revision"])] = e
+    for r in watch_responses(recs, "w0"):
+        for e in r.get("events") or ():
+            if e["type"] == "PUT" and (e["key"], e["mod_revision"]) in seen:
+                e["version"] += 5
+                return True
+    return False
+
+
 def progress_ahead(recs):
     """A progress notification reports a revision before its events."""
     resps = [r for r in watch_responses(recs, "w0") if r.get("events")]
@@ -323,6 +349,8 @@ MUTATIONS = [
     (duplicate_watch_event, {"watch-duplicate"}),
     (missing_watch_event, {"watch-gap"}),
     (split_watch_revision, {"watch-split-revision"}),
+    (txn_events_reordered, {"watch-order"}),
+    (event_version_wrong, {"revision-conflict"}),
     (progress_ahead, {"watch-progress-ahead"}),
     (prev_kv_missing, {"watch-prev-kv"}),
     (prev_kv_stale, {"watch-prev-kv"}),
@@ -534,7 +562,9 @@ class RealEtcd(unittest.TestCase):
                          (lost_set_element, {"lost-write"}),
                          (missing_watch_event, {"watch-gap"}),
                          (duplicate_watch_event, {"watch-duplicate"}),
-                         (progress_ahead, {"watch-progress-ahead"}),
+                         (txn_events_reordered, {"watch-order"}),
+    (event_version_wrong, {"revision-conflict"}),
+    (progress_ahead, {"watch-progress-ahead"}),
                          (hashkv_differs, {"hashkv-mismatch"})):
             recs = copy.deepcopy(self.recs)
             self.assertTrue(fn(recs), fn.__name__)

@@ -44,10 +44,27 @@ class WriteLog:
         self.at = {}       # key -> {rev: value | TOMB}
         self.owner = {}    # (key, rev) -> op or None (seen, writer unknown)
         self.src = {}      # (key, rev) -> description of first source
+        self.meta = {}     # (key, rev) -> (create, version, source) seen
         self._revs = {}    # key -> sorted revisions (built by freeze)
         self._keys = []    # sorted keys (built by freeze)
 
-    def add(self, key, rev, value, owner, src, report):
+    def add(self, key, rev, value, owner, src, report, kv=None):
+        """Record that key had value (or TOMB) at rev.
+
+        kv, when the source showed one, also carries create_revision and
+        version: two sources must agree on those too.
+        """
+        if kv is not None and (kv.create is not None or
+                               kv.version is not None):
+            m = self.meta.get((key, rev))
+            if m is None:
+                self.meta[(key, rev)] = (kv.create, kv.version, src)
+            elif any(a is not None and b is not None and a != b
+                     for a, b in zip(m[:2], (kv.create, kv.version))):
+                report.add("revision-conflict",
+                           "key %s rev %d: %s says create %s version %s, "
+                           "%s says %s %s" % (key, rev, m[2], m[0], m[1],
+                                              src, kv.create, kv.version))
         d = self.at.setdefault(key, {})
         if rev in d:
             old = d[rev]
@@ -115,7 +132,8 @@ class Context:
 
 
 def _observations(h):
-    """Every (key, rev, value|TOMB, source, observer time) the run saw."""
+    """Every (key, rev, value|TOMB, source, kv) the run saw; kv is the
+    KeyValue shown (None for a DELETE event, which carries no version)."""
     for op in h.ops:
         if op.outcome != "ok":
             continue
@@ -123,25 +141,28 @@ def _observations(h):
         for sub, res in zip(b, op.responses):
             for kv in (res.kvs or ()) if sub.f == "get" else ():
                 if kv.mod is not None and kv.value is not None:
-                    yield kv.key, kv.mod, kv.value, "read #%s" % op.id, op
+                    yield kv.key, kv.mod, kv.value, "read #%s" % op.id, kv
             if res.prev_kv is not None and res.prev_kv.mod is not None:
                 yield (res.prev_kv.key, res.prev_kv.mod, res.prev_kv.value,
-                       "prev_kv of #%s" % op.id, op)
+                       "prev_kv of #%s" % op.id, res.prev_kv)
     for w in h.watchers.values():
         for r in w.responses:
             for e in r.events:
                 src = "watcher %s (line %d)" % (w.id, r.line)
-                v = e.kv.value if e.type == "PUT" else TOMB
-                yield e.kv.key, e.kv.mod, v, src, r
+                if e.type == "PUT":
+                    yield e.kv.key, e.kv.mod, e.kv.value, src, e.kv
+                else:
+                    yield e.kv.key, e.kv.mod, TOMB, src, None
                 if e.prev_kv is not None and e.prev_kv.mod is not None:
                     yield (e.prev_kv.key, e.prev_kv.mod, e.prev_kv.value,
-                           "prev_kv in " + src, r)
+                           "prev_kv in " + src, e.prev_kv)
 
 
 def build_log(ctx):
     """Fill ctx.log; resolve observed indeterminate writes; revision-*."""
     h, report, log = ctx.h, ctx.report, ctx.log
     seen_at = {}  # writer op -> {key: set of revisions}
+    seen_put = {}  # writer op -> {(key, value) observed}
     # Acknowledged writes first: they own their header revision.
     owners = {}
     for op in h.ops:
@@ -161,15 +182,16 @@ def build_log(ctx):
             elif sub.f == "delete" and res.deleted:
                 log.add(sub.key, op.revision, TOMB, op, "#%s" % op.id,
                         report)
-    for key, rev, value, src, _ in _observations(h):
+    for key, rev, value, src, kv in _observations(h):
         owner = None
         if value is not TOMB:
             owner = ctx.writer(key, value)
             if owner is not None:
                 seen_at.setdefault(owner, {}).setdefault(key, set()).add(rev)
+                seen_put.setdefault(owner, set()).add((key, value))
         elif (key, rev) in log.owner:
             owner = log.owner[(key, rev)]
-        log.add(key, rev, value, owner, src, report)
+        log.add(key, rev, value, owner, src, report, kv)
     for op, per_key in seen_at.items():
         revs = set()
         for s in per_key.values():
@@ -190,9 +212,8 @@ def build_log(ctx):
             # Observed, so it took effect, at rev, in the branch holding
             # the value seen.
             op.resolved_revision = rev
-            k0, _ = next(iter(per_key.items()))
-            op.succeeded = any(s.key == k0 and s.f == "put"
-                               for s in op.success)
+            op.succeeded = any(s.f == "put" and (s.key, s.value) in
+                               seen_put[op] for s in op.success)
             for sub in op.branch():
                 if sub.f == "put":
                     log.add(sub.key, rev, sub.value, op, "#%s" % op.id,

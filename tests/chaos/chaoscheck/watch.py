@@ -5,7 +5,9 @@ start_revision 0 starts after the revision its created response reports).
 Fragments (fragment=true) are joined with the response that ends them
 first, as etcd's client does.
 
-  watch-order          event revisions never go down along the stream
+  watch-order          event revisions never go down along the stream;
+                       within a revision, events follow the txn's order
+                       (when the log knows the request that wrote it)
   watch-duplicate      one (key, revision) delivered twice
   watch-split-revision one revision's events spread over two responses
   watch-range          an event outside the watched range or before the
@@ -59,6 +61,7 @@ def check_watcher(ctx, w):
                 start = r.revision + 1
                 break
     delivered = {}      # (key, rev) -> response index
+    rev_keys = {}       # rev -> keys in delivery order
     rev_resp = {}       # rev -> response index
     last_rev = 0
     progress = 0        # highest progress revision seen so far
@@ -94,6 +97,7 @@ def check_watcher(ctx, w):
                 report.add("watch-progress-ahead", where + ": a progress "
                            "notification at rev %d came first" % progress)
             delivered[(k, r)] = i
+            rev_keys.setdefault(r, []).append(k)
             rev_resp.setdefault(r, i)
             last_rev = max(last_rev, r)
             horizon = max(horizon, r)
@@ -101,6 +105,9 @@ def check_watcher(ctx, w):
                 check_value(ctx, k, e.kv.value, resp.time, where)
             if w.prev_kv:
                 _check_prev_kv(ctx, e, where)
+    for r, keys in rev_keys.items():
+        if len(keys) > 1:
+            _check_txn_order(ctx, w, r, keys, name)
     if start is None:
         start = min((r for _, r in delivered), default=horizon + 1)
     for k in log.keys_in(w.key, w.range_end):
@@ -111,6 +118,29 @@ def check_watcher(ctx, w):
                                              is TOMB else "PUT", k, r,
                                              horizon))
     return n
+
+
+def _check_txn_order(ctx, w, r, keys, name):
+    """Events of one revision come in the order of the txn's requests."""
+    op = ctx.log.owner.get((keys[0], r))
+    if op is None or op.branch() is None:
+        return
+    order = []
+    for i, sub in enumerate(op.branch()):
+        if sub.f == "get" or not in_range(sub.key, w.key, w.range_end):
+            continue
+        if sub.f == "delete":
+            res = op.responses[i] if op.responses else None
+            if res is None or res.deleted is None:
+                return  # whether it produced an event is unknown
+            if not res.deleted:
+                continue
+        order.append(sub.key)
+    got = set(keys)
+    want = [k for k in order if k in got]
+    if want != keys:
+        ctx.report.add("watch-order", "%s: rev %d delivered as %s, but %s "
+                       "wrote %s" % (name, r, keys, op.describe(), want))
 
 
 def _check_prev_kv(ctx, e, where):
