@@ -270,6 +270,69 @@ static void test_kv_store_count_at_head_matches_a_scan(void **state)
     kv_store_free(s);
 }
 
+static void test_kv_store_large_range_copies_nothing(void **state)
+{
+    (void)state;
+    /* A Range of 20,000 keys of 1 KiB allocates its row array only: one
+     * pointer per row (plus array growth), never the keys or values. */
+    struct kv_store *s = new_store();
+    static char big[1024];
+    memset(big, 'x', sizeof(big) - 1);
+    char k[16];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(k, sizeof(k), "r%05d", i);
+        put(s, k, big);
+    }
+    struct kv_range_req q = {0};
+    static const uint8_t zero = 0;
+    q.key = S("r");
+    q.range_end = moor_slice_make(&zero, 1);
+    struct kv_range_resp r;
+    kv_range_resp_init(&r);
+    size_t before = moor_alloc_bytes();
+    assert_int_equal(kv_range(s, &q, &r), MOOR_OK);
+    size_t used = moor_alloc_bytes() - before;
+    assert_int_equal(r.n, 20000);
+    assert_true(used <= 2 * 20000 * sizeof(void *));
+    kv_range_resp_close(&r);
+    kv_store_free(s);
+}
+
+static void test_kv_store_compaction_steps_return_memory(void **state)
+{
+    (void)state;
+    struct kv_store *s = new_store();
+    static char big[512];
+    memset(big, 'y', sizeof(big) - 1);
+    char k[16];
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 2000; i++) {
+            snprintf(k, sizeof(k), "c%04d", i);
+            put(s, k, big);
+        }
+    }
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof(k), "c%04d", i);
+        assert_int_equal(del(s, k, NULL), 1);
+    }
+    size_t before = moor_alloc_bytes();
+    assert_int_equal(kv_compact(s, ++g_index, kv_store_revision(s) - 1),
+                     MOOR_OK);
+    size_t steps = 0;
+    while (kv_compact_step(s, 100)) {
+        steps++;
+        assert_true(kv__tree_check(&s->tree));
+    }
+    /* Compacting just below the last deletion frees 4 of the 5 versions
+     * of each live key and every record of 999 of the deleted keys:
+     * about 10,000 records of ~600 bytes. */
+    size_t after = moor_alloc_bytes();
+    assert_true(steps >= 19); /* 2,000 keys, 100 per step */
+    assert_true(before - after >= 8000 * 512);
+    assert_int_equal(kv_store_live_count(s), 1000);
+    kv_store_free(s);
+}
+
 static void test_kv_store_historic_reads_and_compaction_errors(void **state)
 {
     (void)state;
@@ -651,6 +714,8 @@ int main(void)
         cmocka_unit_test(test_kv_store_put_prev_kv_and_ignore_flags),
         cmocka_unit_test(test_kv_store_range_forms_limit_more_and_count),
         cmocka_unit_test(test_kv_store_count_at_head_matches_a_scan),
+        cmocka_unit_test(test_kv_store_large_range_copies_nothing),
+        cmocka_unit_test(test_kv_store_compaction_steps_return_memory),
         cmocka_unit_test(test_kv_store_historic_reads_and_compaction_errors),
         cmocka_unit_test(test_kv_store_txn_compares_on_missing_keys_and_ranges),
         cmocka_unit_test(
