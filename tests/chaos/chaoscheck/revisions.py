@@ -261,19 +261,24 @@ def check_real_time(ctx):
 
 
 def _read_revisions(op):
-    """(SubOp, SubResult, read revision) for each get of an ok request.
+    """(SubOp, SubResult, read revision, keys read at R) for each get of
+    an ok request.
 
     A get in a txn that writes sees the txn's own earlier writes (at the
-    txn's revision R) and otherwise the store before it (R - 1).
+    txn's revision R) and otherwise the store before it (R - 1).  When it
+    is unknown whether the txn wrote (a delete count not recorded), the
+    read revision is None: the stale-read check skips it.
     """
-    wrote = op.wrote() is True
+    wrote = op.wrote()
     written = set()
     for sub, res in zip(op.branch(), op.responses):
         if sub.f == "get":
-            if not wrote:
+            if wrote is False:
                 yield sub, res, op.revision, ()
-            else:
+            elif wrote is True:
                 yield sub, res, op.revision - 1, written.copy()
+            else:
+                yield sub, res, None, ()
         else:
             written.add(sub.key)
 
@@ -293,7 +298,7 @@ def check_reads(ctx):
                                "%s returned %s at mod_revision %d, above "
                                "its header revision" % (op.describe(),
                                                         kv.key, kv.mod))
-            if op.serializable:
+            if op.serializable or rrev is None:
                 continue
             got = {kv.key: kv for kv in res.kvs}
             keys = set(got) | set(log.keys_in(sub.key, sub.range_end))
