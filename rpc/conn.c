@@ -269,7 +269,14 @@ int rpc__conn_feed(struct rpc__conn *c, const uint8_t *p, size_t n)
     }
     int rv = c->tp->input(c, p, n);
     if (rv != MOOR_OK) {
-        rpc__conn_close_soft(c, rv);
+        if (c->dead) {
+            return rv;
+        }
+        if (rv == MOOR_ENOMEM) {
+            rpc__conn_close(c, rv); /* state may be half updated */
+        } else {
+            rpc__conn_close_soft(c, rv);
+        }
         return rv;
     }
     rpc__conn_mark_dirty(c);
@@ -317,7 +324,16 @@ int rpc__conn_start(struct rpc__conn *c)
 
 int rpc__conn_write(struct rpc__conn *c, const void *p, size_t n)
 {
-    return c->tp->output(c, p, n);
+    int rv = c->tp->output(c, p, n);
+    if (rv != MOOR_OK && !c->dead) {
+        /* Bytes were lost: what follows would be read as garbage (or, for
+         * HTTP/2, as frames of a stream with a hole). Nothing more may be
+         * sent on this connection. */
+        moor_errmsg_set(c->errmsg, "%s: output lost: %s", c->peer,
+                        moor_strerror(rv));
+        rpc__conn_close(c, rv);
+    }
+    return rv;
 }
 
 int rpc__conn_write_raw(struct rpc__conn *c, const void *p, size_t n)

@@ -269,7 +269,9 @@ bool rpc_call_writable(const struct rpc_call *call);
 /* Ends the call with status and message (borrowed; percent-encoded on the
  * wire; NULL or "" sends none) after the queued messages. done_cb fires
  * once the trailers are written (or the stream is reset first).
- * MOOR_ECANCELED when already finished or ending. */
+ * MOOR_ECANCELED when already finished or ending; MOOR_ENOMEM when the
+ * trailers could not be queued (the stream is reset instead, the client
+ * sees INTERNAL; done_cb still fires). */
 int rpc_call_finish(struct rpc_call *call, int status, const char *message);
 
 /* Resets the stream (RST_STREAM CANCEL): the client sees CANCELLED.

@@ -216,12 +216,15 @@ int rpc__conn_init(struct rpc__conn *c, struct rpc__pump *pump,
                    const struct rpc__conn_ops *ops, bool fake);
 /* Records the peer address, sets TCP_NODELAY, starts reading. */
 int rpc__conn_start(struct rpc__conn *c);
-/* Plaintext to the peer (through the transport). */
+/* Plaintext to the peer (through the transport). On failure the bytes
+ * are lost, so the connection is closed at once (c->dead): callers return
+ * without touching it further. */
 int rpc__conn_write(struct rpc__conn *c, const void *p, size_t n);
 /* Socket bytes to the peer (transports call this). */
 int rpc__conn_write_raw(struct rpc__conn *c, const void *p, size_t n);
 /* Raw socket bytes in, as if read (the fuzz target's entry point). An
- * error closes the connection softly; returns it. */
+ * error closes the connection (softly, so a GOAWAY or alert can go out;
+ * at once for MOOR_ENOMEM); returns it. */
 int rpc__conn_feed(struct rpc__conn *c, const uint8_t *p, size_t n);
 /* Schedules a flush in this loop iteration's prepare phase. */
 void rpc__conn_mark_dirty(struct rpc__conn *c);

@@ -263,6 +263,29 @@ static int call_submit_trailers(struct rpc_call *call)
     return rv == 0 ? MOOR_OK : MOOR_EPROTO;
 }
 
+/* Resets the stream; when nghttp2 cannot even take that (out of memory),
+ * closes the connection, so no call waits for a frame that never comes.
+ * call_abort is the last resort when a response frame could not be
+ * queued. */
+static void call_reset(struct rpc_call *call, uint32_t error_code)
+{
+    struct sconn *sc = call->sc;
+    if (nghttp2_submit_rst_stream(sc->c.h2, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  error_code) != 0) {
+        moor_errmsg_set(sc->c.errmsg, "%s: cannot reset stream %d", sc->c.peer,
+                        call->stream_id);
+        rpc__conn_close_soft(&sc->c, MOOR_ENOMEM);
+    }
+    rpc__conn_mark_dirty(&sc->c);
+}
+
+static void call_abort(struct rpc_call *call)
+{
+    call->state = CALL_FINISHING;
+    call->status = RPC_INTERNAL;
+    call_reset(call, NGHTTP2_INTERNAL_ERROR);
+}
+
 /* Moves the call to FINISHING with status and message: a trailers-only
  * response when nothing was sent yet, else trailers after the queue. */
 static int call_finish(struct rpc_call *call, int http_status, int status,
@@ -299,8 +322,11 @@ static int call_finish(struct rpc_call *call, int http_status, int status,
         call->deferred = false;
         rv = nghttp2_session_resume_data(sc->c.h2, call->stream_id);
     }
+    if (rv != 0) {
+        call_abort(call);
+    }
     rpc__conn_mark_dirty(&sc->c);
-    return rv == 0 ? MOOR_OK : MOOR_EPROTO;
+    return rv == 0 ? MOOR_OK : MOOR_ENOMEM;
 }
 
 static ssize_t call_read_cb(nghttp2_session *session, int32_t stream_id,
@@ -547,14 +573,21 @@ int rpc_call_send(struct rpc_call *call, struct moor_slice msg)
         nghttp2_data_provider prd;
         prd.source.ptr = call;
         prd.read_callback = call_read_cb;
-        call->headers_sent = true;
         r = nghttp2_submit_response(sc->c.h2, call->stream_id, nv, 3, &prd);
+        if (r != 0) {
+            /* Not queued after all: take the message back. */
+            call->outq.len -= RPC__PREFIX + msg.len;
+            sc->queued -= RPC__PREFIX + msg.len;
+            return MOOR_ENOMEM;
+        }
+        call->headers_sent = true;
     } else if (call->deferred) {
         call->deferred = false;
         r = nghttp2_session_resume_data(sc->c.h2, call->stream_id);
-    }
-    if (r != 0) {
-        return MOOR_ECANCELED;
+        if (r != 0) {
+            call_abort(call);
+            return MOOR_ECANCELED;
+        }
     }
     rpc__conn_mark_dirty(&sc->c);
     return MOOR_OK;
@@ -573,12 +606,9 @@ void rpc_call_cancel(struct rpc_call *call)
     if (call->state != CALL_ACTIVE && call->state != CALL_FINISHING) {
         return;
     }
-    struct sconn *sc = call->sc;
     call->state = CALL_FINISHING;
     call->status = RPC_CANCELLED;
-    nghttp2_submit_rst_stream(sc->c.h2, NGHTTP2_FLAG_NONE, call->stream_id,
-                              NGHTTP2_CANCEL);
-    rpc__conn_mark_dirty(&sc->c);
+    call_reset(call, NGHTTP2_CANCEL);
 }
 
 /* ------------------------------------------------------------------------
@@ -934,8 +964,7 @@ static void sconn_deadline(struct rpc__conn *c, struct rpc__deadline *d)
                     "context deadline exceeded");
     } else {
         call->state = CALL_FINISHING;
-        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, call->stream_id,
-                                  NGHTTP2_CANCEL);
+        call_reset(call, NGHTTP2_CANCEL);
     }
     call_done(call, RPC_DEADLINE_EXCEEDED);
     rpc__conn_mark_dirty(&sc->c);
