@@ -443,8 +443,15 @@ class Recorder:
 
 
 def record(out, members=3, clients=6, ops=80, seed=1, etcd="/usr/bin/etcd"):
-    """Start a cluster, record a history into file out, stop the cluster."""
-    cluster = Cluster(etcd, members)
+    """Start a cluster, record a history into file out, stop the cluster.
+
+    The ports are picked free and then handed to etcd, so another process
+    may take one in between: one retry with fresh ports covers that.
+    """
+    try:
+        cluster = Cluster(etcd, members)
+    except RuntimeError:
+        cluster = Cluster(etcd, members)
     try:
         recs = Recorder(cluster.client_ports, clients, ops, seed).run()
     finally:
