@@ -103,6 +103,8 @@ struct sim_swarm
     uint32_t msg_entries_max;
     size_t msg_bytes_max;
     size_t uncommitted_bytes_max;
+    uint32_t apply_entries_max;
+    uint32_t read_index_max;
 };
 
 struct sim_read

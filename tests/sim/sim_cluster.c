@@ -348,6 +348,8 @@ void sim_node_start(struct sim *s, uint64_t id)
     c.msg_entries_max = s->sw.msg_entries_max;
     c.msg_bytes_max = s->sw.msg_bytes_max;
     c.uncommitted_bytes_max = s->sw.uncommitted_bytes_max;
+    c.apply_entries_max = s->sw.apply_entries_max;
+    c.read_index_max = s->sw.read_index_max;
     c.pre_vote = s->sw.pre_vote;
     c.check_quorum = s->sw.check_quorum;
     c.seed = moor_prng_next(&s->prng);

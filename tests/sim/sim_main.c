@@ -67,6 +67,8 @@ static void pick_swarm(struct sim *s)
     w->msg_entries_max = (uint32_t)moor_prng_range(r, 1, 16);
     w->msg_bytes_max = (size_t)moor_prng_range(r, 8, 256);
     w->uncommitted_bytes_max = (size_t)moor_prng_range(r, 64, 4096);
+    w->apply_entries_max = (uint32_t)moor_prng_range(r, 1, 64);
+    w->read_index_max = (uint32_t)moor_prng_range(r, 1, 16);
     if (!w->check_quorum) {
         /* Without the lease a removed member that missed its removal
          * keeps disrupting the group (thesis §4.2.3); the server shuts
