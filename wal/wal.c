@@ -442,9 +442,6 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         int rv = write_batch(w);
-        if (rv == MOOR_OK && release != 0) {
-            release_segments(w, release);
-        }
         moor_buf_reset(&w->writing);
         if (w->writing.cap > WAL_KEEP_BUF_BYTES) {
             /* A burst grew the buffer: give the memory back. */
@@ -463,6 +460,10 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         if (w->notify_cb != NULL) {
             w->notify_cb(w->notify_arg);
+        }
+        /* Housekeeping after the report, so it never delays one. */
+        if (rv == MOOR_OK && release != 0) {
+            release_segments(w, release);
         }
         if (rv == MOOR_OK) {
             bool nospace = w->nospace;

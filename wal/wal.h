@@ -255,7 +255,9 @@ struct wal_batch
     const struct raft_hard_state *hard_state;
     /* After this batch is durable, remove the oldest segments whose entries
      * are all at or below release_index (a snapshot's index, whose marker
-     * is durable), keeping at least max_wals segments. 0: none. */
+     * is durable), keeping at least max_wals segments. 0: none. Done on
+     * the writer thread after this batch is reported, before the next
+     * batch is written. */
     uint64_t release_index;
 };
 
