@@ -606,7 +606,8 @@ int mc_cmd_alarm_list(struct mc_ctx *c, void *opts, char **args, size_t n)
     (void)opts;
     (void)args;
     if (n != 0) {
-        return mc_fail(c, MC_EXIT_USAGE, "alarm list takes no arguments");
+        return mc_fail(c, MC_EXIT_USAGE,
+                       "alarm list command accepts no arguments");
     }
     Etcdserverpb__AlarmResponse *resp = NULL;
     int code = alarm_call(c, ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET, 0,
@@ -626,7 +627,8 @@ int mc_cmd_alarm_disarm(struct mc_ctx *c, void *opts, char **args, size_t n)
     (void)opts;
     (void)args;
     if (n != 0) {
-        return mc_fail(c, MC_EXIT_USAGE, "alarm disarm takes no arguments");
+        return mc_fail(c, MC_EXIT_USAGE,
+                       "alarm disarm command accepts no arguments");
     }
     Etcdserverpb__AlarmResponse *list = NULL;
     int code = alarm_call(c, ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET, 0,

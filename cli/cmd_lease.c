@@ -62,16 +62,20 @@ int mc_cmd_lease_grant(struct mc_ctx *c, void *opts, char **args, size_t n)
         ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
     Etcdserverpb__LeaseGrantResponse *resp = NULL;
     req.ttl = ttl;
-    int code = mc_call(c, PATH_LEASE "LeaseGrant", &req,
-                       &etcdserverpb__lease_grant_response__descriptor, &resp);
-    if (code != MC_EXIT_OK) {
-        /* etcdctl wraps this one. mc_call printed the bare text already
-         * for the common path; keep its exit status. */
-        return code;
+    char e[MOOR_ERRMSG_SIZE];
+    struct rpc_client *cl;
+    int rv = mc_client(c, &cl, e);
+    if (rv == MOOR_OK) {
+        rv = mc_unary(c, cl, PATH_LEASE "LeaseGrant", &req.base,
+                      &etcdserverpb__lease_grant_response__descriptor,
+                      (ProtobufCMessage **)&resp, NULL, e);
+    }
+    if (rv != MOOR_OK) {
+        return mc_fail(c, MC_EXIT_ERROR, "failed to grant lease (%s)", e);
     }
     struct moor_buf out;
     moor_buf_init(&out);
-    code = mc_emit(c, mc_print_lease_grant(&out, &c->pr, resp), &out);
+    int code = mc_emit(c, mc_print_lease_grant(&out, &c->pr, resp), &out);
     moor_buf_close(&out);
     mc_pb_free(resp);
     return code;
