@@ -1003,6 +1003,39 @@ static void j_strs(struct w *w, bool *first, const char *key, char *const *s,
     ws(w, "]");
 }
 
+static void j_member(struct w *w, const Etcdserverpb__Member *m)
+{
+    bool mf = true;
+    ws(w, "{");
+    ju64(w, &mf, "ID", m->id, true);
+    if (m->name != NULL && m->name[0] != 0) {
+        jkey(w, &mf, "name");
+        wjstr(w, m->name);
+    }
+    j_strs(w, &mf, "peerURLs", m->peerurls, m->n_peerurls);
+    j_strs(w, &mf, "clientURLs", m->clienturls, m->n_clienturls);
+    jbool(w, &mf, "isLearner", m->islearner, true);
+    ws(w, "}");
+}
+
+static void f_member(struct w *w, const Etcdserverpb__Member *m)
+{
+    wf(w, "\"ID\" : %llu\n\"Name\" : ", (unsigned long long)m->id);
+    wquote(w, m->name, strlen(m->name));
+    ws(w, "\n");
+    for (size_t k = 0; k < m->n_peerurls; k++) {
+        ws(w, "\"PeerURL\" : ");
+        wquote(w, m->peerurls[k], strlen(m->peerurls[k]));
+        ws(w, "\n");
+    }
+    for (size_t k = 0; k < m->n_clienturls; k++) {
+        ws(w, "\"ClientURL\" : ");
+        wquote(w, m->clienturls[k], strlen(m->clienturls[k]));
+        ws(w, "\n");
+    }
+    wf(w, "\"IsLearner\" : %s\n\n", m->islearner ? "true" : "false");
+}
+
 int mc_print_member_list(struct moor_buf *out, const struct mc_print *p,
                          const Etcdserverpb__MemberListResponse *r)
 {
@@ -1028,7 +1061,6 @@ int mc_print_member_list(struct moor_buf *out, const struct mc_print *p,
             cell(t, "%s", m->name);
             moor_buf_reset(&tmp);
             join(&tw, m->peerurls, m->n_peerurls, ",");
-            ws(&tw, "");
             cell(t, "%.*s", (int)tmp.len, (const char *)tmp.ptr);
             moor_buf_reset(&tmp);
             join(&tw, m->clienturls, m->n_clienturls, ",");
@@ -1051,18 +1083,10 @@ int mc_print_member_list(struct moor_buf *out, const struct mc_print *p,
             jkey(&w, &f, "members");
             ws(&w, "[");
             for (size_t i = 0; i < r->n_members; i++) {
-                const Etcdserverpb__Member *m = r->members[i];
-                bool mf = true;
-                ws(&w, i > 0 ? ",{" : "{");
-                ju64(&w, &mf, "ID", m->id, true);
-                if (m->name[0] != 0) {
-                    jkey(&w, &mf, "name");
-                    wjstr(&w, m->name);
+                if (i > 0) {
+                    ws(&w, ",");
                 }
-                j_strs(&w, &mf, "peerURLs", m->peerurls, m->n_peerurls);
-                j_strs(&w, &mf, "clientURLs", m->clienturls, m->n_clienturls);
-                jbool(&w, &mf, "isLearner", m->islearner, true);
-                ws(&w, "}");
+                j_member(&w, r->members[i]);
             }
             ws(&w, "]");
         }
@@ -1071,21 +1095,7 @@ int mc_print_member_list(struct moor_buf *out, const struct mc_print *p,
     case MC_FMT_FIELDS:
         f_hdr(&w, r->header);
         for (size_t i = 0; i < r->n_members; i++) {
-            const Etcdserverpb__Member *m = r->members[i];
-            wf(&w, "\"ID\" : %llu\n\"Name\" : ", (unsigned long long)m->id);
-            wquote(&w, m->name, strlen(m->name));
-            ws(&w, "\n");
-            for (size_t k = 0; k < m->n_peerurls; k++) {
-                ws(&w, "\"PeerURL\" : ");
-                wquote(&w, m->peerurls[k], strlen(m->peerurls[k]));
-                ws(&w, "\n");
-            }
-            for (size_t k = 0; k < m->n_clienturls; k++) {
-                ws(&w, "\"ClientURL\" : ");
-                wquote(&w, m->clienturls[k], strlen(m->clienturls[k]));
-                ws(&w, "\n");
-            }
-            wf(&w, "\"IsLearner\" : %s\n\n", m->islearner ? "true" : "false");
+            f_member(&w, r->members[i]);
         }
         break;
     case MC_FMT_PROTOBUF:
@@ -1399,39 +1409,6 @@ int mc_print_ep_hashkv(struct moor_buf *out, const struct mc_print *p,
         return MOOR_EINVAL;
     }
     return w.rv;
-}
-
-static void j_member(struct w *w, const Etcdserverpb__Member *m)
-{
-    bool mf = true;
-    ws(w, "{");
-    ju64(w, &mf, "ID", m->id, true);
-    if (m->name != NULL && m->name[0] != 0) {
-        jkey(w, &mf, "name");
-        wjstr(w, m->name);
-    }
-    j_strs(w, &mf, "peerURLs", m->peerurls, m->n_peerurls);
-    j_strs(w, &mf, "clientURLs", m->clienturls, m->n_clienturls);
-    jbool(w, &mf, "isLearner", m->islearner, true);
-    ws(w, "}");
-}
-
-static void f_member(struct w *w, const Etcdserverpb__Member *m)
-{
-    wf(w, "\"ID\" : %llu\n\"Name\" : ", (unsigned long long)m->id);
-    wquote(w, m->name, strlen(m->name));
-    ws(w, "\n");
-    for (size_t k = 0; k < m->n_peerurls; k++) {
-        ws(w, "\"PeerURL\" : ");
-        wquote(w, m->peerurls[k], strlen(m->peerurls[k]));
-        ws(w, "\n");
-    }
-    for (size_t k = 0; k < m->n_clienturls; k++) {
-        ws(w, "\"ClientURL\" : ");
-        wquote(w, m->clienturls[k], strlen(m->clienturls[k]));
-        ws(w, "\n");
-    }
-    wf(w, "\"IsLearner\" : %s\n\n", m->islearner ? "true" : "false");
 }
 
 int mc_print_member_change(struct moor_buf *out, const struct mc_print *p,
