@@ -2,18 +2,20 @@
 """checker.py: check one chaos history for etcd's guarantees.
 
 usage: checker.py HISTORY.jsonl [--timeout S] [--budget N] [--details N]
-                                [--fail-unknown]
+                                [--fail-unknown] [--json FILE]
 
 Prints one line per check and, last, exactly
     anomalies: A, lost writes: W
 Exit status: 0 when A and W are 0; 1 when either is not (or, with
 --fail-unknown, when the linearizability search ran out of budget on some
 key); 2 when the history cannot be read (a harness bug, named by line).
+--json FILE also writes the verdicts as one JSON object (check.verdicts).
 
 The format and every check: docs/chaos.md.  Run with /usr/bin/python3.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -35,6 +37,8 @@ def main(argv=None):
                     help="messages printed per anomaly kind (5)")
     ap.add_argument("--fail-unknown", action="store_true",
                     help="exit 1 when the search gave up on a key")
+    ap.add_argument("--json", metavar="FILE",
+                    help="also write the verdicts as one JSON object")
     a = ap.parse_args(argv)
     try:
         h = history.load(a.history)
@@ -43,6 +47,10 @@ def main(argv=None):
         return 2
     r = check.run(h, timeout_s=a.timeout, budget=a.budget)
     check.summary(h, r, sys.stdout, details=a.details)
+    if a.json:
+        with open(a.json, "w", encoding="utf-8") as f:
+            json.dump(check.verdicts(h, r), f, sort_keys=True)
+            f.write("\n")
     if r.anomalies or r.lost:
         return 1
     if a.fail_unknown and r.unknown:

@@ -603,14 +603,15 @@ class Format(unittest.TestCase):
 
 
 class Cli(unittest.TestCase):
-    def _cli(self, recs=None, text=None):
+    def _cli(self, recs=None, text=None, extra=()):
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl",
                                          delete=False) as f:
             f.write(text if text is not None else
                     "\n".join(json.dumps(r) for r in recs) + "\n")
         try:
             p = subprocess.run([sys.executable,
-                                os.path.join(HERE, "checker.py"), f.name],
+                                os.path.join(HERE, "checker.py"), f.name] +
+                               list(extra),
                                capture_output=True, text=True, timeout=60)
         finally:
             os.unlink(f.name)
@@ -638,6 +639,28 @@ class Cli(unittest.TestCase):
         m = re.match(r"^anomalies: (\d+), lost writes: 0$",
                      p.stdout.splitlines()[-1])
         self.assertTrue(m and int(m.group(1)) > 0, p.stdout)
+
+    def test_json_verdicts_count_what_the_text_counts(self):
+        recs = gen.generate(4)
+        self.assertTrue(missing_watch_event(recs))
+        self.assertTrue(lost_set_element(recs))
+        fd, path = tempfile.mkstemp(suffix=".json")
+        os.close(fd)
+        try:
+            p = self._cli(recs, extra=["--json", path])
+            with open(path) as f:
+                v = json.load(f)
+        finally:
+            os.unlink(path)
+        self.assertEqual(p.returncode, 1)
+        m = re.match(r"^anomalies: (\d+), lost writes: (\d+)$",
+                     p.stdout.splitlines()[-1])
+        self.assertEqual((v["anomalies"], v["lost_writes"]),
+                         (int(m.group(1)), int(m.group(2))))
+        self.assertEqual(v["lost_writes"], 1)
+        self.assertGreaterEqual(v["watch_violations"], 1)
+        self.assertGreaterEqual(v["by_kind"]["watch-gap"], 1)
+        self.assertEqual(v["operations"], v["ok"] + v["fail"] + v["info"])
 
     def test_unreadable_history_exits_two_naming_the_line(self):
         p = self._cli(text='{"type": "meta"}\nnot json\n')

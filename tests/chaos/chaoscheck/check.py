@@ -56,6 +56,41 @@ def run(history, timeout_s=60.0, budget=2000000):
     return report
 
 
+def verdicts(history, report):
+    """The report as one JSON-able dict (checker.py --json): what the
+    harness prints per nemesis.  Keys: operations, ok, fail, info,
+    resolved, watchers, events, faults, linearizability (ok / fail /
+    unknown), unknown_keys, anomalies (total), by_kind ({kind: count}),
+    watch_violations, lost_writes, seconds."""
+    ops = history.ops
+    by_kind = {}
+    for k, _ in report.anomalies:
+        by_kind[k] = by_kind.get(k, 0) + 1
+    lin = "ok"
+    if by_kind.get("nonlinearizable"):
+        lin = "fail"
+    elif report.unknown:
+        lin = "unknown"
+    return {
+        "operations": len(ops),
+        "ok": sum(1 for op in ops if op.outcome == "ok"),
+        "fail": sum(1 for op in ops if op.outcome == "fail"),
+        "info": sum(1 for op in ops if op.outcome == "info"),
+        "resolved": sum(1 for op in ops if op.resolved_revision is not None),
+        "watchers": report.watchers,
+        "events": report.events,
+        "faults": len(history.faults),
+        "linearizability": lin,
+        "unknown_keys": list(report.unknown),
+        "anomalies": len(report.anomalies),
+        "by_kind": by_kind,
+        "watch_violations": sum(n for k, n in by_kind.items()
+                                if k.startswith("watch-")),
+        "lost_writes": len(report.lost),
+        "seconds": round(report.seconds, 3),
+    }
+
+
 def summary(history, report, out, details=5):
     """Print per-check results; the last line is the verdict line."""
     ops = history.ops

@@ -13,7 +13,8 @@ return) and the walk restarts from the front.  Reaching a return whose
 operation is not linearized means a wrong choice earlier: pop the last
 linearization and try the next call after it.  A (linearized set, state)
 pair already explored is never explored again, which is what keeps the
-search polynomial on the histories a real cluster produces.
+search tractable on the histories a real cluster produces (it is
+exponential in the worst case: linearizability checking is NP-complete).
 
 Indeterminate (info) operations have no return entry: they may take effect
 at any time after their call, or never.  The search succeeds once every

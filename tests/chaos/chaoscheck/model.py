@@ -94,8 +94,9 @@ def project(op, k, observed, owned=frozenset()):
     p.success, p.failure = branches
     p.cls = None
     if ok:
-        if not p.compares and not p.success and not p.failure:
-            return None
+        ran = p.success if op.succeeded else p.failure
+        if not p.compares and not ran:
+            return None  # only the branch that did not run touches k
         return p
     if not p.writes(p.success) and not p.writes(p.failure):
         return None
