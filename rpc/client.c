@@ -769,11 +769,14 @@ static void dial_next(struct rpc_client *cl)
         cl->dial_attempts = 0;
         char m[MOOR_ERRMSG_SIZE + 32];
         snprintf(m, sizeof(m), "connection error: %s", cl->errmsg);
+        /* Ended from the timer: dial_next may run inside rpc_stream_start,
+         * which must not call back. */
         while (!rpc__list_empty(&cl->pending)) {
             struct rpc_stream *s =
                 MOOR_CONTAINER_OF(cl->pending.next, struct rpc_stream, link);
-            stream_finish(s, RPC_UNAVAILABLE, m);
-            stream_maybe_free(s);
+            rpc__list_remove(&s->link);
+            cl->pending_len--;
+            rpc__stream_fail(s, RPC_UNAVAILABLE, m);
         }
         return;
     }
@@ -1299,7 +1302,7 @@ void rpc__stream_fail(struct rpc_stream *s, int status, const char *message)
         return;
     }
     s->later_status = status;
-    snprintf(s->message, sizeof(s->message), "%s", message);
+    moor_errmsg_set(s->message, "%s", message);
     stream_later(s);
 }
 

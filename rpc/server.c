@@ -41,6 +41,12 @@ struct method
 struct listener
 {
     uv_tcp_t tcp;
+    /* Takes and closes a connection no struct could be allocated for:
+     * libuv accepts nothing more until a pending connection is taken. */
+    uv_tcp_t reject;
+    bool reject_busy;
+    bool accept_pending;
+    int handles; /* open handles; the struct is freed at 0 */
     struct rpc_server *srv;
     bool tls;
 };
@@ -1051,6 +1057,39 @@ int rpc__server_fake_conn(struct rpc_server *srv, struct rpc__conn **out)
 /* ------------------------------------------------------------------------
  * Listeners
  * ---------------------------------------------------------------------- */
+static void on_connection(uv_stream_t *server, int status);
+
+static void listener_handle_closed_cb(uv_handle_t *h);
+
+static void reject_closed_cb(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    l->reject_busy = false;
+    bool again = l->accept_pending && !l->srv->closing;
+    l->accept_pending = false;
+    listener_handle_closed_cb(h);
+    if (again) {
+        on_connection((uv_stream_t *)&l->tcp, 0);
+    }
+}
+
+/* Out of memory: take the connection and close it, so the listener goes
+ * on accepting (one at a time; the next waits for this close). */
+static void reject_connection(struct listener *l)
+{
+    MOOR_LOG_WARN("rpc", "out of memory accepting a connection", NULL);
+    if (l->reject_busy) {
+        l->accept_pending = true;
+        return;
+    }
+    uv_tcp_init(l->srv->loop, &l->reject);
+    l->reject.data = l;
+    l->handles++;
+    l->reject_busy = true;
+    uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&l->reject);
+    uv_close((uv_handle_t *)&l->reject, reject_closed_cb);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
@@ -1061,9 +1100,7 @@ static void on_connection(uv_stream_t *server, int status)
     bool over = srv->conns_len >= srv->cfg.max_conns;
     struct sconn *sc = sconn_new(srv, false);
     if (sc == NULL) {
-        /* libuv stops accepting until this connection is taken: the
-         * listener resumes with the next one we can afford. */
-        MOOR_LOG_WARN("rpc", "out of memory accepting a connection", NULL);
+        reject_connection(l);
         return;
     }
     int rv =
@@ -1115,6 +1152,7 @@ int rpc_server_listen(struct rpc_server *srv, const char *host, uint16_t port,
         return MOOR_EIO;
     }
     l->tcp.data = l;
+    l->handles = 1;
     srv->listeners[srv->listeners_len++] = l;
     srv->listeners_open++;
     int rv = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
@@ -1307,9 +1345,12 @@ static void server_maybe_free(struct rpc_server *srv)
     uv_close((uv_handle_t *)&srv->grace, grace_closed_cb);
 }
 
-static void listener_closed_cb(uv_handle_t *h)
+static void listener_handle_closed_cb(uv_handle_t *h)
 {
     struct listener *l = h->data;
+    if (--l->handles > 0) {
+        return;
+    }
     struct rpc_server *srv = l->srv;
     moor_free(l);
     srv->listeners_open--;
@@ -1337,7 +1378,8 @@ void rpc_server_close(struct rpc_server *srv, uint64_t grace_ms,
     srv->closed_cb = closed_cb;
     srv->closed_arg = arg;
     for (size_t i = 0; i < srv->listeners_len; i++) {
-        uv_close((uv_handle_t *)&srv->listeners[i]->tcp, listener_closed_cb);
+        uv_close((uv_handle_t *)&srv->listeners[i]->tcp,
+                 listener_handle_closed_cb);
     }
     for (struct rpc__list *n = srv->conns.next; n != &srv->conns; n = n->next) {
         struct sconn *sc = MOOR_CONTAINER_OF(n, struct sconn, link);
