@@ -26,6 +26,20 @@ CHECKS = (
 assert sorted(k for _, ks in CHECKS for k in ks) == sorted(KINDS)
 
 
+def _state(state):
+    """A model state (model.py) for humans."""
+    if state is None:
+        return "?"
+    kv, floor = state
+    if kv is None:
+        return "absent (revision floor %d)" % floor
+    value, mod, create, version = kv
+    if isinstance(value, tuple):
+        value = "<a value no one observed>"
+    return "%r at mod %s, create %s, version %s" % (value, mod, create,
+                                                    version)
+
+
 def run(history, timeout_s=60.0, budget=2000000):
     """Check a parsed History; returns a Report.
 
@@ -43,9 +57,12 @@ def run(history, timeout_s=60.0, budget=2000000):
         if r.result == linear.FAIL:
             report.add("nonlinearizable", "key %s: no linearization of %d "
                        "ops; the deepest partial one (%d ops) cannot reach "
-                       "the return of %s" % (
+                       "the return of %s; it ended with %s, leaving the "
+                       "key %s" % (
                            r.key, r.ops, r.linearized,
-                           r.stuck.describe() if r.stuck else "?"))
+                           r.stuck.describe() if r.stuck else "?",
+                           "; ".join(op.describe() for op in r.tail) or
+                           "nothing", _state(r.state)))
     report.keys = len(results)
     report.steps = sum(r.steps for r in results)
     revisions.check_real_time(ctx)

@@ -88,13 +88,17 @@ class KeyResult:
     """The verdict for one key: result is ok, fail or unknown.
 
     On fail, `stuck` is the operation whose return could not be reached
-    in the deepest partial linearization found, and `linearized` how many
-    operations that partial linearization held.
+    in the deepest partial linearization found, `linearized` how many
+    operations that partial linearization held, `tail` the last few of
+    them (oldest first) and `state` the key's model state after them:
+    where a human starts reading.
     """
 
-    def __init__(self, key, result, ops, steps, stuck=None, linearized=0):
+    def __init__(self, key, result, ops, steps, stuck=None, linearized=0,
+                 tail=(), state=None):
         self.key, self.result, self.ops, self.steps = key, result, ops, steps
         self.stuck, self.linearized = stuck, linearized
+        self.tail, self.state = list(tail), state
 
 
 def check_key(key, projs, budget, deadline):
@@ -116,7 +120,7 @@ def check_key(key, projs, budget, deadline):
     stack = []
     tried = set()  # classes of unobserved indeterminate calls tried
     steps = 0
-    best, stuck = -1, None
+    best, stuck, tail, best_state = -1, None, [], None
 
     def try_call(e, first_alt):
         nonlocal state, bits, remaining, tried
@@ -153,9 +157,12 @@ def check_key(key, projs, budget, deadline):
         # A return entry (or the end): its op is not linearized yet.
         if len(stack) > best:
             best, stuck = len(stack), entry.p if entry is not None else None
+            tail = [f[0].p.op for f in stack[-4:]]
+            best_state = state
         if not stack:
             return KeyResult(key, FAIL, len(projs), steps,
-                             stuck.op if stuck else None, best)
+                             stuck.op if stuck else None, best, tail,
+                             best_state)
         e, prev_state, alt, tried = stack.pop()
         _unlift(e)
         state, bits = prev_state, bits & ~e.bit
