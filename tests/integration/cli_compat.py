@@ -28,6 +28,7 @@ command by a timeout, etcd start-up by 20 s).
 import argparse
 import json
 import os
+import pty
 import re
 import select
 import shutil
@@ -613,6 +614,28 @@ def snapshot_case(etcdctl, m_argv, root):
     ok = st.returncode == 0 and json.loads(st.stdout)["totalKey"] > 0
     report("etcdctl snapshot status accepts moorctl's file", [] if ok
            else [repr(st)])
+    # On a terminal, stderr shows the progress line; not otherwise.
+    master, slave = pty.openpty()
+    tp = subprocess.run(m_argv + ["snapshot", "save", path + ".tty"],
+                        stdout=subprocess.PIPE, stderr=slave, timeout=60)
+    os.close(slave)
+    shown = b""
+    while True:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if not r:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    report("snapshot save shows progress on a terminal only",
+           [] if tp.returncode == 0 and b"\rreceived " in
+           shown.replace(b"\x1b[K", b"") and b"MB/s" in shown and
+           b"received" not in p.stderr else [repr(shown), repr(p.stderr)])
     restored = os.path.join(root, "restored")
     rs = subprocess.run([etcdctl, "snapshot", "restore", path, "--data-dir",
                          restored], capture_output=True, timeout=60,
