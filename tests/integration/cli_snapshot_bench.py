@@ -97,12 +97,18 @@ def load(url, n, value_bytes, threads):
 
 
 def timed(argv, env=None):
+    """Runs argv under /usr/bin/time; returns (wall seconds, peak RSS in
+    KiB of argv's process). (A child forked from this Python process would
+    report Python's own peak: ru_maxrss survives exec.)"""
     t0 = time.monotonic()
-    p = subprocess.run(argv, capture_output=True, env=env, timeout=3600)
+    p = subprocess.run(["/usr/bin/time", "-f", "maxrss_kib=%M"] + argv,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       env=env, timeout=3600)
     dt = time.monotonic() - t0
     if p.returncode != 0:
         raise SystemExit("%s failed: %s" % (argv, p.stderr.decode()))
-    return dt
+    rss = int(p.stderr.decode().rsplit("maxrss_kib=", 1)[1].split()[0])
+    return dt, rss
 
 
 def main():
@@ -132,6 +138,7 @@ def main():
         stdout=log, stderr=subprocess.STDOUT)
     env = dict(os.environ, ETCDCTL_API="3")
     res = {"moorctl_save_s": [], "etcdctl_save_s": [],
+           "moorctl_save_rss_kib": [], "etcdctl_save_rss_kib": [],
            "restore_moorctl_file_s": [], "restore_etcdctl_file_s": []}
     try:
         deadline = time.monotonic() + 20
@@ -154,15 +161,16 @@ def main():
                 if os.path.exists(f):
                     os.unlink(f)
                 binary = args.moorctl if tool == "moorctl" else args.etcdctl
-                res[tool + "_save_s"].append(timed(
-                    [binary, "--endpoints=" + url, "snapshot", "save", f],
-                    env))
+                dt, rss = timed([binary, "--endpoints=" + url, "snapshot",
+                                 "save", f], env)
+                res[tool + "_save_s"].append(dt)
+                res[tool + "_save_rss_kib"].append(rss)
             for tool, f in [("moorctl", m_file), ("etcdctl", e_file)]:
                 d = os.path.join(root, "restore-" + tool)
                 shutil.rmtree(d, ignore_errors=True)
                 res["restore_%s_file_s" % tool].append(timed(
                     [args.etcdctl, "snapshot", "restore", f, "--data-dir", d],
-                    env))
+                    env)[0])
         size = os.path.getsize(m_file)
     finally:
         etcd.kill()
@@ -186,6 +194,10 @@ def main():
                                             med["moorctl_save_s"]), "MB/s"),
             ("etcdctl_save_rate", "%.1f" % (size / 1e6 /
                                             med["etcdctl_save_s"]), "MB/s"),
+            ("moorctl_save_peak_rss", "%.1f" %
+             (med["moorctl_save_rss_kib"] / 1024), "MiB"),
+            ("etcdctl_save_peak_rss", "%.1f" %
+             (med["etcdctl_save_rss_kib"] / 1024), "MiB"),
             ("etcdctl_restore_of_moorctl_file", "%.3f" %
              med["restore_moorctl_file_s"], "s"),
             ("etcdctl_restore_of_etcdctl_file", "%.3f" %
