@@ -424,6 +424,7 @@ void srv_node_process(struct srv_node *n)
     }
     reads_serve(n);
     srv_watch_deliver(n);
+    srv_snap_maybe(n);
     kv_compact_step(n->kv, 1000);
     n->processing = false;
 }
@@ -544,6 +545,9 @@ static int listen_all(struct srv_node *n)
     if (rv == MOOR_OK) {
         rv = srv_watch_register(n, n->rpc);
     }
+    if (rv == MOOR_OK) {
+        rv = srv_snap_register(n, n->rpc);
+    }
     if (rv != MOOR_OK) {
         moor_errmsg_set(n->errmsg, "registering the services: %s",
                         moor_strerror(rv));
@@ -581,12 +585,31 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
     if (rv != MOOR_OK) {
         return rv;
     }
+    struct kv_options ko;
+    kv_options_default(&ko);
+    ko.max_txn_ops = cfg->max_txn_ops;
+    /* etcd's minimum lease TTL: ceil(1.5 * election timeout). */
+    ko.lease_min_ttl_s = (int64_t)((3u * cfg->election_ms + 1999u) / 2000u);
+    rv = kv_store_new(&ko, &n->kv);
+    if (rv != MOOR_OK) {
+        moor_errmsg_set(n->errmsg, "creating the keyspace: out of memory");
+        return rv;
+    }
+
+    /* The newest snapshot that verifies, then the WAL after it. */
+    struct srv_snap_pos pos = {0, 0};
+    rv = srv_snap_load(n, &pos);
+    if (rv != MOOR_OK) {
+        return rv;
+    }
     struct wal_options wo;
     memset(&wo, 0, sizeof(wo));
     wo.dir = n->datadir.wal_dir;
     wo.max_wals = cfg->max_wals;
     wo.meta.cluster_id = n->cluster_id;
     wo.meta.member_id = n->member_id;
+    wo.start.index = pos.index;
+    wo.start.term = pos.term;
     wo.notify_cb = wal_notify;
     wo.notify_arg = n;
     struct wal_replay replay;
@@ -621,28 +644,24 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
     rc.pre_vote = cfg->pre_vote;
     rc.check_quorum = true;
     rc.seed = n->member_id ^ moor_clock_ns();
+    struct raft_snapshot snap;
+    memset(&snap, 0, sizeof(snap));
+    snap.index = pos.index;
+    snap.term = pos.term;
+    snap.conf = rc.conf;
     struct raft_restore rs;
     memset(&rs, 0, sizeof(rs));
     rs.hard_state = replay.hard_state;
+    rs.snapshot = pos.index != 0 ? &snap : NULL;
     rs.entries = replay.entries;
     rs.n_entries = replay.entries_len;
-    rs.applied = 0; /* kv starts empty and replays the log */
+    /* kv holds the snapshot's state and replays the log after it. */
+    rs.applied = pos.index;
     rv = raft_node_new(&rc, &rs, &n->raft);
     wal_replay_close(&replay);
     if (rv != MOOR_OK) {
         moor_errmsg_set(n->errmsg, "restoring raft state: %s",
                         moor_strerror(rv));
-        return rv;
-    }
-
-    struct kv_options ko;
-    kv_options_default(&ko);
-    ko.max_txn_ops = cfg->max_txn_ops;
-    /* etcd's minimum lease TTL: ceil(1.5 * election timeout). */
-    ko.lease_min_ttl_s = (int64_t)((3u * cfg->election_ms + 1999u) / 2000u);
-    rv = kv_store_new(&ko, &n->kv);
-    if (rv != MOOR_OK) {
-        moor_errmsg_set(n->errmsg, "creating the keyspace: out of memory");
         return rv;
     }
 

@@ -112,6 +112,11 @@ struct srv_node
     struct srv_waiter *reads_tail;
     uint64_t next_id;
 
+    /* Snapshots (snap.c): the job running, and the index of the newest
+     * snapshot saved or loaded. */
+    struct srv_snap_job *snap_job;
+    uint64_t snap_index;
+
     /* Lease duties of the leader (leasesvc.c). */
     uint64_t lease_ticks;
     int64_t lease_cursor;
@@ -202,6 +207,26 @@ void srv_lease_tick(struct srv_node *n);
 int srv_watch_register(struct srv_node *n, struct rpc_server *srv);
 /* Sends what kv's ready watchers have; once per loop turn, after apply. */
 void srv_watch_deliver(struct srv_node *n);
+
+/* ------------------------------------------------------------------------
+ * Snapshots (snap.c)
+ * ---------------------------------------------------------------------- */
+struct srv_snap_pos
+{
+    uint64_t index;
+    uint64_t term;
+};
+/* Registers Maintenance.Snapshot (streamed backups). */
+int srv_snap_register(struct srv_node *n, struct rpc_server *srv);
+/* Starts a snapshot: a backup streamed to call, or (call NULL) a periodic
+ * one after which the raft log and the WAL are released below it. */
+int srv_snap_start(struct srv_node *n, struct rpc_call *call);
+/* Starts a periodic snapshot when --snapshot-count entries were applied
+ * since the last one and none is running. */
+void srv_snap_maybe(struct srv_node *n);
+/* Loads the newest valid snapshot into the (empty) kv store; *out gets its
+ * position ({0, 0}: none). MOOR_ECORRUPT etc. with n->errmsg. */
+int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out);
 
 /* ------------------------------------------------------------------------
  * Maintenance and Cluster services (maintsvc.c)

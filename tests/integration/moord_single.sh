@@ -21,7 +21,7 @@ E="etcdctl --endpoints=127.0.0.1:$cport --dial-timeout=2s --command-timeout=5s"
 fail() { echo "FAIL: $*"; echo "--- moord log"; tail -20 "$work/log"; exit 1; }
 
 start() {
-    "$moord" --name m1 --data-dir "$work/data" \
+    "$moord" --name m1 --data-dir "$work/data" --snapshot-count 25 \
         --listen-client-urls "http://127.0.0.1:$cport" \
         --advertise-client-urls "http://127.0.0.1:$cport" \
         --listen-peer-urls "http://127.0.0.1:$pport" \
@@ -114,6 +114,49 @@ $E member list | grep -q ", started, m1, http://127.0.0.1:$pport, http://127.0.0
 expect "" $E alarm list
 expect "Finished defragmenting etcd member[127.0.0.1:$cport]" $E defrag
 
+# A backup streams the member's snapshot file; its last 32 bytes are the
+# SHA-256 of the rest.
+/usr/bin/python3 - "127.0.0.1:$cport" <<'PY' || fail "backup stream"
+import hashlib, sys
+import grpc
+
+def fields(b):
+    """Yields (number, value) of a protobuf message's varint and bytes
+    fields (enough for SnapshotResponse)."""
+    i = 0
+    while i < len(b):
+        key, shift = 0, 0
+        while True:
+            c = b[i]; i += 1; key |= (c & 0x7f) << shift; shift += 7
+            if c < 0x80: break
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, shift = 0, 0
+            while True:
+                c = b[i]; i += 1; v |= (c & 0x7f) << shift; shift += 7
+                if c < 0x80: break
+            yield num, v
+        elif wt == 2:
+            n, shift = 0, 0
+            while True:
+                c = b[i]; i += 1; n |= (c & 0x7f) << shift; shift += 7
+                if c < 0x80: break
+            yield num, b[i:i + n]; i += n
+        else:
+            raise ValueError("unexpected wire type %d" % wt)
+
+ch = grpc.insecure_channel(sys.argv[1])
+call = ch.unary_stream("/etcdserverpb.Maintenance/Snapshot",
+                       request_serializer=None, response_deserializer=None)
+data, last_remaining = b"", None
+for msg in call(b"", timeout=20):
+    f = dict(fields(msg))
+    data += f.get(3, b"")
+    last_remaining = f.get(2, 0)
+assert last_remaining == 0, "remaining_bytes of the last message is %r" % last_remaining
+assert len(data) > 32 and hashlib.sha256(data[:-32]).digest() == data[-32:], "bad sha256 trailer"
+PY
+
 # Restart keeps data and revision.
 rev_before=$($E get foo -w json | sed 's/.*"revision":\([0-9]*\).*/\1/')
 kill -TERM "$pid"
@@ -147,6 +190,10 @@ while read -r i; do
 done <"$work/acked"
 [ "$missing" -eq 0 ] || fail "$missing of $acked acknowledged writes lost"
 echo "kill -9: $acked acknowledged writes, 0 lost"
+# With --snapshot-count 25 the member has snapshotted and restarted from a
+# snapshot plus the WAL after it.
+ls "$work/data/member/snap/"*.snap >/dev/null 2>&1 || fail "no snapshot file was written"
+grep -q "loaded snapshot" "$work/log" || fail "no restart loaded a snapshot"
 kill -TERM "$pid"
 wait "$pid" || fail "moord exited non-zero on SIGTERM"
 pid=""
