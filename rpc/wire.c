@@ -124,20 +124,21 @@ int rpc__deframer_feed(struct rpc__deframer *d, const uint8_t *p, size_t n,
                 }
                 continue;
             }
-            int rv = moor_buf_reserve(&d->body, len);
-            if (rv != MOOR_OK) {
-                return rv;
-            }
         }
+        /* Grown as bytes arrive, not reserved at the announced length: a
+         * peer that announces large messages and sends slowly holds only
+         * what it sent. */
         size_t take = MOOR_MIN(n, d->need - d->body.len);
-        memcpy(d->body.ptr + d->body.len, p, take);
-        d->body.len += take;
+        int rv = moor_buf_append(&d->body, p, take);
+        if (rv != MOOR_OK) {
+            return rv;
+        }
         p += take;
         n -= take;
         if (d->body.len == d->need) {
             d->hdr_len = 0;
             struct moor_slice m = moor_slice_make(d->body.ptr, d->body.len);
-            int rv = msg_fn(m, arg);
+            rv = msg_fn(m, arg);
             d->body.len = 0;
             if (d->body.cap > RPC__KEEP_BYTES) {
                 /* Do not keep one large message's buffer per stream. */

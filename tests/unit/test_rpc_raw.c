@@ -692,6 +692,41 @@ static void test_rpc_hpack_bomb_resets_the_stream_not_the_process(void **state)
     raw_stop(f, &r);
 }
 
+static void test_rpc_announced_sizes_cost_only_what_was_sent(void **state)
+{
+    struct fx *f = *state;
+    open_server(f, 0);
+    struct raw r;
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    put_preface(&r.out);
+    /* Stream 1: a complete echo request, answered after the others were
+     * read. Streams 3..199: a prefix announcing 4,000,000 bytes (under the
+     * 4 MiB limit), then 16 bytes, then nothing. */
+    put_request(&r.out, 1, "/t.S/Echo", "application/grpc", "x-a", "b", false);
+    static const uint8_t hi[] = {0, 0, 0, 0, 2, 'h', 'i'};
+    put_frame(&r.out, F_DATA, 1, 1, hi, sizeof(hi));
+    for (uint32_t id = 3; id < 200; id += 2) {
+        put_request(&r.out, id, "/t.S/Echo", "application/grpc", "x-a", "b",
+                    false);
+        uint8_t part[5 + 16];
+        memset(part, 'p', sizeof(part));
+        part[0] = 0;
+        moor_put_be32(part + 1, 4000000);
+        put_frame(&r.out, F_DATA, 0, id, part, sizeof(part));
+    }
+    size_t before = moor_alloc_bytes();
+    raw_start(f, &r);
+    while (!r.end_stream_1 && !r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(r.grpc_status_1, RPC_OK);
+    /* 99 partial messages of 16 bytes: far below one announced size. */
+    size_t grown = moor_alloc_bytes() - before;
+    assert_true(grown < 4000000);
+    raw_stop(f, &r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -703,6 +738,7 @@ int main(void)
         T(test_rpc_client_pings_and_drops_a_server_that_never_acks),
         T(test_rpc_client_dial_times_out_on_a_server_that_never_speaks),
         T(test_rpc_hpack_bomb_resets_the_stream_not_the_process),
+        T(test_rpc_announced_sizes_cost_only_what_was_sent),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
