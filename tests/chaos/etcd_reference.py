@@ -13,6 +13,7 @@ and lives beside this file once it exists.
 
 usage: etcd_reference.py OUT.jsonl [--members 3] [--clients 6]
                          [--ops 80] [--seed 1] [--etcd /usr/bin/etcd]
+                         [--timeout 2.0]
 
 Every loop is bounded by a count and by time.  Only 127.0.0.1 is used.
 """
@@ -34,7 +35,6 @@ import threading
 import time
 
 REG_KEYS = ["r/0", "r/1", "r/2"]
-REQUEST_TIMEOUT_S = 2.0
 
 
 def b64(s):
@@ -148,8 +148,9 @@ class Cluster:
 class Api:
     """One keep-alive connection to one member's JSON gateway."""
 
-    def __init__(self, port):
+    def __init__(self, port, timeout_s=2.0):
         self.port = port
+        self.timeout_s = timeout_s
         self.conn = None
 
     def close(self):
@@ -162,7 +163,7 @@ class Api:
         try:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(
-                    "127.0.0.1", self.port, timeout=REQUEST_TIMEOUT_S)
+                    "127.0.0.1", self.port, timeout=self.timeout_s)
             self.conn.request("POST", path, json.dumps(body),
                               {"Content-Type": "application/json"})
             r = self.conn.getresponse()
@@ -261,8 +262,9 @@ def execute(api, rec):
 
 
 class Recorder:
-    def __init__(self, ports, clients, ops, seed):
+    def __init__(self, ports, clients, ops, seed, timeout_s=2.0):
         self.ports, self.n_clients, self.n_ops = ports, clients, ops
+        self.timeout_s = timeout_s
         self.seed = seed
         self.lock = threading.Lock()
         self.records = []
@@ -280,7 +282,7 @@ class Recorder:
 
     def client(self, c):
         rnd = random.Random(self.seed * 1000 + c)
-        api = Api(self.ports[c % len(self.ports)])
+        api = Api(self.ports[c % len(self.ports)], self.timeout_s)
         try:
             self._client_loop(c, rnd, api)
         finally:
@@ -442,8 +444,13 @@ class Recorder:
         return [meta] + self.records
 
 
-def record(out, members=3, clients=6, ops=80, seed=1, etcd="/usr/bin/etcd"):
+def record(out, members=3, clients=6, ops=80, seed=1, etcd="/usr/bin/etcd",
+           timeout_s=2.0):
     """Start a cluster, record a history into file out, stop the cluster.
+
+    timeout_s is the clients' request timeout.  A tiny one (10 ms) makes
+    many requests indeterminate while etcd still applies most of them:
+    real timed-out writes that take effect after the client gave up.
 
     The ports are picked free and then handed to etcd, so another process
     may take one in between: one retry with fresh ports covers that.
@@ -453,7 +460,8 @@ def record(out, members=3, clients=6, ops=80, seed=1, etcd="/usr/bin/etcd"):
     except RuntimeError:
         cluster = Cluster(etcd, members)
     try:
-        recs = Recorder(cluster.client_ports, clients, ops, seed).run()
+        recs = Recorder(cluster.client_ports, clients, ops, seed,
+                        timeout_s).run()
     finally:
         cluster.close()
     with open(out, "w", encoding="utf-8") as f:
@@ -470,8 +478,11 @@ def main():
     ap.add_argument("--ops", type=int, default=80)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--etcd", default="/usr/bin/etcd")
+    ap.add_argument("--timeout", type=float, default=2.0,
+                    help="client request timeout in seconds (2)")
     a = ap.parse_args()
-    n = record(a.out, a.members, a.clients, a.ops, a.seed, a.etcd)
+    n = record(a.out, a.members, a.clients, a.ops, a.seed, a.etcd,
+               a.timeout)
     print("%s: %d records" % (a.out, n))
     return 0
 

@@ -573,6 +573,34 @@ class RealEtcd(unittest.TestCase):
                 fn.__name__, sorted(r.kinds())))
 
 
+@unittest.skipUnless(os.access(ETCD, os.X_OK), "no %s" % ETCD)
+class RealEtcdTimeouts(unittest.TestCase):
+    """Real etcd with a 10 ms client timeout: most requests become
+    indeterminate while etcd still applies many of them after the client
+    gave up; the checker must resolve those it sees and stay quiet."""
+
+    def test_real_etcd_history_full_of_timeouts_has_no_anomaly(self):
+        import etcd_reference
+        fd, path = tempfile.mkstemp(suffix=".jsonl")
+        os.close(fd)
+        try:
+            etcd_reference.record(path, members=3, clients=5, ops=60,
+                                  seed=12, etcd=ETCD, timeout_s=0.01)
+            with open(path) as f:
+                recs = [json.loads(line) for line in f]
+        finally:
+            os.unlink(path)
+        h, r = run(recs)
+        self.assertEqual(r.anomalies, [])
+        self.assertEqual(r.lost, {})
+        self.assertEqual(r.unknown, [])
+        info = [op for op in h.ops if op.outcome == "info"]
+        self.assertGreater(len(info), 50)
+        self.assertGreater(sum(1 for op in info if op.resolved_revision), 5)
+        self.assertTrue(missing_watch_event(recs))
+        self.assertIn("watch-gap", run(recs)[1].kinds())
+
+
 class Format(unittest.TestCase):
     def test_ok_op_without_revision_is_a_history_error_naming_the_line(self):
         recs = [{"type": "meta", "version": 1},
