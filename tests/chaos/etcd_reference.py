@@ -169,8 +169,8 @@ class Api:
             r = self.conn.getresponse()
             data = r.read()
         except (OSError, http.client.HTTPException) as e:
-            self.conn = None
-            raise Indefinite(str(e)) from None
+            self.close()
+            raise Indefinite(str(e) or type(e).__name__) from None
         if r.status == 200:
             return json.loads(data)
         # grpc-gateway maps InvalidArgument/FailedPrecondition/OutOfRange
