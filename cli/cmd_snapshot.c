@@ -200,6 +200,38 @@ static int snap_finish(struct snap *s, const char *part, const char *path)
     return MC_EXIT_OK;
 }
 
+/* Runs the Snapshot stream to its end (or SIGINT/SIGTERM), writing
+ * blobs as they come. The outcome is in s: status, io_err, interrupted. */
+static void snap_stream(struct snap *s, struct rpc_client *cl)
+{
+    struct mc_ctx *c = s->c;
+    s->t0_ns = moor_clock_ns();
+    uv_signal_init(&c->loop, &s->sigint);
+    uv_signal_init(&c->loop, &s->sigterm);
+    s->sigint.data = s->sigterm.data = s;
+    uv_signal_start(&s->sigint, snap_signal_cb, SIGINT);
+    uv_signal_start(&s->sigterm, snap_signal_cb, SIGTERM);
+    static const struct rpc_stream_ops ops = {snap_message_cb, NULL,
+                                              snap_done_cb};
+    int rv = rpc_stream_start(cl, "/etcdserverpb.Maintenance/Snapshot", NULL, 0,
+                              0, &ops, s, &s->s);
+    if (rv == MOOR_OK) {
+        /* SnapshotRequest is empty: one empty message. */
+        rv = rpc_stream_send(s->s, moor_slice_make(NULL, 0));
+        rpc_stream_close_send(s->s);
+        while (!s->done) {
+            uv_run(&c->loop, UV_RUN_ONCE);
+        }
+    } else {
+        s->done = true;
+        s->status = RPC_UNAVAILABLE;
+        moor_errmsg_set(s->msg, "%s", moor_strerror(rv));
+    }
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_run(&c->loop, UV_RUN_NOWAIT);
+}
+
 int mc_cmd_snapshot_save(struct mc_ctx *c, void *opts, char **args, size_t n)
 {
     (void)opts;
@@ -246,30 +278,7 @@ int mc_cmd_snapshot_save(struct mc_ctx *c, void *opts, char **args, size_t n)
         goto out;
     }
     s->tty = isatty(fileno(c->err)) != 0;
-    s->t0_ns = moor_clock_ns();
-    uv_signal_init(&c->loop, &s->sigint);
-    uv_signal_init(&c->loop, &s->sigterm);
-    s->sigint.data = s->sigterm.data = s;
-    uv_signal_start(&s->sigint, snap_signal_cb, SIGINT);
-    uv_signal_start(&s->sigterm, snap_signal_cb, SIGTERM);
-    static const struct rpc_stream_ops ops = {snap_message_cb, NULL,
-                                              snap_done_cb};
-    int rv = rpc_stream_start(cl, "/etcdserverpb.Maintenance/Snapshot", NULL, 0,
-                              0, &ops, s, &s->s);
-    if (rv == MOOR_OK) {
-        /* SnapshotRequest is empty: one empty message. */
-        rv = rpc_stream_send(s->s, moor_slice_make(NULL, 0));
-        rpc_stream_close_send(s->s);
-        while (!s->done) {
-            uv_run(&c->loop, UV_RUN_ONCE);
-        }
-    } else {
-        s->done = true;
-        s->status = RPC_UNAVAILABLE;
-    }
-    uv_close((uv_handle_t *)&s->sigint, NULL);
-    uv_close((uv_handle_t *)&s->sigterm, NULL);
-    uv_run(&c->loop, UV_RUN_NOWAIT);
+    snap_stream(s, cl);
     draw(s, true);
     if (s->interrupted) {
         code = mc_fail(c, MC_EXIT_ERROR, "snapshot save interrupted");

@@ -276,46 +276,20 @@ int mc_unquote(const char *s, struct moor_buf *out, size_t *consumed)
         }
         c = s[i + 1];
         i += 2;
+        /* Single-character escapes: each pair is escape, byte. */
+        static const char simple[] = "a\ab\bf\fn\nr\rt\tv\v\\\\\"\"";
+        const char *e = c != 0 ? strchr(simple, c) : NULL;
         uint8_t b;
-        switch (c) {
-        case 'a':
-            b = '\a';
-            break;
-        case 'b':
-            b = '\b';
-            break;
-        case 'f':
-            b = '\f';
-            break;
-        case 'n':
-            b = '\n';
-            break;
-        case 'r':
-            b = '\r';
-            break;
-        case 't':
-            b = '\t';
-            break;
-        case 'v':
-            b = '\v';
-            break;
-        case '\\':
-            b = '\\';
-            break;
-        case '"':
-            b = '"';
-            break;
-        case 'x': {
+        if (e != NULL && (e - simple) % 2 == 0) {
+            b = (uint8_t)e[1];
+        } else if (c == 'x') {
             int h = hexval(s[i]), l = h < 0 ? -1 : hexval(s[i + 1]);
             if (h < 0 || l < 0) {
                 return MOOR_EINVAL;
             }
             b = (uint8_t)(h << 4 | l);
             i += 2;
-            break;
-        }
-        case 'u':
-        case 'U': {
+        } else if (c == 'u' || c == 'U') {
             size_t nd = c == 'u' ? 4 : 8;
             uint32_t r = 0;
             for (size_t k = 0; k < nd; k++) {
@@ -334,23 +308,21 @@ int mc_unquote(const char *s, struct moor_buf *out, size_t *consumed)
                 return rv;
             }
             continue;
-        }
-        default:
-            if (c >= '0' && c <= '7') {
-                uint32_t v = (uint32_t)(c - '0');
-                for (size_t k = 0; k < 2; k++) {
-                    if (s[i + k] < '0' || s[i + k] > '7') {
-                        return MOOR_EINVAL;
-                    }
-                    v = v << 3 | (uint32_t)(s[i + k] - '0');
-                }
-                if (v > 255) {
+        } else if (c >= '0' && c <= '7') {
+            /* Octal: exactly three digits, at most \377. */
+            uint32_t v = (uint32_t)(c - '0');
+            for (size_t k = 0; k < 2; k++) {
+                if (s[i + k] < '0' || s[i + k] > '7') {
                     return MOOR_EINVAL;
                 }
-                b = (uint8_t)v;
-                i += 2;
-                break;
+                v = v << 3 | (uint32_t)(s[i + k] - '0');
             }
+            if (v > 255) {
+                return MOOR_EINVAL;
+            }
+            b = (uint8_t)v;
+            i += 2;
+        } else {
             return MOOR_EINVAL;
         }
         rv = moor_buf_putc(out, b);

@@ -215,6 +215,46 @@ static int setup_tls(struct mc_ctx *c)
     return MC_EXIT_OK;
 }
 
+/* Finds the command named by argv's first words. Sets *cmd (NULL for
+ * "version" or no command at all) and the argv indexes of the command
+ * words (-1 when absent). Returns MC_EXIT_OK or a usage error. */
+static int find_command(struct mc_ctx *c, int argc, char **argv,
+                        const struct mc_cmd **cmd, bool *version, int *w1,
+                        int *w2)
+{
+    find_words(argc - 1, argv + 1, w1, w2);
+    *w1 += *w1 >= 0 ? 1 : 0;
+    *w2 += *w2 >= 0 ? 1 : 0;
+    *cmd = NULL;
+    *version = false;
+    if (*w1 < 0) {
+        return MC_EXIT_OK;
+    }
+    const char *name = argv[*w1];
+    const char *sub = *w2 > 0 ? argv[*w2] : NULL;
+    bool known = false;
+    *version = strcmp(name, "version") == 0;
+    for (size_t i = 0; i < MOOR_ARRAY_LEN(cmds) && *cmd == NULL; i++) {
+        if (strcmp(cmds[i].name, name) != 0) {
+            continue;
+        }
+        known = true;
+        if (cmds[i].sub == NULL ||
+            (sub != NULL && strcmp(cmds[i].sub, sub) == 0)) {
+            *cmd = &cmds[i];
+        }
+    }
+    if (*cmd != NULL || *version) {
+        return MC_EXIT_OK;
+    }
+    if (known) {
+        return mc_fail(c, MC_EXIT_USAGE,
+                       "unknown or missing subcommand for \"%s\"", name);
+    }
+    return mc_fail(c, MC_EXIT_USAGE, "unknown command \"%s\" for \"moorctl\"",
+                   name);
+}
+
 static int run(struct mc_ctx *c, int argc, char **argv)
 {
     char e[MOOR_ERRMSG_SIZE];
@@ -222,42 +262,12 @@ static int run(struct mc_ctx *c, int argc, char **argv)
     if (rv != MOOR_OK) {
         return mc_fail(c, MC_EXIT_USAGE, "%s", e);
     }
+    const struct mc_cmd *cmd;
+    bool version;
     int w1, w2;
-    find_words(argc - 1, argv + 1, &w1, &w2);
-    if (w1 >= 0) {
-        w1++;
-    }
-    if (w2 >= 0) {
-        w2++;
-    }
-    const struct mc_cmd *cmd = NULL;
-    bool version = false;
-    if (w1 > 0) {
-        const char *name = argv[w1];
-        const char *sub = w2 > 0 ? argv[w2] : NULL;
-        bool known = false;
-        version = strcmp(name, "version") == 0;
-        for (size_t i = 0; i < MOOR_ARRAY_LEN(cmds) && cmd == NULL; i++) {
-            if (strcmp(cmds[i].name, name) != 0) {
-                continue;
-            }
-            known = true;
-            if (cmds[i].sub == NULL ||
-                (sub != NULL && strcmp(cmds[i].sub, sub) == 0)) {
-                cmd = &cmds[i];
-            }
-        }
-        if (cmd == NULL && !version) {
-            if (known) {
-                fprintf(c->err,
-                        "Error: unknown or missing subcommand for "
-                        "\"%s\"\n",
-                        name);
-                return MC_EXIT_USAGE;
-            }
-            return mc_fail(c, MC_EXIT_USAGE,
-                           "unknown command \"%s\" for \"moorctl\"", name);
-        }
+    int code = find_command(c, argc, argv, &cmd, &version, &w1, &w2);
+    if (code != MC_EXIT_OK) {
+        return code;
     }
 
     /* Parse every argument except the command words. */
@@ -265,7 +275,6 @@ static int run(struct mc_ctx *c, int argc, char **argv)
     void *opts = moor_calloc(1, cmd != NULL ? cmd->opts_size : 1);
     char *pos[MC_ARGS_MAX];
     size_t npos = 0;
-    int code = MC_EXIT_OK;
     if (rest == NULL || opts == NULL) {
         code = mc_fail(c, MC_EXIT_ERROR, "out of memory");
         goto out;

@@ -99,6 +99,123 @@ static int parse_i64(const char *s, int base, int64_t *out)
     return MOOR_OK;
 }
 
+/* fmt.Sscanf(rest, "%q) %s %q", &key, &op, &val) on the text after the
+ * target's "(": key and val are decoded into their buffers (val is
+ * NUL-terminated), op into op (at most op_size - 1 characters). */
+static int scan_compare(const char *rest, struct moor_buf *key, char *op,
+                        size_t op_size, struct moor_buf *val)
+{
+    size_t used;
+    const char *p = skip_spaces(rest);
+    if (mc_unquote(p, key, &used) != MOOR_OK) {
+        return MOOR_EINVAL;
+    }
+    p += used;
+    if (*p != ')') {
+        return MOOR_EINVAL;
+    }
+    p = skip_spaces(p + 1);
+    size_t olen = 0;
+    while (p[olen] != 0 && !isspace((unsigned char)p[olen])) {
+        olen++;
+    }
+    if (olen == 0 || olen >= op_size) {
+        return MOOR_EINVAL;
+    }
+    memcpy(op, p, olen);
+    op[olen] = 0;
+    p = skip_spaces(p + olen);
+    if (mc_unquote(p, val, &used) != MOOR_OK) {
+        return MOOR_EINVAL;
+    }
+    if (moor_buf_putc(val, 0) != MOOR_OK) {
+        return MOOR_ENOMEM;
+    }
+    val->len--;
+    return MOOR_OK;
+}
+
+/* clientv3.Compare's operators. */
+static int compare_result(const char *op,
+                          Etcdserverpb__Compare__CompareResult *out)
+{
+    static const struct
+    {
+        const char *op;
+        Etcdserverpb__Compare__CompareResult result;
+    } ops[] = {
+        {"=", ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL},
+        {"==", ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL},
+        {"!=", ETCDSERVERPB__COMPARE__COMPARE_RESULT__NOT_EQUAL},
+        {"<", ETCDSERVERPB__COMPARE__COMPARE_RESULT__LESS},
+        {">", ETCDSERVERPB__COMPARE__COMPARE_RESULT__GREATER},
+    };
+    for (size_t i = 0; i < MOOR_ARRAY_LEN(ops); i++) {
+        if (strcmp(op, ops[i].op) == 0) {
+            *out = ops[i].result;
+            return MOOR_OK;
+        }
+    }
+    return MOOR_EINVAL;
+}
+
+/* etcdctl's compare targets: name, target, the oneof member it sets, and
+ * the base its value is parsed in (0: the value is bytes). */
+static const struct
+{
+    const char *name;
+    Etcdserverpb__Compare__CompareTarget target;
+    Etcdserverpb__Compare__TargetUnionCase which;
+    int base;
+} targets[] = {
+    {"ver", ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION,
+     ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION, 10},
+    {"version", ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION,
+     ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION, 10},
+    {"c", ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE,
+     ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION, 10},
+    {"create", ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE,
+     ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION, 10},
+    {"m", ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD,
+     ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION, 10},
+    {"mod", ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD,
+     ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION, 10},
+    {"val", ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE,
+     ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE, 0},
+    {"value", ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE,
+     ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE, 0},
+    {"lease", ETCDSERVERPB__COMPARE__COMPARE_TARGET__LEASE,
+     ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE, 16},
+};
+
+/* Sets c's target and value from the target name line[0..tlen). */
+static int set_target(struct mc_arena *a, Etcdserverpb__Compare *c,
+                      const char *name, size_t tlen, struct moor_buf *val)
+{
+    for (size_t i = 0; i < MOOR_ARRAY_LEN(targets); i++) {
+        if (strlen(targets[i].name) != tlen ||
+            memcmp(targets[i].name, name, tlen) != 0) {
+            continue;
+        }
+        c->target = targets[i].target;
+        c->target_union_case = targets[i].which;
+        if (targets[i].base == 0) {
+            c->value.data = mc_arena_dup(a, val->ptr, val->len);
+            c->value.len = val->len;
+            return c->value.data != NULL ? MOOR_OK : MOOR_ENOMEM;
+        }
+        int64_t v;
+        if (parse_i64((const char *)val->ptr, targets[i].base, &v) != MOOR_OK) {
+            return MOOR_ETOOBIG;
+        }
+        /* version, create_revision, mod_revision and lease share the
+         * union's storage, all int64. */
+        c->version = v;
+        return MOOR_OK;
+    }
+    return MOOR_ENOENT;
+}
+
 int mc_txn_parse_compare(struct mc_arena *a, const char *line,
                          Etcdserverpb__Compare **out, char *errtext)
 {
@@ -110,118 +227,46 @@ int mc_txn_parse_compare(struct mc_arena *a, const char *line,
     size_t tlen = (size_t)(lp - line);
     struct moor_buf key, val;
     char op[8] = "";
-    size_t used;
-    int rv = MOOR_EINVAL;
     moor_buf_init(&key);
     moor_buf_init(&val);
-
-    /* fmt.Sscanf(rest, "%q) %s %q", &key, &op, &val) */
-    const char *p = skip_spaces(lp + 1);
-    if (mc_unquote(p, &key, &used) != MOOR_OK) {
-        goto malformed;
+    Etcdserverpb__Compare *c = NULL;
+    int rv = scan_compare(lp + 1, &key, op, sizeof(op), &val);
+    if (rv == MOOR_EINVAL) {
+        moor_errmsg_set(errtext, "malformed comparison: %s", line);
     }
-    p += used;
-    if (*p != ')') {
-        goto malformed;
+    if (rv == MOOR_OK) {
+        c = mc_arena_alloc(a, sizeof(*c));
+        rv = c != NULL ? MOOR_OK : MOOR_ENOMEM;
     }
-    p = skip_spaces(p + 1);
-    size_t olen = 0;
-    while (p[olen] != 0 && !isspace((unsigned char)p[olen])) {
-        olen++;
-    }
-    if (olen == 0 || olen >= sizeof(op)) {
-        goto malformed;
-    }
-    memcpy(op, p, olen);
-    op[olen] = 0;
-    p = skip_spaces(p + olen);
-    if (mc_unquote(p, &val, &used) != MOOR_OK) {
-        goto malformed;
-    }
-    if (moor_buf_putc(&val, 0) != MOOR_OK) {
-        rv = MOOR_ENOMEM;
-        goto done;
-    }
-    val.len--;
-
-    Etcdserverpb__Compare *c = mc_arena_alloc(a, sizeof(*c));
-    if (c == NULL) {
-        rv = MOOR_ENOMEM;
-        goto done;
-    }
-    etcdserverpb__compare__init(c);
-    if (strcmp(op, "=") == 0 || strcmp(op, "==") == 0) {
-        c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
-    } else if (strcmp(op, "!=") == 0) {
-        c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__NOT_EQUAL;
-    } else if (strcmp(op, "<") == 0) {
-        c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__LESS;
-    } else if (strcmp(op, ">") == 0) {
-        c->result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__GREATER;
-    } else {
-        /* clientv3.Compare panics here ("Unknown result op"). */
-        moor_errmsg_set(errtext, "malformed comparison: %s (unknown op %s)",
-                        line, op);
-        goto done;
-    }
-#define TARGET_IS(s) (tlen == strlen(s) && memcmp(line, s, tlen) == 0)
-    int64_t v = 0;
-    int num = MOOR_OK;
-    const char *vs = (const char *)val.ptr;
-    if (TARGET_IS("ver") || TARGET_IS("version")) {
-        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION;
-        c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION;
-        num = parse_i64(vs, 10, &v);
-        c->version = v;
-    } else if (TARGET_IS("c") || TARGET_IS("create")) {
-        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
-        c->target_union_case =
-            ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
-        num = parse_i64(vs, 10, &v);
-        c->create_revision = v;
-    } else if (TARGET_IS("m") || TARGET_IS("mod")) {
-        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
-        c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
-        num = parse_i64(vs, 10, &v);
-        c->mod_revision = v;
-    } else if (TARGET_IS("val") || TARGET_IS("value")) {
-        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE;
-        c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE;
-        c->value.data = mc_arena_dup(a, val.ptr, val.len);
-        c->value.len = val.len;
-        if (c->value.data == NULL) {
-            rv = MOOR_ENOMEM;
-            goto done;
+    if (rv == MOOR_OK) {
+        etcdserverpb__compare__init(c);
+        rv = compare_result(op, &c->result);
+        if (rv != MOOR_OK) {
+            /* clientv3.Compare panics here ("Unknown result op"). */
+            moor_errmsg_set(errtext, "malformed comparison: %s (unknown op %s)",
+                            line, op);
         }
-    } else if (TARGET_IS("lease")) {
-        c->target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__LEASE;
-        c->target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE;
-        num = parse_i64(vs, 16, &v);
-        c->lease = v;
-    } else {
-        moor_errmsg_set(errtext,
-                        "malformed comparison: %s (unknown target %.*s)", line,
-                        (int)tlen, line);
-        goto done;
     }
-#undef TARGET_IS
-    if (num != MOOR_OK) {
-        moor_errmsg_set(errtext, "invalid txn compare request: %s", line);
-        goto done;
+    if (rv == MOOR_OK) {
+        rv = set_target(a, c, line, tlen, &val);
+        if (rv == MOOR_ENOENT) {
+            moor_errmsg_set(errtext,
+                            "malformed comparison: %s (unknown target %.*s)",
+                            line, (int)tlen, line);
+            rv = MOOR_EINVAL;
+        } else if (rv == MOOR_ETOOBIG) {
+            moor_errmsg_set(errtext, "invalid txn compare request: %s", line);
+            rv = MOOR_EINVAL;
+        }
     }
-    c->key.data = mc_arena_dup(a, key.ptr, key.len);
-    c->key.len = key.len;
-    if (c->key.data == NULL) {
-        rv = MOOR_ENOMEM;
-        goto done;
+    if (rv == MOOR_OK) {
+        c->key.data = mc_arena_dup(a, key.ptr, key.len);
+        c->key.len = key.len;
+        rv = c->key.data != NULL ? MOOR_OK : MOOR_ENOMEM;
     }
-    *out = c;
-    rv = MOOR_OK;
-    goto done;
-
-malformed:
-    moor_errmsg_set(errtext, "malformed comparison: %s", line);
-done:
+    if (rv == MOOR_OK) {
+        *out = c;
+    }
     moor_buf_close(&key);
     moor_buf_close(&val);
     return rv;
