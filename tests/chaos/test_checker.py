@@ -601,6 +601,75 @@ class RealEtcdTimeouts(unittest.TestCase):
         self.assertIn("watch-gap", run(recs)[1].kinds())
 
 
+def _random_small_history(rnd):
+    """A few ops on key "a" with random intervals, outcomes and results
+    (values only): some linearizable, some not."""
+    recs, values = [], []
+    for i in range(rnd.randint(3, 7)):
+        t0 = rnd.randint(0, 40)
+        rec = {"type": "op", "id": i, "client": i, "invoke_ns": t0,
+               "complete_ns": t0 + rnd.randint(1, 25), "key": "a",
+               "revision": 1,
+               "outcome": rnd.choice(["ok"] * 6 + ["info"] * 3 + ["fail"])}
+        f = rnd.choice(["put", "put", "get", "get", "delete", "cas"])
+        rec["op"] = f
+        if f in ("put", "cas"):
+            rec["value"] = "v%d" % i
+            values.append(rec["value"])
+        if f == "get":
+            pick = rnd.choice(values + [None]) if values else None
+            rec["kvs"] = [] if pick is None else [{"key": "a",
+                                                   "value": pick}]
+        elif f == "delete":
+            rec["deleted"] = rnd.randint(0, 1)
+        elif f == "cas":
+            rec["expect_mod_revision"] = 0
+            rec["succeeded"] = rnd.random() < 0.5
+        if rec["outcome"] == "info" and rnd.random() < 0.5:
+            del rec["complete_ns"]
+        recs.append(rec)
+    return recs
+
+
+def _brute_force(projs):
+    """Linearizable? by trying every order the real-time order allows,
+    every subset of the indeterminate ops, no cache, no pruning."""
+    from chaoscheck.model import INITIAL, step
+
+    def go(state, left):
+        if not any(p.checked for p in left):
+            return True
+        first_return = min(p.complete for p in left if p.checked)
+        for p in left:
+            if p.invoke > first_return:
+                continue  # some op still pending returned before p began
+            rest = [q for q in left if q is not p]
+            for s in step(state, p):
+                if go(s, rest):
+                    return True
+        return False
+
+    return go(INITIAL, list(projs))
+
+
+class SearchAgainstBruteForce(unittest.TestCase):
+    def test_search_agrees_with_brute_force_on_small_histories(self):
+        import random
+        rnd = random.Random(20261123)
+        verdicts = {True: 0, False: 0}
+        for trial in range(400):
+            recs = _random_small_history(rnd)
+            h = strip_revisions(parse(recs))
+            projs = linear.partition(h).get("a", [])
+            want = _brute_force(projs)
+            got = linear.check_key("a", projs, 10 ** 6, float("inf"))
+            self.assertEqual(got.result, "ok" if want else "fail",
+                             "trial %d: %s" % (trial, json.dumps(recs)))
+            verdicts[want] += 1
+        # Both verdicts must be well represented, or this proves nothing.
+        self.assertGreater(min(verdicts.values()), 80, verdicts)
+
+
 class Format(unittest.TestCase):
     def test_ok_op_without_revision_is_a_history_error_naming_the_line(self):
         recs = [{"type": "meta", "version": 1},
