@@ -691,6 +691,18 @@ class Format(unittest.TestCase):
             with self.assertRaises(history.HistoryError):
                 parse([rec])
 
+    def test_examples_in_docs_chaos_md_parse_and_pass(self):
+        path = os.path.join(HERE, "..", "..", "docs", "chaos.md")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        blocks = re.findall(r"```json\n(.*?)```", text, re.S)
+        self.assertTrue(blocks)
+        h = history.loads("".join(blocks))
+        self.assertEqual(len(h.ops), 5)
+        self.assertEqual(len(h.watchers), 1)
+        r = check.run(h)
+        self.assertEqual((r.anomalies, r.lost), ([], {}))
+
     def test_summary_ends_with_the_verdict_line(self):
         h, r = run(gen.generate(1))
         out = io.StringIO()
