@@ -4,11 +4,15 @@
  * durable position the WAL told it about; the parent SIGKILLs it at a
  * random point, reopens the log and checks that everything reported
  * durable is there, in order, byte for byte, and that the log is
- * contiguous and clean after a torn tail. Many rounds on one directory, so
- * each round also recovers from the previous round's crash.
+ * contiguous and clean after a torn tail. The child also takes snapshots
+ * (saved first, then marker and release with max_wals 1, as the server
+ * does), so kills land in releases and reopen starts from the snapshot. Many
+ * rounds on one directory, so each round also recovers from the previous
+ * round's crash.
  *
  * The seed is fixed; MOOR_CRASH_SEED=<n> replays another one. */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -33,7 +37,7 @@
 #if defined(__SANITIZE_ADDRESS__)
 #define ROUNDS 80
 #else
-#define ROUNDS 200
+#define ROUNDS 150
 #endif
 #define ROUNDS_PER_LOG 40
 #define SEG_BYTES (64u * 1024)
@@ -93,8 +97,45 @@ static struct wal_options opts_for(const char *dir)
         .segment_bytes = SEG_BYTES,
         .meta = {.cluster_id = 1, .member_id = 2},
         .notify_cb = on_notify,
+        .max_wals = 1, /* release eagerly: crashes hit releases too */
     };
     return o;
+}
+
+/* The "snapshot file" stand-in: the newest snapshot's (term, index), kept
+ * beside the WAL directory and replaced atomically, saved before its
+ * marker and release are appended, as the server does. */
+static void snap_path(const char *dir, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s.snap", dir);
+}
+
+static struct wal_snapshot snap_read(const char *dir)
+{
+    char path[300];
+    snap_path(dir, path, sizeof(path));
+    struct wal_snapshot s = {0, 0};
+    FILE *fp = fopen(path, "rb");
+    if (fp != NULL) {
+        if (fread(&s, sizeof(s), 1, fp) != 1) {
+            s = (struct wal_snapshot){0, 0};
+        }
+        fclose(fp);
+    }
+    return s;
+}
+
+static void snap_save(const char *dir, struct wal_snapshot s)
+{
+    char path[300];
+    char tmp[310];
+    snap_path(dir, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write(fd, &s, sizeof(s)) != (ssize_t)sizeof(s) ||
+        fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        _exit(6);
+    }
 }
 
 static void write_all(int fd, const void *p, size_t n)
@@ -165,6 +206,7 @@ static _Noreturn void child_main(const char *dir, uint64_t seed, int out)
     struct wal_fs fs = *wal_fs_posix();
     fs.pwrite = sector_pwrite;
     o.fs = &fs;
+    o.start = snap_read(dir);
     moor_prng_seed(&piece_rng, seed ^ 0x5eed);
     struct wal *w;
     struct wal_replay r;
@@ -175,10 +217,17 @@ static _Noreturn void child_main(const char *dir, uint64_t seed, int out)
     }
     struct moor_prng rng;
     moor_prng_seed(&rng, seed);
-    uint64_t last = r.entries_len;
-    uint64_t term = r.entries_len > 0 ? r.entries[last - 1].term : 1;
-    term = MOOR_MAX(term, r.hard_state.term);
+    struct wal_snapshot snap = o.start;
+    uint64_t last = snap.index + r.entries_len;
+    uint64_t term = r.entries_len > 0 ? r.entries[r.entries_len - 1].term : 1;
+    term = MOOR_MAX(term, MOOR_MAX(r.hard_state.term, snap.term));
     uint64_t commit = r.hard_state.commit;
+    /* terms[i]: the term of entry i, for the snapshots we take. */
+    size_t terms_cap = (size_t)last + 4096;
+    uint64_t *terms = calloc(terms_cap, sizeof(*terms));
+    for (size_t i = 0; i < r.entries_len; i++) {
+        terms[r.entries[i].index] = r.entries[i].term;
+    }
     wal_replay_close(&r);
     /* seq -> what that batch made the log look like */
     struct report by_seq[64];
@@ -193,9 +242,16 @@ static _Noreturn void child_main(const char *dir, uint64_t seed, int out)
             term++;
             first = moor_prng_range(&rng, commit + 1, last);
         }
+        if (first + n >= terms_cap) {
+            size_t cap = terms_cap * 2 + n;
+            terms = realloc(terms, cap * sizeof(*terms));
+            memset(terms + terms_cap, 0, (cap - terms_cap) * sizeof(*terms));
+            terms_cap = cap;
+        }
         for (size_t i = 0; i < n; i++) {
             uint64_t idx = first + i;
             size_t len = data_len(idx, term);
+            terms[idx] = term;
             es[i] = (struct raft_entry){.index = idx, .term = term};
             es[i].data = len > 0 ? moor_bytes_new(len) : NULL;
             for (size_t k = 0; k < len; k++) {
@@ -232,16 +288,36 @@ static _Noreturn void child_main(const char *dir, uint64_t seed, int out)
             /* Entries up to a durable position may be committed. */
             commit = MOOR_MAX(commit, MOOR_MIN(rep.last_index, last));
         }
+        if (commit > snap.index + 20 && terms[commit] != 0 &&
+            moor_prng_chance(&rng, 0.1)) {
+            /* Snapshot at the commit index: save it, then log the marker
+             * and release what it covers (committed entries are never
+             * rewritten, so terms[commit] is final). */
+            snap =
+                (struct wal_snapshot){.term = terms[commit], .index = commit};
+            snap_save(dir, snap);
+            struct wal_batch sb = {.snapshot = &snap,
+                                   .release_index = snap.index};
+            if (wal_append(w, &sb, &seq) != MOOR_OK) {
+                _exit(7);
+            }
+            by_seq[seq % 64] = (struct report){last, term, commit};
+        }
     }
 }
 
 /* Rounds whose reopen cut a torn tail (printed, not asserted: where the
  * kill lands depends on timing). */
 static int torn_rounds;
+/* The newest snapshot a reopen started from, and reopens that found the
+ * first segment released. */
+static uint64_t snapshots_seen;
+static int released_rounds;
 
 static void check_log(const char *dir, const struct report *rep, int round)
 {
     struct wal_options o = opts_for(dir);
+    o.start = snap_read(dir);
     struct wal *w;
     struct wal_replay r;
     char msg[MOOR_ERRMSG_SIZE];
@@ -251,11 +327,17 @@ static void check_log(const char *dir, const struct report *rep, int round)
                  msg);
     }
     torn_rounds += r.torn_offset != 0;
-    uint64_t prev_term = 0;
+    snapshots_seen = MOOR_MAX(snapshots_seen, o.start.index);
+    char first[300];
+    snprintf(first, sizeof(first), "%s/0000000000000000-0000000000000001.wal",
+             dir);
+    released_rounds += access(first, F_OK) != 0;
+    uint64_t base = o.start.index;
+    uint64_t prev_term = o.start.term;
     bool rewritten = false;
     for (size_t i = 0; i < r.entries_len; i++) {
         const struct raft_entry *e = &r.entries[i];
-        if (e->index != i + 1 || e->term < prev_term) {
+        if (e->index != base + i + 1 || e->term < prev_term) {
             fail_msg("round %d: entry %zu is (%" PRIu64 ", %" PRIu64 ")", round,
                      i, e->index, e->term);
         }
@@ -273,20 +355,19 @@ static void check_log(const char *dir, const struct report *rep, int round)
             rewritten = true; /* a later, newer-term rewrite landed */
         }
     }
-    /* Everything reported durable is there. */
-    if (r.entries_len < rep->commit || r.hard_state.commit < rep->commit) {
-        fail_msg("round %d: commit %" PRIu64
-                 " reported, log has %zu "
-                 "entries, hard state commit %" PRIu64,
-                 round, rep->commit, r.entries_len, r.hard_state.commit);
+    /* Everything reported durable is there (or in the snapshot). */
+    uint64_t last = base + r.entries_len;
+    if (last < rep->commit || r.hard_state.commit < rep->commit) {
+        fail_msg("round %d: commit %" PRIu64 " reported, log ends at %" PRIu64
+                 ", hard state commit %" PRIu64,
+                 round, rep->commit, last, r.hard_state.commit);
     }
-    if (!rewritten) {
-        if (r.entries_len < rep->last_index ||
-            (rep->last_index > 0 &&
-             r.entries[rep->last_index - 1].term != rep->last_term)) {
+    if (!rewritten && rep->last_index > base) {
+        if (last < rep->last_index ||
+            r.entries[rep->last_index - base - 1].term != rep->last_term) {
             fail_msg("round %d: durable (%" PRIu64 ", %" PRIu64
-                     ") lost; log has %zu entries",
-                     round, rep->last_index, rep->last_term, r.entries_len);
+                     ") lost; log ends at %" PRIu64,
+                     round, rep->last_index, rep->last_term, last);
         }
     }
     wal_replay_close(&r);
@@ -316,6 +397,9 @@ static void test_wal_survives_sigkill_at_random_points(void **state)
             /* A fresh log now and then keeps replay time per round flat. */
             nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
             assert_int_equal(mkdir(dir, 0700), 0);
+            char sp[300];
+            snap_path(dir, sp, sizeof(sp));
+            unlink(sp);
             rep = (struct report){0, 0, 0};
         }
         int fds[2];
@@ -362,9 +446,15 @@ static void test_wal_survives_sigkill_at_random_points(void **state)
     }
     assert_true(total_reports > ROUNDS);
     print_message("crash: %d rounds, %" PRIu64
-                  " durable reports, %d torn tails cut, seed %" PRIu64 "\n",
-                  ROUNDS, total_reports, torn_rounds, seed);
+                  " durable reports, %d torn tails cut, %d reopens after "
+                  "releases, seed %" PRIu64 "\n",
+                  ROUNDS, total_reports, torn_rounds, released_rounds, seed);
+    /* Snapshots were taken and segments released, and reopened from. */
+    assert_true(snapshots_seen > 0 && released_rounds > 0);
     nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    char sp[300];
+    snap_path(dir, sp, sizeof(sp));
+    unlink(sp);
     moor_log_set_sink(NULL, NULL);
 }
 
