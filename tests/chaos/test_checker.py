@@ -166,6 +166,15 @@ def phantom_read(recs):
     return False
 
 
+def phantom_prev_kv(recs):
+    for r in watch_responses(recs, "w1"):
+        for e in r.get("events") or ():
+            if e.get("prev_kv"):
+                e["prev_kv"]["value"] = "never-written"
+                return True
+    return False
+
+
 def aborted_read(recs):
     failed = [r for r in ops(recs) if r["outcome"] == "fail" and
               r["op"] == "put"]
@@ -343,6 +352,7 @@ MUTATIONS = [
     (write_revisions_swapped, {"revision-order"}),
     (revision_reused, {"revision-duplicate"}),
     (phantom_read, {"phantom-read", "nonlinearizable"}),
+    (phantom_prev_kv, {"phantom-read"}),
     (aborted_read, {"aborted-read"}),
     (future_read, {"future-read"}),
     (txn_split_revision, {"txn-split-revision"}),

@@ -289,6 +289,10 @@ def check_reads(ctx):
     for op in h.ops:
         if op.outcome != "ok":
             continue
+        for res in op.responses:
+            if res.prev_kv is not None:
+                check_value(ctx, res.prev_kv.key, res.prev_kv.value,
+                            op.complete, "prev_kv of " + op.describe())
         for sub, res, rrev, own in _read_revisions(op):
             for kv in res.kvs:
                 check_value(ctx, kv.key, kv.value, op.complete,

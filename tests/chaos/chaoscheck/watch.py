@@ -103,6 +103,9 @@ def check_watcher(ctx, w):
             horizon = max(horizon, r)
             if e.type == "PUT":
                 check_value(ctx, k, e.kv.value, resp.time, where)
+            if e.prev_kv is not None:
+                check_value(ctx, k, e.prev_kv.value, resp.time,
+                            "prev_kv in " + where)
             if w.prev_kv:
                 _check_prev_kv(ctx, e, where)
     for r, keys in rev_keys.items():
