@@ -165,23 +165,20 @@ static int io_fail(struct wal *w, int neg_errno, const char *what,
     return rv == MOOR_ENOSPC ? MOOR_ENOSPC : MOOR_EIO;
 }
 
-/* Creates segment seq (first index w->w_last_index + 1) with its opening
- * records, durably: temp name, preallocate, write, fsync, rename, fsync
- * the directory. On success it becomes the segment being written. */
-static int seg_create(struct wal *w, uint64_t seq)
+/* Encodes a new segment's header and its opening records (metadata,
+ * snapshot marker, hard state; sealed, the first one "sync start") into
+ * head (WAL__SEG_HDR_BYTES + WAL__SEG_OPENING_BYTES); returns the chain crc
+ * after them and their length through *len. */
+static uint32_t seg_head_encode(const struct wal *w, uint64_t seq,
+                                uint64_t first, uint8_t *head, size_t *len)
 {
-    uint64_t first = w->w_last_index + 1;
-    char tmp[4200];
-    char path[4200];
-    seg_path(w, tmp, sizeof(tmp), seq, first, ".tmp");
-    seg_path(w, path, sizeof(path), seq, first, "");
-
-    /* Header and opening records: metadata, snapshot marker, hard state. */
-    uint8_t head[WAL__SEG_HDR_BYTES + WAL__SEG_OPENING_BYTES];
     struct wal__seg_hdr h = {
         .seq = seq, .first_index = first, .start_crc = w->chain};
     wal__seg_hdr_encode(head, &h);
-    struct moor_buf ob = {head, WAL__SEG_HDR_BYTES, sizeof(head)};
+    /* A buffer over head: its capacity holds every opening record, so the
+     * appends below never reallocate. */
+    struct moor_buf ob = {head, WAL__SEG_HDR_BYTES,
+                          WAL__SEG_HDR_BYTES + WAL__SEG_OPENING_BYTES};
     size_t at = ob.len;
     wal__meta_encode(wal__rec_append(&ob, WAL__REC_META, WAL__META_BYTES),
                      &w->meta);
@@ -195,15 +192,33 @@ static int seg_create(struct wal *w, uint64_t seq)
             wal__rec_append(&ob, WAL__REC_HARD_STATE, WAL__HARD_STATE_BYTES),
             &w->hs);
     }
-    MOOR_ASSERT(ob.ptr == head && ob.len <= sizeof(head));
+    MOOR_ASSERT(ob.ptr == head);
     uint32_t chain = w->chain;
     uint8_t flags = WAL__REC_FLAG_SYNC_START;
     while (at < ob.len) {
-        uint32_t len = moor_get_le32(head + at);
+        uint32_t rlen = moor_get_le32(head + at);
         chain = wal__rec_seal(head + at, flags, chain);
         flags = 0;
-        at += (size_t)wal__rec_size(len);
+        at += (size_t)wal__rec_size(rlen);
     }
+    *len = ob.len;
+    return chain;
+}
+
+/* Creates segment seq (first index w->w_last_index + 1) with its opening
+ * records, durably: temp name, preallocate, write, fsync, rename, fsync
+ * the directory. On success it becomes the segment being written. */
+static int seg_create(struct wal *w, uint64_t seq)
+{
+    uint64_t first = w->w_last_index + 1;
+    char tmp[4200];
+    char path[4200];
+    seg_path(w, tmp, sizeof(tmp), seq, first, ".tmp");
+    seg_path(w, path, sizeof(path), seq, first, "");
+
+    uint8_t head[WAL__SEG_HDR_BYTES + WAL__SEG_OPENING_BYTES];
+    size_t head_len;
+    uint32_t chain = seg_head_encode(w, seq, first, head, &head_len);
 
     const struct wal_fs *fs = &w->fs;
     int fd;
@@ -225,7 +240,7 @@ static int seg_create(struct wal *w, uint64_t seq)
             goto err;
         }
     }
-    rv = wal__pwrite_all(fs, fd, head, ob.len, 0);
+    rv = wal__pwrite_all(fs, fd, head, head_len, 0);
     if (rv < 0) {
         rv = io_fail(w, rv, "write", tmp, 0);
         goto err;
@@ -257,7 +272,7 @@ static int seg_create(struct wal *w, uint64_t seq)
     }
     w->fd = fd;
     w->seg_seq = seq;
-    w->seg_off = ob.len;
+    w->seg_off = head_len;
     w->seg_cap = w->segment_bytes;
     w->chain = chain;
     MOOR_LOG_INFO("wal", "segment created", "file=%s", path);
