@@ -334,7 +334,11 @@ static void stream_submit(struct rpc_stream *s, struct cconn *cc)
 {
     struct rpc_client *cl = s->cl;
     size_t n = 0;
-    nghttp2_nv *nv = moor_malloc((9 + s->md_count) * sizeof(*nv));
+    /* The usual request (few metadata entries) needs no allocation. */
+    nghttp2_nv nv_small[24];
+    nghttp2_nv *nv = 9 + s->md_count <= MOOR_ARRAY_LEN(nv_small)
+                         ? nv_small
+                         : moor_malloc((9 + s->md_count) * sizeof(*nv));
     if (nv == NULL) {
         stream_later(s);
         s->later_status = RPC_RESOURCE_EXHAUSTED;
@@ -375,7 +379,9 @@ static void stream_submit(struct rpc_stream *s, struct cconn *cc)
     prd.source.ptr = s;
     prd.read_callback = stream_read_cb;
     int32_t id = nghttp2_submit_request(cc->c.h2, NULL, nv, n, &prd, s);
-    moor_free(nv);
+    if (nv != nv_small) {
+        moor_free(nv);
+    }
     if (id < 0) {
         s->later_status = RPC_UNAVAILABLE;
         snprintf(s->message, sizeof(s->message), "http2: %s",
