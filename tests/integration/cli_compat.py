@@ -527,7 +527,11 @@ def read_until(p, marker, timeout=10):
 def stop(p, buf):
     """SIGINT, then the rest of the output: (status, stdout, stderr)."""
     p.send_signal(signal.SIGINT)
-    o, e = p.communicate(timeout=10)
+    try:
+        o, e = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()  # bounded: a process that ignores SIGINT fails its case
+        o, e = p.communicate(timeout=10)
     return p.returncode, buf + o, e
 
 
