@@ -5,17 +5,19 @@
  * connections (cleartext HTTP/2 with prior knowledge, or TLS 1.2/1.3 with
  * ALPN "h2"), parses gRPC requests and hands each call to the handler
  * registered for its method path; the client dials one of several
- * endpoints and runs unary and streaming calls with deadlines. A cleartext
- * listener also answers plain HTTP/1.1 GET requests (/health, /metrics,
- * /version) through an optional callback, detected from the first bytes.
+ * endpoints and runs unary and streaming calls with deadlines. Listeners
+ * also answer plain HTTP/1.1 GET requests (/health, /metrics, /version)
+ * through an optional callback, told apart from HTTP/2 by the first bytes
+ * (after TLS, where ALPN may also say "http/1.1").
  *
  * What it is not: rpc/ knows method paths, metadata and message bytes,
  * nothing of etcd or protobuf. It does no compression (a compressed
  * message is refused with UNIMPLEMENTED, and grpc-accept-encoding says
  * "identity"), no name resolution beyond getaddrinfo, no load balancing.
  *
- * Threads: everything runs on one libuv loop thread, the loop given at
- * open. No function here may be called from another thread.
+ * Threads: an object runs on the libuv loop given at open, on that loop's
+ * thread; no function may be called on it from another thread. Several
+ * loops on several threads may each run their own servers and clients.
  *
  * Callbacks: no callback fires inside the call that registered it; output
  * is batched and written once per loop iteration (a uv_prepare hook, so
@@ -189,9 +191,9 @@ struct rpc_server_config
      * 1000 per 10,000 ms. */
     uint32_t resets_max;
     uint32_t resets_window_ms;
-    /* Server PINGs after this long without a ping, closes the connection
-     * when no ack comes within keepalive_timeout_ms. 0 means etcd's 2 h and
-     * 20 s. */
+    /* The server PINGs every keepalive_ms and closes a connection whose
+     * ack does not come within keepalive_timeout_ms. 0 means etcd's 2 h
+     * and 20 s. */
     uint64_t keepalive_ms;
     uint64_t keepalive_timeout_ms;
     /* Answers HTTP/1.1 requests on the same port; NULL answers 404. */
@@ -305,7 +307,8 @@ struct rpc_client_config
     uint32_t initial_window_bytes;
     /* Calls waiting for a connection; beyond: UNAVAILABLE. 0 means 4096. */
     uint32_t pending_calls_max;
-    /* PING after this long idle, give up after keepalive_timeout_ms;
+    /* PING every keepalive_ms, give the connection up (its calls end
+     * UNAVAILABLE) when no ack comes within keepalive_timeout_ms (0: 20 s).
      * 0 disables (etcdctl's --keepalive-time default is 2 s, 6 s). */
     uint64_t keepalive_ms;
     uint64_t keepalive_timeout_ms;
@@ -372,7 +375,9 @@ void rpc_stream_cancel(struct rpc_stream *s);
 
 /* Pauses (true) or resumes delivery of response messages. While paused
  * the stream's HTTP/2 receive window is not reopened, so the server stops
- * sending once it is full: at most initial_window_bytes are held. */
+ * sending once it is full: at most initial_window_bytes are held. Messages
+ * already decoded from the DATA frame being delivered still arrive;
+ * resumed delivery starts from the loop, not inside this call. */
 void rpc_stream_pause(struct rpc_stream *s, bool paused);
 
 /* A unary call: sends req (borrowed, copied), then calls done_cb with the
@@ -387,18 +392,18 @@ int rpc_client_unary(struct rpc_client *c, const char *path,
                      rpc_unary_done_fn done_cb, void *arg);
 
 /* The blocking form for command-line tools: runs the client's loop
- * (uv_run UV_RUN_ONCE) until the call ends. Must not be called from a
- * callback of that loop. Returns the gRPC status (>= 0) and appends the
- * response to resp (caller's buffer) and the message to errmsg
- * (MOOR_ERRMSG_SIZE bytes, may be NULL); a negative moor error when the
- * call could not start or resp could not grow (MOOR_ENOMEM). */
+ * (uv_run UV_RUN_ONCE) until the call ends, then uv_stop()s it so the last
+ * turn does not block. Must not be called from a callback of that loop. Returns
+ * the gRPC status (>= 0) and appends the response to resp (caller's buffer) and
+ * the message to errmsg (MOOR_ERRMSG_SIZE bytes, may be NULL); a negative moor
+ * error when the call could not start or resp could not grow (MOOR_ENOMEM). */
 int rpc_client_unary_sync(struct rpc_client *c, const char *path,
                           const struct rpc_metadata *md, size_t md_len,
                           struct moor_slice req, uint64_t timeout_ms,
                           struct moor_buf *resp, char *errmsg);
 
-/* Connections the client currently holds (tests): 0 or 1, 2 while an old
- * one drains after GOAWAY. */
+/* Connections the client currently holds (tests): usually 0 or 1; more
+ * while old ones drain after GOAWAY or finish closing. */
 size_t rpc_client_conn_count(const struct rpc_client *c);
 
 #endif /* MOOR_RPC_H */
