@@ -8,8 +8,12 @@ This starts a small etcd cluster on loopback (temporary data dirs, ports
 picked by the kernel), runs concurrent clients and watchers against it
 through etcd's JSON gateway (standard library only: no grpc stubs), writes
 the history in the format of docs/chaos.md, and tears everything down,
-also on errors.  No faults: it is not the chaos harness, which needs moord
-and lives beside this file once it exists.
+also on errors.  The watchers: one on the register range from now, one on
+a single key from revision 1, one that the client breaks every 8 event
+responses and resumes from the last revision + 1, and, after a compaction
+of half the history, one from revision 1 that etcd must cancel.  No
+faults: it is not the chaos harness, which needs moord and lives beside
+this file once it exists.
 
 usage: etcd_reference.py OUT.jsonl [--members 3] [--clients 6]
                          [--ops 80] [--seed 1] [--etcd /usr/bin/etcd]
@@ -262,8 +266,10 @@ def execute(api, rec):
 
 
 class Recorder:
-    def __init__(self, ports, clients, ops, seed, timeout_s=2.0):
+    def __init__(self, ports, clients, ops, seed, timeout_s=2.0,
+                 etcdctl=None):
         self.ports, self.n_clients, self.n_ops = ports, clients, ops
+        self.etcdctl = etcdctl
         self.timeout_s = timeout_s
         self.seed = seed
         self.lock = threading.Lock()
@@ -338,30 +344,51 @@ class Recorder:
                         seen[kv["key"]] = kv["mod_revision"]
             self.emit(rec)
 
-    def watcher(self, wid, port, key, range_end, start):
-        """Stream one watch until stop_watch; record every response."""
+    def watcher(self, wid, port, key, range_end, start, resumes=None,
+                max_event_responses=None):
+        """Stream one watch until stop_watch, a cancel or
+        max_event_responses responses with events; record every response.
+        Returns the last event revision received (0 if none)."""
         # Progress notifications come every 100 ms, so a read that waits
         # 10 s means the stream is dead.
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10.0)
         try:
-            self._watch_stream(conn, wid, key, range_end, start)
+            return self._watch_stream(conn, wid, key, range_end, start,
+                                      resumes, max_event_responses)
         finally:
             conn.close()
 
-    def _watch_stream(self, conn, wid, key, range_end, start):
+    def watcher_chain(self, base, port, key, range_end, start, every):
+        """A watch whose stream the client breaks after `every` responses
+        with events, resuming each time from the last revision + 1 as a
+        new watcher that names the one it resumes."""
+        prev = None
+        for i in range(1000):
+            if self.stop_watch.is_set():
+                return
+            wid = base if i == 0 else "%s.%d" % (base, i)
+            last = self.watcher(wid, port, key, range_end, start, prev,
+                                every)
+            start, prev = (last + 1 if last else start), wid
+
+    def _watch_stream(self, conn, wid, key, range_end, start, resumes,
+                      max_event_responses):
         req = {"key": b64(key), "start_revision": str(start),
                "prev_kv": True, "progress_notify": True}
         if range_end:
             req["range_end"] = b64(range_end)
-        self.emit({"type": "watch", "watcher": wid, "client": wid,
-                   "key": key, "range_end": range_end,
-                   "start_revision": start, "prev_kv": True,
-                   "progress_notify": True,
-                   "invoke_ns": time.monotonic_ns()})
+        rec = {"type": "watch", "watcher": wid, "client": wid, "key": key,
+               "range_end": range_end, "start_revision": start,
+               "prev_kv": True, "progress_notify": True,
+               "invoke_ns": time.monotonic_ns()}
+        if resumes:
+            rec["resumes"] = resumes
+        self.emit(rec)
         conn.request("POST", "/v3/watch",
                      json.dumps({"create_request": req}))
         resp = conn.getresponse()
         deadline = time.monotonic() + 120.0
+        last, with_events = 0, 0
         while not self.stop_watch.is_set() and time.monotonic() < deadline:
             line = resp.readline()
             if not line:
@@ -388,13 +415,42 @@ class Recorder:
                 self.watch_rev[wid] = max(self.watch_rev.get(wid, 0),
                                           rec["revision"] if not evs else
                                           evs[-1]["mod_revision"])
+            if evs:
+                last = evs[-1]["mod_revision"]
+                with_events += 1
+                if max_event_responses and \
+                        with_events >= max_event_responses:
+                    break
+            if rec["canceled"]:
+                break
+        return last
+
+    def hashkv(self, rev):
+        """HashKV of every member at rev, through etcdctl (gRPC): etcd
+        3.4's gateway binds /v3/maintenance/hash to Hash, not HashKV.
+        Without etcdctl no hashkv records are written."""
+        if not self.etcdctl:
+            return
+        for i, port in enumerate(self.ports):
+            p = subprocess.run(
+                [self.etcdctl, "--endpoints=127.0.0.1:%d" % port,
+                 "endpoint", "hashkv", "--rev=%d" % rev, "-w", "json"],
+                env=dict(os.environ, ETCDCTL_API="3"), capture_output=True,
+                text=True, timeout=30, check=True)
+            r = json.loads(p.stdout)[0]["HashKV"]
+            self.emit({"type": "hashkv", "member": "m%d" % i,
+                       "revision": rev, "hash": int(r.get("hash", 0)),
+                       "compact_revision": int(r.get("compact_revision",
+                                                     0))})
 
     def run(self):
         self.watch_rev = {}
         ws = [threading.Thread(target=self.watcher, args=(
                   "w0", self.ports[0], "r/", "r0", 0)),
               threading.Thread(target=self.watcher, args=(
-                  "w1", self.ports[-1], "r/0", None, 1))]
+                  "w1", self.ports[-1], "r/0", None, 1)),
+              threading.Thread(target=self.watcher_chain, args=(
+                  "w2", self.ports[1 % len(self.ports)], "r/", "r0", 1, 8))]
         for t in ws:
             t.start()
         # Let the watches be created before the first write.
@@ -419,16 +475,15 @@ class Recorder:
             rec.update(outcome="ok", complete_ns=time.monotonic_ns())
             final_rev = max(final_rev, rec["revision"])
             self.emit(rec)
+        # Compact half the history away, then watch from below it: etcd
+        # must cancel that watch with compact_revision set (no anomaly).
+        compact_rev = max(2, final_rev // 2)
+        api.call("/v3/kv/compaction", {"revision": str(compact_rev)})
         api.close()
-        for i, port in enumerate(self.ports):
-            a = Api(port)
-            r = a.call("/v3/maintenance/hash", {"revision": str(final_rev)})
-            a.close()
-            self.emit({"type": "hashkv", "member": "m%d" % i,
-                       "revision": final_rev, "hash": _int(r, "hash"),
-                       "compact_revision": _int(r, "compact_revision")})
-        # Progress notifications every 100 ms: wait until each watcher has
-        # reported the final revision, then stop.
+        self.watcher("w3", self.ports[0], "r/", "r0", 1)
+        self.hashkv(final_rev)
+        # Progress notifications every 100 ms: wait until the two long
+        # watchers have reported the final revision, then stop them all.
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
             with self.lock:
@@ -460,8 +515,10 @@ def record(out, members=3, clients=6, ops=80, seed=1, etcd="/usr/bin/etcd",
     except RuntimeError:
         cluster = Cluster(etcd, members)
     try:
-        recs = Recorder(cluster.client_ports, clients, ops, seed,
-                        timeout_s).run()
+        etcdctl = os.path.join(os.path.dirname(etcd), "etcdctl")
+        recs = Recorder(cluster.client_ports, clients, ops, seed, timeout_s,
+                        etcdctl if os.access(etcdctl, os.X_OK) else
+                        None).run()
     finally:
         cluster.close()
     with open(out, "w", encoding="utf-8") as f:

@@ -566,6 +566,10 @@ class RealEtcd(unittest.TestCase):
         self.assertGreater(len(h.ops), 250)
         self.assertGreater(r.events, 50)
         self.assertEqual(len(h.hashkvs), 3)
+        self.assertTrue(any(w.resumes for w in h.watchers.values()))
+        self.assertTrue(any(resp.canceled and resp.compact_revision
+                            for w in h.watchers.values()
+                            for resp in w.responses))
 
     def test_real_etcd_history_with_planted_flaws_is_rejected(self):
         for fn, want in ((stale_read, {"stale-read"}),
@@ -573,8 +577,9 @@ class RealEtcd(unittest.TestCase):
                          (missing_watch_event, {"watch-gap"}),
                          (duplicate_watch_event, {"watch-duplicate"}),
                          (txn_events_reordered, {"watch-order"}),
-    (event_version_wrong, {"revision-conflict"}),
-    (progress_ahead, {"watch-progress-ahead"}),
+                         (event_version_wrong, {"revision-conflict"}),
+                         (progress_ahead, {"watch-progress-ahead"}),
+                         (resume_refused, {"watch-resume"}),
                          (hashkv_differs, {"hashkv-mismatch"})):
             recs = copy.deepcopy(self.recs)
             self.assertTrue(fn(recs), fn.__name__)
