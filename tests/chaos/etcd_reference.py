@@ -348,7 +348,8 @@ class Recorder:
                 max_event_responses=None):
         """Stream one watch until stop_watch, a cancel or
         max_event_responses responses with events; record every response.
-        Returns the last event revision received (0 if none)."""
+        Returns the last event revision received (0 if none), None when
+        etcd canceled the watch."""
         # Progress notifications come every 100 ms, so a read that waits
         # 10 s means the stream is dead.
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10.0)
@@ -369,6 +370,8 @@ class Recorder:
             wid = base if i == 0 else "%s.%d" % (base, i)
             last = self.watcher(wid, port, key, range_end, start, prev,
                                 every)
+            if last is None:
+                return  # canceled (compacted): nothing to resume
             start, prev = (last + 1 if last else start), wid
 
     def _watch_stream(self, conn, wid, key, range_end, start, resumes,
@@ -422,7 +425,7 @@ class Recorder:
                         with_events >= max_event_responses:
                     break
             if rec["canceled"]:
-                break
+                return None
         return last
 
     def hashkv(self, rev):
