@@ -693,7 +693,10 @@ static void cconn_closing(struct rpc__conn *c, int err)
     if (cl->cur == cc) {
         cl->cur = NULL;
         if (!cc->ready && !cl->closing && !rpc__list_empty(&cl->pending)) {
-            dial_next(cl);
+            dial_next(cl); /* the next endpoint, for the waiting calls */
+        } else {
+            /* Nobody waits: the next call starts a fresh round. */
+            cl->dial_attempts = 0;
         }
     }
 }

@@ -461,12 +461,12 @@ static void test_rpc_server_answers_garbage_frames_with_goaway(void **state)
 struct mute
 {
     uv_tcp_t listener;
-    uv_tcp_t conn;
-    uv_write_t wr;
-    bool accepted;
+    uv_tcp_t conns[4];
+    uv_write_t wr[4];
+    int accepted;
     bool silent; /* not even SETTINGS */
     bool closed_l;
-    bool closed_c;
+    int closed_c;
     uint16_t port;
     char rbuf[4096];
 };
@@ -497,16 +497,19 @@ static void mute_accept(uv_stream_t *l, int status)
 {
     struct mute *m = l->data;
     assert_int_equal(status, 0);
-    uv_tcp_init(l->loop, &m->conn);
-    m->conn.data = m;
-    assert_int_equal(uv_accept(l, (uv_stream_t *)&m->conn), 0);
-    m->accepted = true;
+    assert_true(m->accepted < 4);
+    uv_tcp_t *conn = &m->conns[m->accepted];
+    uv_tcp_init(l->loop, conn);
+    conn->data = m;
+    assert_int_equal(uv_accept(l, (uv_stream_t *)conn), 0);
+    uv_write_t *wr = &m->wr[m->accepted];
+    m->accepted++;
     static const uint8_t settings[9] = {0, 0, 0, F_SETTINGS, 0, 0, 0, 0, 0};
     uv_buf_t b = uv_buf_init((char *)settings, sizeof(settings));
     if (!m->silent) {
-        uv_write(&m->wr, (uv_stream_t *)&m->conn, &b, 1, mute_written);
+        uv_write(wr, (uv_stream_t *)conn, &b, 1, mute_written);
     }
-    uv_read_start((uv_stream_t *)&m->conn, mute_alloc, mute_read);
+    uv_read_start((uv_stream_t *)conn, mute_alloc, mute_read);
 }
 
 static void mute_closed_l(uv_handle_t *h)
@@ -518,7 +521,7 @@ static void mute_closed_l(uv_handle_t *h)
 static void mute_closed_c(uv_handle_t *h)
 {
     struct mute *m = h->data;
-    m->closed_c = true;
+    m->closed_c++;
 }
 
 static void mute_start(struct fx *f, struct mute *m, bool silent, char *ep,
@@ -541,13 +544,11 @@ static void mute_start(struct fx *f, struct mute *m, bool silent, char *ep,
 
 static void mute_stop(struct fx *f, struct mute *m)
 {
-    if (m->accepted) {
-        uv_close((uv_handle_t *)&m->conn, mute_closed_c);
-    } else {
-        m->closed_c = true;
+    for (int i = 0; i < m->accepted; i++) {
+        uv_close((uv_handle_t *)&m->conns[i], mute_closed_c);
     }
     uv_close((uv_handle_t *)&m->listener, mute_closed_l);
-    while (!m->closed_c || !m->closed_l) {
+    while (m->closed_c < m->accepted || !m->closed_l) {
         uv_run(&f->loop, UV_RUN_ONCE);
     }
 }
@@ -595,7 +596,7 @@ static void test_rpc_client_pings_and_drops_a_server_that_never_acks(
     while (!d.done) {
         uv_run(&f->loop, UV_RUN_ONCE);
     }
-    assert_true(m.accepted);
+    assert_int_equal(m.accepted, 1);
     assert_int_equal(d.status, RPC_UNAVAILABLE);
     assert_non_null(strstr(d.message, "keepalive"));
     bool closed = false;
@@ -629,9 +630,54 @@ static void test_rpc_client_dial_times_out_on_a_server_that_never_speaks(
     while (!d.done) {
         uv_run(&f->loop, UV_RUN_ONCE);
     }
-    assert_true(m.accepted);
+    assert_int_equal(m.accepted, 1);
     assert_int_equal(d.status, RPC_UNAVAILABLE);
     assert_non_null(strstr(d.message, "timed out after 50 ms"));
+    bool closed = false;
+    rpc_client_close(cl, set_flag, &closed);
+    while (!closed) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    mute_stop(f, &m);
+}
+
+static void test_rpc_client_redials_after_a_dial_nobody_waited_for(void **state)
+{
+    struct fx *f = *state;
+    open_server(f, 0); /* for teardown only */
+    struct mute m;
+    char ep[64];
+    mute_start(f, &m, true, ep, sizeof(ep));
+    const char *eps[] = {ep};
+    struct rpc_client_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.endpoints = eps;
+    cfg.endpoints_len = 1;
+    cfg.dial_timeout_ms = 60;
+    struct rpc_client *cl;
+    assert_int_equal(rpc_client_open(&f->loop, &cfg, &cl, NULL), MOOR_OK);
+    /* The call's deadline ends it before the dial gives up. */
+    struct done d = {false, -1, ""};
+    assert_int_equal(rpc_client_unary(cl, "/t.S/Echo", NULL, 0,
+                                      moor_slice_str("x"), 10, unary_done, &d),
+                     MOOR_OK);
+    while (!d.done) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(d.status, RPC_DEADLINE_EXCEEDED);
+    while (rpc_client_conn_count(cl) > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    /* The next call dials again rather than failing from memory. */
+    struct done d2 = {false, -1, ""};
+    assert_int_equal(rpc_client_unary(cl, "/t.S/Echo", NULL, 0,
+                                      moor_slice_str("x"), 0, unary_done, &d2),
+                     MOOR_OK);
+    while (!d2.done) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(d2.status, RPC_UNAVAILABLE);
+    assert_int_equal(m.accepted, 2);
     bool closed = false;
     rpc_client_close(cl, set_flag, &closed);
     while (!closed) {
@@ -737,6 +783,7 @@ int main(void)
         T(test_rpc_server_answers_garbage_frames_with_goaway),
         T(test_rpc_client_pings_and_drops_a_server_that_never_acks),
         T(test_rpc_client_dial_times_out_on_a_server_that_never_speaks),
+        T(test_rpc_client_redials_after_a_dial_nobody_waited_for),
         T(test_rpc_hpack_bomb_resets_the_stream_not_the_process),
         T(test_rpc_announced_sizes_cost_only_what_was_sent),
 #undef T
