@@ -4,9 +4,12 @@
 The checker must accept every history a correct etcd can produce and
 reject every history with a known flaw, naming the flaw.  Valid histories
 come from chaoscheck.gen (an in-process etcd model with concurrent
-clients, timeouts and watchers); the tests then mutate them one flaw at a
-time and assert the anomaly kind.  Everything is seeded: a failure names
-the seed, and `gen.generate(seed)` rebuilds the history.
+clients, timeouts and watchers) and from real etcd 3.4 on loopback
+(etcd_reference.py, skipped without /usr/bin/etcd); the tests then
+mutate them one flaw at a time and assert the anomaly kind.  The search
+is also held to a brute-force search on small random histories.
+Everything is seeded: a failure names the seed, and `gen.generate(seed)`
+rebuilds the history.
 
 Run: /usr/bin/python3 tests/chaos/test_checker.py [-v]
 """

@@ -340,9 +340,11 @@ def _op(rec, line):
             for o, r in zip(b, op.responses):
                 if o.f == "get" and r.kvs is None:
                     raise HistoryError(line, "a txn get response needs kvs")
-        keys = [o.key for o in op.success if o.f != "get"]
-        if len(keys) != len(set(keys)):
-            raise HistoryError(line, "a txn branch writes one key twice")
+        for b in (op.success, op.failure):
+            keys = [o.key for o in b if o.f != "get"]
+            if len(keys) != len(set(keys)):
+                # etcd refuses it (duplicate key given in txn request).
+                raise HistoryError(line, "a txn branch writes one key twice")
     else:
         raise HistoryError(line, "unknown op %r" % f)
     if op.outcome != "ok":
