@@ -863,6 +863,11 @@ int wal_open(const struct wal_options *opts, struct wal **out,
         goto err;
     }
     w->thread_started = true;
+    MOOR_LOG_INFO("wal", "opened",
+                  "dir=%s segments=%zu entries=%zu last_index=%" PRIu64
+                  " snapshot=%" PRIu64 " torn_offset=%" PRIu64,
+                  w->dir, w->segs_len, replay->entries_len, w->w_last_index,
+                  replay->snapshot.index, replay->torn_offset);
     *out = w;
     return MOOR_OK;
 err:
