@@ -853,6 +853,12 @@ int wal_open(const struct wal_options *opts, struct wal **out,
     w->durable.last_index = w->w_last_index;
     w->durable.last_term = w->w_last_term;
 
+    /* Logged before the writer starts: it owns segs from then on. */
+    MOOR_LOG_INFO("wal", "opened",
+                  "dir=%s segments=%zu entries=%zu last_index=%" PRIu64
+                  " snapshot=%" PRIu64 " torn_offset=%" PRIu64,
+                  w->dir, w->segs_len, replay->entries_len, w->w_last_index,
+                  replay->snapshot.index, replay->torn_offset);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
@@ -863,11 +869,6 @@ int wal_open(const struct wal_options *opts, struct wal **out,
         goto err;
     }
     w->thread_started = true;
-    MOOR_LOG_INFO("wal", "opened",
-                  "dir=%s segments=%zu entries=%zu last_index=%" PRIu64
-                  " snapshot=%" PRIu64 " torn_offset=%" PRIu64,
-                  w->dir, w->segs_len, replay->entries_len, w->w_last_index,
-                  replay->snapshot.index, replay->torn_offset);
     *out = w;
     return MOOR_OK;
 err:
