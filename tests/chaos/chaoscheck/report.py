@@ -31,8 +31,13 @@ class Report:
     def __init__(self):
         self.anomalies = []  # (kind, message)
         self.lost = {}       # op id -> message
-        self.results = []    # (check name, verdict, detail) for printing
-        self.notes = []
+        self.unknown = []    # keys the search gave up on (budget, time)
+        self.keys = 0        # keys searched
+        self.steps = 0       # search steps, all keys
+        self.watchers = 0
+        self.events = 0      # watch events delivered, all watchers
+        self.hash_revisions = 0
+        self.seconds = 0.0
 
     def add(self, kind, msg):
         assert kind in KINDS, kind
