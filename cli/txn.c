@@ -107,8 +107,9 @@ static int scan_compare(const char *rest, struct moor_buf *key, char *op,
 {
     size_t used;
     const char *p = skip_spaces(rest);
-    if (mc_unquote(p, key, &used) != MOOR_OK) {
-        return MOOR_EINVAL;
+    int rv = mc_unquote(p, key, &used);
+    if (rv != MOOR_OK) {
+        return rv; /* MOOR_EINVAL: not a quoted string; or MOOR_ENOMEM */
     }
     p += used;
     if (*p != ')') {
@@ -125,8 +126,9 @@ static int scan_compare(const char *rest, struct moor_buf *key, char *op,
     memcpy(op, p, olen);
     op[olen] = 0;
     p = skip_spaces(p + olen);
-    if (mc_unquote(p, val, &used) != MOOR_OK) {
-        return MOOR_EINVAL;
+    rv = mc_unquote(p, val, &used);
+    if (rv != MOOR_OK) {
+        return rv;
     }
     if (moor_buf_putc(val, 0) != MOOR_OK) {
         return MOOR_ENOMEM;

@@ -503,6 +503,47 @@ static void test_cli_table_pads_by_characters_not_bytes(void **state)
     moor_buf_close(&b);
 }
 
+/* Printers under allocation failure: ENOMEM or success, never a crash,
+ * never a leak (the output buffer is the only thing left to free). */
+static void test_cli_printers_survive_every_allocation_failure(void **state)
+{
+    (void)state;
+    char *peers[] = {(char *)(uintptr_t) "http://127.0.0.1:23801"};
+    char *clients[] = {(char *)(uintptr_t) "http://127.0.0.1:23791"};
+    Etcdserverpb__Member m = member(peers, clients);
+    Etcdserverpb__Member *ms[] = {&m, &m};
+    Etcdserverpb__ResponseHeader h = hdr(0);
+    Etcdserverpb__MemberListResponse r =
+        ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+    r.header = &h;
+    r.members = ms;
+    r.n_members = 2;
+    Etcdserverpb__StatusResponse s = ETCDSERVERPB__STATUS_RESPONSE__INIT;
+    s.header = &h;
+    s.version = (char *)(uintptr_t) "3.4.23";
+    s.dbsize = 20480;
+    struct mc_ep_status st[] = {{"127.0.0.1:1", &s}, {"127.0.0.1:2", &s}};
+    size_t base = moor_alloc_bytes();
+    for (int fmt = MC_FMT_SIMPLE; fmt <= MC_FMT_TABLE; fmt++) {
+        bool saw_ok = false;
+        for (long n = 0; n < 200 && !saw_ok; n++) {
+            struct moor_buf b;
+            moor_buf_init(&b);
+            struct mc_print p = {(enum mc_format)fmt, false, false};
+            moor_alloc_fail_after(n);
+            int rv1 = mc_print_member_list(&b, &p, &r);
+            int rv2 = mc_print_ep_status(&b, &p, st, 2);
+            moor_alloc_fail_after(-1);
+            assert_true(rv1 == MOOR_OK || rv1 == MOOR_ENOMEM);
+            assert_true(rv2 == MOOR_OK || rv2 == MOOR_ENOMEM);
+            saw_ok = rv1 == MOOR_OK && rv2 == MOOR_OK;
+            moor_buf_close(&b);
+            assert_int_equal(moor_alloc_bytes(), base);
+        }
+        assert_true(saw_ok);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_cli_print_endpoint_rows),
         cmocka_unit_test(test_cli_print_alarms_as_protobuf_text),
         cmocka_unit_test(test_cli_table_pads_by_characters_not_bytes),
+        cmocka_unit_test(test_cli_printers_survive_every_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -193,9 +193,9 @@ static int next_line(void *arg, struct moor_buf *line)
     if (nl == NULL) {
         return MOOR_ENOENT;
     }
-    assert_int_equal(moor_buf_append(line, l->p, (size_t)(nl - l->p)), MOOR_OK);
+    int rv = moor_buf_append(line, l->p, (size_t)(nl - l->p));
     l->p = nl + 1;
-    return MOOR_OK;
+    return rv;
 }
 
 /* The txn of tests/compat/capture_etcdctl.py and etcdctl's bytes for it. */
@@ -397,6 +397,46 @@ static void test_cli_argify_splits_like_etcdctl(void **state)
     mc_arena_close(&a);
 }
 
+/* Every allocation of a txn parse can fail: the parse then says ENOMEM (or
+ * succeeds, when the failed allocation was not needed) and the arena gives
+ * back every byte. */
+static void test_cli_txn_read_survives_every_allocation_failure(void **state)
+{
+    (void)state;
+    const char *text =
+        "mod(\"key1\") > \"0\"\nvalue(\"k\") = \"v\"\n\n"
+        "put key1 \"new\" --lease=1f --prev-kv\n"
+        "get key2 --prefix --sort-by=value --order=descend\n\n"
+        "del key1 --from-key\n\n";
+    size_t base = moor_alloc_bytes();
+    bool saw_enomem = false, saw_ok = false;
+    for (long n = 0; n < 400; n++) {
+        struct mc_arena a;
+        Etcdserverpb__TxnRequest req;
+        char err[MOOR_ERRMSG_SIZE];
+        struct lines l = {text};
+        mc_arena_init(&a);
+        moor_alloc_fail_after(n);
+        int rv = mc_txn_read(&a, next_line, &l, NULL, &req, err);
+        moor_alloc_fail_after(-1);
+        if (rv != MOOR_OK && rv != MOOR_ENOMEM) {
+            print_error("allocation %ld: %s (%s)\n", n, moor_errname(rv), err);
+            fail();
+        }
+        saw_enomem |= rv == MOOR_ENOMEM;
+        saw_ok |= rv == MOOR_OK;
+        if (rv == MOOR_OK) {
+            assert_int_equal(req.n_compare, 2);
+            assert_int_equal(req.n_success, 2);
+            assert_int_equal(req.n_failure, 1);
+        }
+        mc_arena_close(&a);
+        assert_int_equal(moor_alloc_bytes(), base);
+    }
+    assert_true(saw_enomem);
+    assert_true(saw_ok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_cli_txn_read_needs_the_final_empty_line),
         cmocka_unit_test(test_cli_txn_interactive_prints_the_prompts),
         cmocka_unit_test(test_cli_argify_splits_like_etcdctl),
+        cmocka_unit_test(test_cli_txn_read_survives_every_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
