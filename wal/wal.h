@@ -33,7 +33,17 @@
  * (ENOSPC/EDQUOT) is reported as MOOR_ENOSPC so the server can raise the
  * NOSPACE alarm; every other I/O failure as MOOR_EIO. Either way the member
  * must stop writing: server/ logs it and stops the member (moor_fatal for
- * MOOR_EIO); a restart replays what is durable.
+ * MOOR_EIO); a restart replays what is durable. Space running low shows
+ * earlier, without failing anything: wal_durable.nospace is set when the
+ * next segment cannot be preallocated while the current one still has
+ * room.
+ *
+ * Use from the node loop, per raft ready: wal_append() the hard state,
+ * entries (and a snapshot marker); send the "send now" messages; when the
+ * notify callback wakes the loop, wal_collect() and tell raft the log is
+ * stable up to durable.last_index/last_term, release the "after persist"
+ * messages. After saving a snapshot file, append its marker with
+ * release_index set to let old segments go.
  */
 #ifndef MOOR_WAL_H
 #define MOOR_WAL_H
