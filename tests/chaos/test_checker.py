@@ -612,9 +612,11 @@ class RealEtcdTimeouts(unittest.TestCase):
         self.assertEqual(r.anomalies, [])
         self.assertEqual(r.lost, {})
         self.assertEqual(r.unknown, [])
+        # On this machine about half time out and a third of those are
+        # seen later; the bounds leave room for faster disks.
         info = [op for op in h.ops if op.outcome == "info"]
-        self.assertGreater(len(info), 50)
-        self.assertGreater(sum(1 for op in info if op.resolved_revision), 5)
+        self.assertGreater(len(info), 20)
+        self.assertGreater(sum(1 for op in info if op.resolved_revision), 3)
         self.assertTrue(missing_watch_event(recs))
         self.assertIn("watch-gap", run(recs)[1].kinds())
 
