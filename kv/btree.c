@@ -97,14 +97,67 @@ void kv__tree_close(struct kv_tree *t)
     }
 }
 
+/* The 8 bytes of p[0..len) from `from` on, big-endian, zero-padded: two
+ * such values that differ order as the byte strings do. */
+static uint64_t prefix8(const uint8_t *p, size_t len, size_t from)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++) {
+        v = v << 8 | (from + i < len ? p[from + i] : 0u);
+    }
+    return v;
+}
+
+/* Recomputes in's inline common prefix and per-separator prefixes. */
+static void inner_refresh(struct kv_inner *in)
+{
+    uint32_t cp = 0;
+    if (in->n > 1) {
+        const struct kv_sep *first = in->sep[1];
+        cp = MOOR_MIN(first->len, (uint32_t)KV_INNER_CP_MAX);
+        for (uint32_t i = 2; i < in->n && cp > 0; i++) {
+            const struct kv_sep *x = in->sep[i];
+            uint32_t j = 0;
+            while (j < cp && j < x->len && x->key[j] == first->key[j]) {
+                j++;
+            }
+            cp = j;
+        }
+        if (cp > 0) {
+            memcpy(in->cp, first->key, cp);
+        }
+    }
+    in->cp_len = cp;
+    for (uint32_t i = 1; i < in->n; i++) {
+        in->pfx[i] = prefix8(in->sep[i]->key, in->sep[i]->len, cp);
+    }
+}
+
 /* Index of the child of in whose span holds key. */
 static uint32_t inner_child(const struct kv_inner *in, struct moor_slice key)
 {
+    if (in->n <= 1) {
+        return 0;
+    }
+    /* Every separator starts with cp: a key that does not sorts before or
+     * after all of them. */
+    size_t m = MOOR_MIN(key.len, (size_t)in->cp_len);
+    int c = m > 0 ? memcmp(key.ptr, in->cp, m) : 0;
+    if (c < 0 || (c == 0 && key.len < in->cp_len)) {
+        return 0;
+    }
+    if (c > 0) {
+        return in->n - 1;
+    }
+    uint64_t kp = prefix8(key.ptr, key.len, in->cp_len);
     uint32_t lo = 1;
     uint32_t hi = in->n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (moor_slice_cmp(sep_slice(in->sep[mid]), key) <= 0) {
+        bool le = in->pfx[mid] != kp
+                      ? in->pfx[mid] < kp
+                      : moor_slice_cmp(sep_slice(in->sep[mid]), key) <= 0;
+        if (le) {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -241,6 +294,7 @@ static void inner_insert_at(struct kv_inner *p, uint32_t at, struct kv_sep *sep,
     p->child[at] = child;
     p->live[at] = live;
     p->n++;
+    inner_refresh(p);
 }
 
 /* Splits the full child ci of p (p not full). `append`: the key being
@@ -292,6 +346,8 @@ static int split_child(struct kv_inner *p, uint32_t ci, uint32_t level,
     memcpy(&r->sep[1], &l->sep[m + 1], (r->n - 1) * sizeof(r->sep[0]));
     r->sep[0] = NULL;
     l->n = m;
+    inner_refresh(l);
+    inner_refresh(r);
     uint64_t rl = node_live(r, level);
     p->live[ci] -= rl;
     inner_insert_at(p, ci + 1, up, r, rl);
@@ -441,6 +497,7 @@ static void merge_children(struct kv_inner *p, uint32_t ri, uint32_t level)
         }
         l->n += r->n;
         moor_free(r);
+        inner_refresh(l);
     }
     p->live[ri - 1] += p->live[ri];
     uint32_t move = p->n - ri - 1;
@@ -448,6 +505,7 @@ static void merge_children(struct kv_inner *p, uint32_t ri, uint32_t level)
     memmove(&p->child[ri], &p->child[ri + 1], move * sizeof(p->child[0]));
     memmove(&p->live[ri], &p->live[ri + 1], move * sizeof(p->live[0]));
     p->n--;
+    inner_refresh(p);
 }
 
 static uint32_t node_n(void *node, uint32_t level)
@@ -548,6 +606,14 @@ static bool check_node(void *node, uint32_t level, const struct kv_sep *lo,
     struct kv_inner *in = node;
     if (in->n == 0 || (is_root && in->n < 2)) {
         return false;
+    }
+    for (uint32_t i = 1; i < in->n; i++) {
+        const struct kv_sep *x = in->sep[i];
+        if (x->len < in->cp_len ||
+            (in->cp_len > 0 && memcmp(x->key, in->cp, in->cp_len) != 0) ||
+            in->pfx[i] != prefix8(x->key, x->len, in->cp_len)) {
+            return false;
+        }
     }
     uint64_t sum = 0;
     for (uint32_t i = 0; i < in->n; i++) {

@@ -69,14 +69,24 @@ struct kv_sep
     uint8_t key[];
 };
 
+#define KV_INNER_CP_MAX 32
+
+/* Searching an inner node mostly touches the node alone: its separators'
+ * common prefix (up to KV_INNER_CP_MAX bytes) is copied inline, and pfx[i]
+ * holds the 8 bytes of sep[i] after it, big-endian and zero-padded, an
+ * order-preserving summary; only a tie on pfx dereferences the separator.
+ * Invariant: cp_len and pfx[] are recomputed (inner_refresh) whenever the
+ * separators change. */
 struct kv_inner
 {
-    uint32_t n; /* children */
-    uint32_t pad_;
+    uint32_t n;      /* children */
+    uint32_t cp_len; /* bytes of cp[] every separator starts with */
     struct kv_sep *sep[KV_INNER_CAP]; /* sep[i] <= every key of child[i]; i
                                          >= 1; sep[0] unused */
     void *child[KV_INNER_CAP];
     uint64_t live[KV_INNER_CAP];
+    uint64_t pfx[KV_INNER_CAP];
+    uint8_t cp[KV_INNER_CP_MAX];
 };
 
 struct kv_tree

@@ -20,7 +20,7 @@
 
 static struct kv_rec *mkrec(uint32_t i, bool live)
 {
-    char k[16];
+    char k[32];
     snprintf(k, sizeof(k), "%08u", i);
     struct kv_rec *r = kv__rec_new(moor_slice_str(k), moor_slice_make(NULL, 0));
     assert_non_null(r);

@@ -34,7 +34,7 @@ static struct kv_store *populated(void)
     int64_t id = 0, ttl = 0;
     assert_int_equal(kv_lease_grant(s, ++g_index, 42, 30, 0, &id, &ttl),
                      MOOR_OK);
-    char k[16], v[16];
+    char k[32], v[32];
     for (int i = 0; i < 300; i++) {
         snprintf(k, sizeof(k), "key%03d", i % 120);
         snprintf(v, sizeof(v), "value%d", i);
@@ -62,7 +62,7 @@ static void dump_all(struct kv_store *s, struct moor_buf *out, size_t chunk,
     while (!done) {
         assert_int_equal(kv_dump_next(&d, out, chunk, &done), MOOR_OK);
         if (write_between) {
-            char k[16];
+            char k[32];
             snprintf(k, sizeof(k), "key%03d", (i++ * 37) % 130);
             put(s, k, "later", 0);
             /* Compaction is paused while the dump is open. */

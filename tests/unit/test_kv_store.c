@@ -232,7 +232,7 @@ static void test_kv_store_count_at_head_matches_a_scan(void **state)
     /* count at the current revision comes from subtree counts; a historic
      * count at the same state scans: both must agree on every range. */
     struct kv_store *s = new_store();
-    char k[16];
+    char k[32];
     for (int i = 0; i < 3000; i++) {
         snprintf(k, sizeof(k), "k%05d", (i * 7919) % 3000);
         put(s, k, "v");
@@ -247,7 +247,7 @@ static void test_kv_store_count_at_head_matches_a_scan(void **state)
     kv_range_resp_init(&r);
     for (int a = 0; a < 3000; a += 97) {
         for (int b = a; b < 3100; b += 211) {
-            char ka[16], kb[16];
+            char ka[32], kb[32];
             snprintf(ka, sizeof(ka), "k%05d", a);
             snprintf(kb, sizeof(kb), "k%05d", b);
             struct kv_range_req q = {0};
@@ -278,7 +278,7 @@ static void test_kv_store_large_range_copies_nothing(void **state)
     struct kv_store *s = new_store();
     static char big[1024];
     memset(big, 'x', sizeof(big) - 1);
-    char k[16];
+    char k[32];
     for (int i = 0; i < 20000; i++) {
         snprintf(k, sizeof(k), "r%05d", i);
         put(s, k, big);
@@ -304,7 +304,7 @@ static void test_kv_store_compaction_steps_return_memory(void **state)
     struct kv_store *s = new_store();
     static char big[512];
     memset(big, 'y', sizeof(big) - 1);
-    char k[16];
+    char k[32];
     for (int round = 0; round < 5; round++) {
         for (int i = 0; i < 2000; i++) {
             snprintf(k, sizeof(k), "c%04d", i);
@@ -642,7 +642,7 @@ static void test_kv_store_hash_kv_ignores_compaction_progress(void **state)
     struct kv_store *both[2] = {a, b};
     for (int i = 0; i < 2; i++) {
         g_index = 0;
-        char k[8];
+        char k[32];
         for (int j = 0; j < 200; j++) {
             snprintf(k, sizeof(k), "k%d", j % 37);
             put(both[i], k, j % 2 ? "odd" : "even");
@@ -679,7 +679,7 @@ static void test_kv_store_failed_allocations_change_nothing(void **state)
 {
     (void)state;
     struct kv_store *s = new_store();
-    char k[16];
+    char k[32];
     for (int i = 0; i < 500; i++) {
         snprintf(k, sizeof(k), "key%04d", i);
         put(s, k, "v");

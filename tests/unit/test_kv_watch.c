@@ -227,7 +227,7 @@ static void test_kv_watch_catch_up_scans_a_bounded_number_of_keys_per_take(
     struct kv_store *s = NULL;
     assert_int_equal(kv_store_new(&o, &s), MOOR_OK);
     g_index = 0;
-    char k[16];
+    char k[32];
     for (int i = 0; i < 1000; i++) {
         snprintf(k, sizeof(k), "p/%04d", i);
         put(s, k, "v"); /* revs 2..1001 */
