@@ -12,7 +12,8 @@
  * operator's page.
  *
  * What it is not (yet): snapshot restore and snapshot status (they need
- * moord's snapshot format), auth commands, lock/elect, make-mirror, check
+ * moord's snapshot format), the auth management commands (user, role,
+ * auth; logging in with --user works), lock/elect, make-mirror, check
  * perf, watch's exec-command form, the --discovery-srv flags.
  *
  * Exit status: 0 on success, 1 when the server (or the connection) failed
@@ -81,7 +82,7 @@ struct mc_global
     bool insecure_skip_tls_verify;
     bool insecure_transport;
     bool insecure_discovery;
-    char *user, *password; /* owned, NULL when unset; reserved for auth */
+    char *user, *password; /* owned, NULL when unset */
     char *discovery_srv, *discovery_srv_name;
     char *write_out; /* owned; checked by mc_global_format */
     bool hex;

@@ -77,6 +77,7 @@ struct mc_ctx
     uv_loop_t loop;
     bool loop_ready;
     struct rpc_client *client; /* to g.endpoints, opened on first use */
+    char *token;               /* client's auth token (owned), or NULL */
     struct rpc_tls_config tls;
     bool use_tls; /* some TLS flag was given */
 };
@@ -103,14 +104,25 @@ void mc_client_close(struct mc_ctx *c, struct rpc_client *cl);
 /* The context's client to all --endpoints (opened on first use). */
 int mc_client(struct mc_ctx *c, struct rpc_client **out, char *errtext);
 
-/* One unary call: packs req, calls path on cl with the command timeout,
+/* With --user: Authenticate on cl and return the token (owned, moor_free)
+ * in *token; NULL without --user. MOOR_EINVAL (no password given) or
+ * MOOR_EIO (refused) with errtext. */
+int mc_authenticate(struct mc_ctx *c, struct rpc_client *cl, char **token,
+                    char *errtext);
+
+/* Fills md with the "token" metadata entry and returns 1, or returns 0
+ * when token is NULL. md borrows token. */
+size_t mc_token_md(const char *token, struct rpc_metadata *md);
+
+/* One unary call: packs req, calls path on cl with the command timeout
+ * (and the auth token as metadata when token is not NULL),
  * unpacks the response as rdesc. On MOOR_OK *resp returns owned (free with
  * protobuf_c_message_free_unpacked(resp, &moor_pb_allocator)) and raw (if
  * not NULL) holds the response bytes. Otherwise errtext holds etcdctl's
  * text for the failure ("etcdserver: ...", "context deadline exceeded",
  * "rpc error: code = ... desc = ...") and the result is MOOR_EIO. */
-int mc_unary(struct mc_ctx *c, struct rpc_client *cl, const char *path,
-             const ProtobufCMessage *req,
+int mc_unary(struct mc_ctx *c, struct rpc_client *cl, const char *token,
+             const char *path, const ProtobufCMessage *req,
              const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
              struct moor_buf *raw, char *errtext);
 

@@ -391,11 +391,16 @@ static int ep_call(struct mc_ctx *c, const char *ep, const char *path,
                    ProtobufCMessage **resp, char *errtext)
 {
     struct rpc_client *cl = NULL;
+    char *token = NULL;
     int rv = mc_client_open(c, &ep, 1, &cl, errtext);
     if (rv == MOOR_OK) {
-        rv = mc_unary(c, cl, path, req, rdesc, resp, NULL, errtext);
+        rv = mc_authenticate(c, cl, &token, errtext);
+    }
+    if (rv == MOOR_OK) {
+        rv = mc_unary(c, cl, token, path, req, rdesc, resp, NULL, errtext);
     }
     mc_client_close(c, cl);
+    moor_free(token);
     return rv;
 }
 

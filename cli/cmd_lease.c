@@ -66,7 +66,7 @@ int mc_cmd_lease_grant(struct mc_ctx *c, void *opts, char **args, size_t n)
     struct rpc_client *cl;
     int rv = mc_client(c, &cl, e);
     if (rv == MOOR_OK) {
-        rv = mc_unary(c, cl, PATH_LEASE "LeaseGrant", &req.base,
+        rv = mc_unary(c, cl, c->token, PATH_LEASE "LeaseGrant", &req.base,
                       &etcdserverpb__lease_grant_response__descriptor,
                       (ProtobufCMessage **)&resp, NULL, e);
     }
@@ -97,7 +97,7 @@ int mc_cmd_lease_revoke(struct mc_ctx *c, void *opts, char **args, size_t n)
     struct rpc_client *cl;
     int rv = mc_client(c, &cl, e);
     if (rv == MOOR_OK) {
-        rv = mc_unary(c, cl, PATH_LEASE "LeaseRevoke", &req.base,
+        rv = mc_unary(c, cl, c->token, PATH_LEASE "LeaseRevoke", &req.base,
                       &etcdserverpb__lease_revoke_response__descriptor,
                       (ProtobufCMessage **)&resp, NULL, e);
     }
@@ -298,8 +298,10 @@ int mc_cmd_lease_keepalive(struct mc_ctx *c, void *opts, char **args, size_t n)
     static const struct rpc_stream_ops ops = {ka_message_cb, NULL, ka_done_cb};
     uint64_t timeout =
         o->once ? c->g.command_timeout_ms + c->g.dial_timeout_ms : 0;
-    int rv = rpc_stream_start(cl, PATH_LEASE "LeaseKeepAlive", NULL, 0, timeout,
-                              &ops, k, &k->s);
+    struct rpc_metadata md;
+    size_t md_len = mc_token_md(c->token, &md);
+    int rv = rpc_stream_start(cl, PATH_LEASE "LeaseKeepAlive", &md, md_len,
+                              timeout, &ops, k, &k->s);
     if (rv != MOOR_OK) {
         code = mc_fail(c, MC_EXIT_ERROR, "%s", moor_strerror(rv));
     } else {

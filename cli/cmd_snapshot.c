@@ -213,8 +213,10 @@ static void snap_stream(struct snap *s, struct rpc_client *cl)
     uv_signal_start(&s->sigterm, snap_signal_cb, SIGTERM);
     static const struct rpc_stream_ops ops = {snap_message_cb, NULL,
                                               snap_done_cb};
-    int rv = rpc_stream_start(cl, "/etcdserverpb.Maintenance/Snapshot", NULL, 0,
-                              0, &ops, s, &s->s);
+    struct rpc_metadata md;
+    size_t md_len = mc_token_md(c->token, &md);
+    int rv = rpc_stream_start(cl, "/etcdserverpb.Maintenance/Snapshot", &md,
+                              md_len, 0, &ops, s, &s->s);
     if (rv == MOOR_OK) {
         /* SnapshotRequest is empty: one empty message. */
         rv = rpc_stream_send(s->s, moor_slice_make(NULL, 0));

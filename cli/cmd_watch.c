@@ -347,8 +347,10 @@ int mc_cmd_watch(struct mc_ctx *c, void *opts, char **args, size_t n)
     static const struct rpc_stream_ops ops = {watch_message_cb, NULL,
                                               watch_done_cb};
     int code = MC_EXIT_OK;
-    int rv = rpc_stream_start(cl, "/etcdserverpb.Watch/Watch", NULL, 0, 0, &ops,
-                              w, &w->s);
+    struct rpc_metadata md;
+    size_t md_len = mc_token_md(c->token, &md);
+    int rv = rpc_stream_start(cl, "/etcdserverpb.Watch/Watch", &md, md_len, 0,
+                              &ops, w, &w->s);
     if (rv != MOOR_OK) {
         code = mc_fail(c, MC_EXIT_ERROR, "%s", moor_strerror(rv));
         goto out;

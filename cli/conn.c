@@ -151,11 +151,66 @@ void mc_client_close(struct mc_ctx *c, struct rpc_client *cl)
     }
 }
 
+int mc_authenticate(struct mc_ctx *c, struct rpc_client *cl, char **token,
+                    char *errtext)
+{
+    *token = NULL;
+    if (c->g.user == NULL) {
+        return MOOR_OK;
+    }
+    /* etcdctl's rules: --password, or else "name:password" in --user (a
+     * missing password is prompted for by etcdctl; moorctl asks for it on
+     * the command line instead, so scripts never hang on a prompt). */
+    char name[256];
+    const char *password = c->g.password;
+    const char *colon = strchr(c->g.user, ':');
+    size_t nlen = strlen(c->g.user);
+    if (password == NULL) {
+        if (colon == NULL) {
+            moor_errmsg_set(errtext,
+                            "no password for user %s: give "
+                            "--user=name:password or --password",
+                            c->g.user);
+            return MOOR_EINVAL;
+        }
+        nlen = (size_t)(colon - c->g.user);
+        password = colon + 1;
+    }
+    if (nlen >= sizeof(name)) {
+        moor_errmsg_set(errtext, "user name too long");
+        return MOOR_EINVAL;
+    }
+    memcpy(name, c->g.user, nlen);
+    name[nlen] = 0;
+    Etcdserverpb__AuthenticateRequest req =
+        ETCDSERVERPB__AUTHENTICATE_REQUEST__INIT;
+    req.name = name;
+    req.password = (char *)(uintptr_t)password;
+    ProtobufCMessage *m = NULL;
+    int rv = mc_unary(c, cl, NULL, "/etcdserverpb.Auth/Authenticate", &req.base,
+                      &etcdserverpb__authenticate_response__descriptor, &m,
+                      NULL, errtext);
+    if (rv != MOOR_OK) {
+        return rv;
+    }
+    const char *t = ((Etcdserverpb__AuthenticateResponse *)m)->token;
+    *token = moor_strdup(t != NULL ? t : "");
+    mc_pb_free(m);
+    if (*token == NULL) {
+        moor_errmsg_set(errtext, "out of memory");
+        return MOOR_ENOMEM;
+    }
+    return MOOR_OK;
+}
+
 int mc_client(struct mc_ctx *c, struct rpc_client **out, char *errtext)
 {
     if (c->client == NULL) {
         int rv = mc_client_open(c, (const char *const *)c->g.endpoints,
                                 c->g.endpoints_len, &c->client, errtext);
+        if (rv == MOOR_OK) {
+            rv = mc_authenticate(c, c->client, &c->token, errtext);
+        }
         if (rv != MOOR_OK) {
             return rv;
         }
@@ -164,8 +219,18 @@ int mc_client(struct mc_ctx *c, struct rpc_client **out, char *errtext)
     return MOOR_OK;
 }
 
-int mc_unary(struct mc_ctx *c, struct rpc_client *cl, const char *path,
-             const ProtobufCMessage *req,
+size_t mc_token_md(const char *token, struct rpc_metadata *md)
+{
+    if (token == NULL) {
+        return 0;
+    }
+    md->key = "token";
+    md->value = token;
+    return 1;
+}
+
+int mc_unary(struct mc_ctx *c, struct rpc_client *cl, const char *token,
+             const char *path, const ProtobufCMessage *req,
              const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
              struct moor_buf *raw, char *errtext)
 {
@@ -185,7 +250,9 @@ int mc_unary(struct mc_ctx *c, struct rpc_client *cl, const char *path,
         timeout += c->g.dial_timeout_ms;
     }
     char msg[MOOR_ERRMSG_SIZE] = "";
-    rv = rpc_client_unary_sync(cl, path, NULL, 0,
+    struct rpc_metadata md;
+    size_t md_len = mc_token_md(token, &md);
+    rv = rpc_client_unary_sync(cl, path, &md, md_len,
                                moor_slice_make(reqb.ptr, reqb.len), timeout,
                                &respb, msg);
     if (rv < 0) {
@@ -228,7 +295,7 @@ int mc_call(struct mc_ctx *c, const char *path, const void *req,
     ProtobufCMessage *resp = NULL;
     int rv = mc_client(c, &cl, e);
     if (rv == MOOR_OK) {
-        rv = mc_unary(c, cl, path, req, rdesc, &resp, NULL, e);
+        rv = mc_unary(c, cl, c->token, path, req, rdesc, &resp, NULL, e);
     }
     if (rv != MOOR_OK) {
         return mc_fail(c, MC_EXIT_ERROR, "%s", e);

@@ -47,10 +47,10 @@ const struct mc_flag mc_global_flags[] = {
     {"discovery-srv-name", 0, MC_FLAG_STRING, G(discovery_srv_name),
      "service name to query when using DNS discovery (not supported)"},
     {"user", 0, MC_FLAG_STRING, G(user),
-     "username[:password] for authentication (reserved: auth is not "
-     "implemented yet)"},
+     "username[:password] for authentication"},
     {"password", 0, MC_FLAG_STRING, G(password),
-     "password for authentication (reserved)"},
+     "password for authentication (if this option is used, --user option "
+     "shouldn't include password)"},
     {"write-out", 'w', MC_FLAG_STRING, G(write_out),
      "set the output format (fields, json, protobuf, simple, table)"},
     {"hex", 0, MC_FLAG_BOOL, G(hex),

@@ -325,12 +325,17 @@ static int run(struct mc_ctx *c, int argc, char **argv)
                        "--endpoints");
         goto out;
     }
-    if (c->g.user != NULL || c->g.password != NULL) {
-        /* Reserved: sending requests without the token the user asked
-         * for would look like success to a script. */
+    if (c->g.user == NULL && c->g.password != NULL) {
+        code = mc_fail(c, MC_EXIT_USAGE, "--password given without --user");
+        goto out;
+    }
+    if (c->g.user != NULL && c->g.password == NULL &&
+        strchr(c->g.user, ':') == NULL) {
+        /* etcdctl prompts for it; moorctl never waits on a prompt. */
         code = mc_fail(c, MC_EXIT_USAGE,
-                       "--user/--password: authentication is not "
-                       "implemented in moorctl yet");
+                       "no password for user %s: give --user=name:password "
+                       "or --password",
+                       c->g.user);
         goto out;
     }
     code = setup_tls(c);
@@ -364,6 +369,7 @@ int mc_main(int argc, char **argv, FILE *in, FILE *out, FILE *err)
         mc_client_close(&c, c.client);
         c.client = NULL;
     }
+    moor_free(c.token);
     if (c.loop_ready) {
         /* Let closing handles finish, then close the loop. */
         for (int i = 0; i < 1000 && uv_loop_alive(&c.loop); i++) {

@@ -500,8 +500,6 @@ def moor_only_cases(m_argv):
     expect(m_argv, "version", ["version"],
            out=b"moorctl version: 0.1.0\nAPI version: 3.4\n")
     expect(m_argv, "unknown command", ["frobnicate"], want=2)
-    expect(m_argv, "auth flags are refused until auth exists",
-           ["--user=root:x", "get", "a"], want=2)
     expect(m_argv, "bad output format", ["get", "a", "-w", "yaml"], want=2)
 
 
@@ -670,6 +668,49 @@ def snapshot_case(etcdctl, m_argv, root):
            b"could not open" in p.stderr else [repr(p)])
 
 
+def auth_case(etcdctl, moorctl, base):
+    """With auth enabled: moorctl authenticates with --user name:password
+    or --user name --password, on the main client and on the per-endpoint
+    ones, and fails as etcdctl does with a wrong password or none."""
+    for args in [["user", "add", "root:rootpw"], ["auth", "enable"]]:
+        rc, o, e = run([etcdctl] + base + args)
+        if rc != 0:
+            report("enable auth with etcdctl", ["%r %r" % (o, e)])
+            return
+    for name, args, want, out in [
+            ("auth: --user name:password", ["--user=root:rootpw", "get", "t"],
+             0, b"t\n1\n"),
+            ("auth: --user and --password",
+             ["--user", "root", "--password", "rootpw", "put", "t", "2"], 0,
+             b"OK\n"),
+            ("auth: per-endpoint clients (endpoint status)",
+             ["--user=root:rootpw", "endpoint", "hashkv"], 0, None),
+            ("auth: a stream (watch from a revision, then SIGINT)", None, 0,
+             None),
+            ("auth: --user without a password", ["--user=root", "get", "t"],
+             2, None),
+            ("auth: --password without --user", ["--password=x", "get", "t"],
+             2, None)]:
+        if args is None:
+            p = subprocess.Popen([moorctl] + base + ["--user=root:rootpw",
+                                                     "watch", "t", "--rev=1"],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            rc, o, e = stop(p, read_until(p, b"t\n2\n"))
+            report(name, [] if rc == 0 and b"PUT\nt\n2\n" in o else
+                   ["rc %d out %r err %r" % (rc, o, e)])
+            continue
+        rc, o, e = run([moorctl] + base + args)
+        ok = rc == want and (out is None or o == out)
+        report(name, [] if ok else ["rc %d out %r err %r" % (rc, o, e)])
+    for name, args in [("auth: wrong password", ["--user=root:nope"]),
+                       ("auth: no credentials", [])]:
+        erc, eo, ee = run([etcdctl] + base + args + ["get", "t"])
+        mrc, mo, me = run([moorctl] + base + args + ["get", "t"])
+        report(name, [] if error_lines(ee) == error_lines(me) and mrc == 1
+               and erc != 0 else ["%r vs %r (rc %d)" % (ee, me, mrc)])
+
+
 def tls_case(etcd_bin, etcdctl, moorctl, root):
     """A TLS etcd that requires client certificates: moorctl with --cacert,
     --cert, --key (https:// and scheme-less endpoints), with
@@ -733,6 +774,7 @@ def tls_case(etcd_bin, etcdctl, moorctl, root):
             rc, o, e = run([moorctl] + argv + ["get", "t"])
             ok = rc == want and (want != 0 or o == b"t\n1\n")
             report(name, [] if ok else ["rc %d out %r err %r" % (rc, o, e)])
+        auth_case(etcdctl, moorctl, ["--endpoints=https://" + url] + tls)
     finally:
         proc.kill()
         proc.wait(timeout=10)
