@@ -8,7 +8,8 @@ Prints one line per check and, last, exactly
     anomalies: A, lost writes: W
 Exit status: 0 when A and W are 0; 1 when either is not (or, with
 --fail-unknown, when the linearizability search ran out of budget on some
-key); 2 when the history cannot be read (a harness bug, named by line).
+key); 2 when the history cannot be read (a harness bug, named by line) or
+holds no operation and no watcher.
 --json FILE also writes the verdicts as one JSON object (check.verdicts).
 
 The format and every check: docs/chaos.md.  Run with /usr/bin/python3.
@@ -44,6 +45,11 @@ def main(argv=None):
         h = history.load(a.history)
     except (OSError, history.HistoryError) as e:
         sys.stderr.write("checker: %s: %s\n" % (a.history, e))
+        return 2
+    if not h.ops and not h.watchers:
+        # Nothing to check is a harness failure, not a clean run.
+        sys.stderr.write("checker: %s: no operations and no watchers\n" %
+                         a.history)
         return 2
     r = check.run(h, timeout_s=a.timeout, budget=a.budget)
     check.summary(h, r, sys.stdout, details=a.details)

@@ -791,6 +791,11 @@ class Cli(unittest.TestCase):
         self.assertGreaterEqual(v["by_kind"]["watch-gap"], 1)
         self.assertEqual(v["operations"], v["ok"] + v["fail"] + v["info"])
 
+    def test_empty_history_exits_two(self):
+        p = self._cli(text='{"type": "meta", "version": 1}\n')
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("no operations", p.stderr)
+
     def test_unreadable_history_exits_two_naming_the_line(self):
         p = self._cli(text='{"type": "meta"}\nnot json\n')
         self.assertEqual(p.returncode, 2)
