@@ -153,8 +153,7 @@ struct mc_cmd
     const char *sub; /* NULL: no subcommand */
     const char *usage;
     const char *help;
-    const struct mc_flag *flags;
-    size_t flags_len;
+    const struct mc_flag *flags; /* NULL: none; length from its _len */
     size_t opts_size; /* bytes of the options struct the flags point into */
     int (*run)(struct mc_ctx *c, void *opts, char **args, size_t n);
 };
