@@ -592,8 +592,11 @@ static void test_wal_gives_back_memory_after_a_burst(void **state)
 {
     struct fixture *f = *state;
     struct wal_replay r;
-    struct wal *w = open_wal(f, false, &r);
+    struct wal *w = open_wal(f, true, &r);
     wal_replay_close(&r);
+    pthread_mutex_lock(&f->ffs.mu);
+    f->ffs.gate_armed = true; /* hold the writer inside the batch */
+    pthread_mutex_unlock(&f->ffs.mu);
     size_t before = moor_alloc_bytes();
     enum { N = 120 };
     struct raft_entry es[N];
@@ -605,8 +608,18 @@ static void test_wal_gives_back_memory_after_a_burst(void **state)
     struct wal_batch b = {.entries = es, .entries_len = N};
     uint64_t seq;
     assert_int_equal(wal_append(w, &b, &seq), MOOR_OK);
+    pthread_mutex_lock(&f->ffs.mu);
+    while (!f->ffs.gate_entered) {
+        pthread_cond_wait(&f->ffs.cond, &f->ffs.mu);
+    }
+    pthread_mutex_unlock(&f->ffs.mu);
+    /* The writer holds the 6 MB batch while it writes it. */
     assert_true(moor_alloc_bytes() - before > 5u * 1024 * 1024);
     moor_bytes_unref(data);
+    pthread_mutex_lock(&f->ffs.mu);
+    f->ffs.gate_open = true;
+    pthread_cond_broadcast(&f->ffs.cond);
+    pthread_mutex_unlock(&f->ffs.mu);
     assert_int_equal(wait_durable(w, seq), MOOR_OK);
     /* The 6 MB batch buffer is gone once written (segment bookkeeping and
      * small buffers stay). */
