@@ -524,9 +524,9 @@ int bench_rpc_main(int argc, char **argv)
             "\"unary_1conn_p50_ms\":%.3f,\"unary_1conn_p99_ms\":%.3f,"
             "\"unary_16conn_calls_s\":%.0f,\"unary_16conn_p50_ms\":%.3f,"
             "\"unary_16conn_p99_ms\":%.3f,\"stream_msgs_s\":%.0f,"
-            "\"errors\":%llu}\n",
+            "\"conn_bytes\":%.0f,\"errors\":%llu}\n",
             o.seconds, o.inflight, o.bytes, u1.calls_s, u1.p50_ms, u1.p99_ms,
-            u16.calls_s, u16.p50_ms, u16.p99_ms, stream_s,
+            u16.calls_s, u16.p50_ms, u16.p99_ms, stream_s, conn_bytes,
             (unsigned long long)(u1.errors + u16.errors));
     } else {
         printf(
