@@ -8,11 +8,11 @@
  * Commands: get, put, del, txn, compaction, watch, lease {grant, revoke,
  * timetolive, list, keep-alive}, member {list, add, remove, update,
  * promote}, endpoint {health, status, hashkv}, alarm {list, disarm},
- * defrag, move-leader, snapshot save, version. docs/moorctl.md is the
- * operator's page.
+ * defrag, move-leader, snapshot save, snapshot status (of moor's snapshot
+ * files), version. docs/moorctl.md is the operator's page.
  *
- * What it is not (yet): snapshot restore and snapshot status (they need
- * moord's snapshot format), the auth management commands (user, role,
+ * What it is not (yet): snapshot restore (it builds a moord data dir,
+ * which needs moord's layout), the auth management commands (user, role,
  * auth; logging in with --user works), lock/elect, make-mirror, check
  * perf, watch's exec-command form, the --discovery-srv flags.
  *
@@ -319,6 +319,18 @@ int mc_print_ep_status(struct moor_buf *out, const struct mc_print *p,
                        const struct mc_ep_status *s, size_t n);
 int mc_print_ep_hashkv(struct moor_buf *out, const struct mc_print *p,
                        const struct mc_ep_hashkv *s, size_t n);
+
+/* snapshot status of a moor snapshot file: hash (crc32c of the kv
+ * stream), revision, keys, file size. */
+struct mc_snapshot_status
+{
+    uint32_t hash;
+    int64_t revision;
+    uint64_t total_keys;
+    uint64_t total_size;
+};
+int mc_print_snapshot_status(struct moor_buf *out, const struct mc_print *p,
+                             const struct mc_snapshot_status *s);
 
 /* An ASCII table as etcdctl's tablewriter draws it: upper-case centred
  * headers, right-aligned cells, +---+ borders. cells is rows * cols

@@ -182,6 +182,7 @@ int mc_cmd_alarm_disarm(struct mc_ctx *c, void *opts, char **args, size_t n);
 int mc_cmd_defrag(struct mc_ctx *c, void *opts, char **args, size_t n);
 int mc_cmd_move_leader(struct mc_ctx *c, void *opts, char **args, size_t n);
 int mc_cmd_snapshot_save(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_snapshot_status(struct mc_ctx *c, void *opts, char **args, size_t n);
 
 /* Option structs and flag tables of the commands outside kv. */
 struct mc_txn_opts

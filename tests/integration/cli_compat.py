@@ -649,6 +649,11 @@ def snapshot_case(etcdctl, m_argv, root):
            [] if tp.returncode == 0 and b"\rreceived " in
            shown.replace(b"\x1b[K", b"") and b"MB/s" in shown and
            b"received" not in p.stderr else [repr(shown), repr(p.stderr)])
+    p = subprocess.run(m_argv + ["snapshot", "status", path],
+                       capture_output=True, timeout=20)
+    report("moorctl snapshot status names an etcd file as such",
+           [] if p.returncode == 1 and b"is an etcd (bbolt) snapshot" in
+           p.stderr else [repr(p)])
     restored = os.path.join(root, "restored")
     rs = subprocess.run([etcdctl, "snapshot", "restore", path, "--data-dir",
                          restored], capture_output=True, timeout=60,
