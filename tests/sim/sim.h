@@ -11,8 +11,9 @@
  * through exactly the ready / advance / persisted steps server/ will use.
  *
  * Invariants are checked as the run goes (sim_check.c): Election Safety,
- * Log Matching, Leader Completeness, State Machine Safety, linearizable
- * ReadIndex, and, after the faults heal, liveness.
+ * Log Matching, Leader Completeness, State Machine Safety, durability of
+ * acks and votes, linearizable ReadIndex, and, after the faults heal,
+ * liveness.
  */
 #ifndef MOOR_SIM_H
 #define MOOR_SIM_H
@@ -189,6 +190,7 @@ void sim_check_apply(struct sim *s, struct sim_node *nd,
 void sim_check_snapshot(struct sim *s, struct sim_node *nd,
                         const struct raft_snapshot *snap);
 void sim_check_after_step(struct sim *s);
+void sim_check_send(struct sim *s, const struct raft_message *m);
 void sim_check_read_begin(struct sim *s, uint64_t ctx);
 void sim_check_read_state(struct sim *s, struct sim_node *nd,
                           const struct raft_read_state *rs);

@@ -15,6 +15,10 @@
  * which a snapshot carries and which must match at its index. Committed
  * entries lost in a crash show up here: a member that restarts without
  * them, or a leader elected without them, fails these checks.
+ * Durability (Figure 2, thesis §10.2.1): when an ack of entries or a
+ * granted vote leaves a member, its disk already holds those entries or
+ * that vote (or a later term); a member that crashes right after cannot
+ * take them back.
  * Linearizable reads (§6.4): a read state's index is at least the highest
  * index applied anywhere when the read was asked (every write already
  * acknowledged to a client).
@@ -257,6 +261,38 @@ void sim_check_after_step(struct sim *s)
         if (nd->alive && raft_node_role(nd->r) == RAFT_LEADER) {
             note_leader(s, id, raft_node_term(nd->r));
             check_leader_complete(s, nd, raft_node_term(nd->r));
+        }
+    }
+}
+
+void sim_check_send(struct sim *s, const struct raft_message *m)
+{
+    const struct sim_node *nd = &s->nodes[m->from];
+    const struct sim_disk *d = &nd->disk;
+    /* A member whose disk already holds a later term has moved on: what
+     * it says about the earlier term is as if it had persisted it and then
+     * a later leader overwrote it, which Raft allows. */
+    if (d->hs.term > m->term) {
+        return;
+    }
+    if (m->type == RAFT_MSG_APPEND_RESP && !m->reject) {
+        uint64_t durable = d->snap.index + d->n_ents;
+        if (m->index > durable) {
+            sim_check_fail(s,
+                           "Durability: n%llu acknowledges index %llu with "
+                           "only %llu on its disk",
+                           (unsigned long long)m->from,
+                           (unsigned long long)m->index,
+                           (unsigned long long)durable);
+        }
+    } else if (m->type == RAFT_MSG_VOTE_RESP && !m->reject) {
+        if (d->hs.term < m->term || d->hs.vote != m->to) {
+            sim_check_fail(s,
+                           "Durability: n%llu grants its term %llu vote to "
+                           "n%llu before its disk records it",
+                           (unsigned long long)m->from,
+                           (unsigned long long)m->term,
+                           (unsigned long long)m->to);
         }
     }
 }

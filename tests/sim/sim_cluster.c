@@ -109,6 +109,7 @@ static void report_drop(struct sim *s, const struct raft_message *m)
 void sim_send(struct sim *s, const struct raft_message *m)
 {
     MOOR_ASSERT(m->to >= 1 && m->to <= SIM_IDS_MAX);
+    sim_check_send(s, m);
     if (s->blocked[m->from][m->to] ||
         moor_prng_chance(&s->prng, s->sw.p_drop)) {
         report_drop(s, m);
