@@ -34,6 +34,7 @@ static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 struct method
 {
     char *path;
+    size_t path_len;
     struct rpc_method_ops ops;
     void *arg;
 };
@@ -108,11 +109,12 @@ struct rpc_call
     struct sconn *sc;
     int32_t stream_id;
     enum call_state state;
-    struct rpc__list link;  /* in sc->calls */
-    struct rpc__list wlink; /* in sc->writable or sc->blocked */
-    const struct method *method;
-    char *path;
-    struct moor_buf md; /* "key\0value\0" entries */
+    struct rpc__list link;       /* in sc->calls */
+    struct rpc__list wlink;      /* in sc->writable or sc->blocked */
+    const struct method *method; /* known once :path arrived */
+    const char *path;            /* method->path, or path_owned */
+    char *path_owned;            /* a copy, for an unknown method only */
+    struct moor_buf md;          /* "key\0value\0" entries */
     uint32_t md_count;
     uint32_t header_bytes;
     bool post;
@@ -200,7 +202,7 @@ static void call_free(struct rpc_call *call)
     rpc__list_remove(&call->link);
     rpc__list_remove(&call->wlink);
     rpc__heap_remove(&call->sc->c.deadlines, &call->deadline);
-    moor_free(call->path);
+    moor_free(call->path_owned);
     moor_buf_close(&call->md);
     moor_buf_close(&call->outq);
     moor_buf_close(&call->trailer_msg);
@@ -411,12 +413,6 @@ static void call_start(struct rpc_call *call, bool end_stream)
         call_finish(call, 200, RPC_UNIMPLEMENTED,
                     "grpc: unsupported grpc-encoding (identity only)");
         return;
-    }
-    for (size_t i = 0; i < srv->methods_len; i++) {
-        if (strcmp(srv->methods[i].path, call->path) == 0) {
-            call->method = &srv->methods[i];
-            break;
-        }
     }
     if (call->method == NULL) {
         /* grpc-go's wording, which clients show to users. */
@@ -665,12 +661,24 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
         if (name_is(name, namelen, ":method")) {
             call->post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
         } else if (name_is(name, namelen, ":path") && call->path == NULL) {
-            call->path = moor_malloc(valuelen + 1);
-            if (call->path == NULL) {
+            /* Known methods need no copy of the path. */
+            const struct rpc_server *srv = sc->srv;
+            for (size_t i = 0; i < srv->methods_len; i++) {
+                const struct method *m = &srv->methods[i];
+                if (m->path_len == valuelen &&
+                    memcmp(m->path, value, valuelen) == 0) {
+                    call->method = m;
+                    call->path = m->path;
+                    return 0;
+                }
+            }
+            call->path_owned = moor_malloc(valuelen + 1);
+            if (call->path_owned == NULL) {
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
             }
-            memcpy(call->path, value, valuelen);
-            call->path[valuelen] = '\0';
+            memcpy(call->path_owned, value, valuelen);
+            call->path_owned[valuelen] = '\0';
+            call->path = call->path_owned;
         }
         return 0;
     }
@@ -1300,6 +1308,7 @@ int rpc_server_add_method(struct rpc_server *srv, const char *path,
         return MOOR_ENOMEM;
     }
     m[srv->methods_len].path = p;
+    m[srv->methods_len].path_len = strlen(p);
     m[srv->methods_len].ops = *ops;
     m[srv->methods_len].arg = arg;
     srv->methods_len++;
