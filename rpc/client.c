@@ -118,6 +118,7 @@ struct rpc_stream
     struct rpc__deframer df;
     int http_status;
     bool got_status;
+    bool bad_ctype; /* a response content-type that is not gRPC's */
     int status;
     uint32_t error_code;
     int later_status; /* -1: none; else finish with it from the timer */
@@ -432,6 +433,10 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
         s->got_status = true;
     } else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0) {
         rpc__pct_decode(value, valuelen, s->message, sizeof(s->message));
+    } else if (namelen == 12 && memcmp(name, "content-type", 12) == 0) {
+        static const char ct[] = "application/grpc";
+        s->bad_ctype =
+            valuelen < sizeof(ct) - 1 || memcmp(value, ct, sizeof(ct) - 1) != 0;
     }
     return 0;
 }
@@ -475,16 +480,25 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
         }
         return 0;
     case NGHTTP2_HEADERS:
-    case NGHTTP2_DATA:
+    case NGHTTP2_DATA: {
+        struct rpc_stream *s =
+            nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (s == NULL) {
+            return 0;
+        }
+        if (s->bad_ctype && s->http_status == 200 && !s->done) {
+            /* Not a gRPC server answering (a proxy's error page...): the
+             * bytes that follow are not gRPC messages. */
+            s->remote_ended = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+            stream_finish(s, RPC_INTERNAL, "unexpected response content-type");
+            return 0;
+        }
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-            struct rpc_stream *s = nghttp2_session_get_stream_user_data(
-                session, frame->hd.stream_id);
-            if (s != NULL) {
-                s->remote_ended = true;
-                stream_remote_end(s);
-            }
+            s->remote_ended = true;
+            stream_remote_end(s);
         }
         return 0;
+    }
     case NGHTTP2_GOAWAY:
         cc->goaway = true;
         if (cc->cl->cur == cc) {

@@ -464,7 +464,10 @@ struct mute
     uv_tcp_t conns[4];
     uv_write_t wr[4];
     int accepted;
-    bool silent; /* not even SETTINGS */
+    bool silent;                  /* not even SETTINGS */
+    const struct moor_buf *reply; /* written once a HEADERS frame came */
+    bool replied;
+    struct moor_buf got;
     bool closed_l;
     int closed_c;
     uint16_t port;
@@ -479,18 +482,38 @@ static void mute_alloc(uv_handle_t *h, size_t n, uv_buf_t *b)
     b->len = sizeof(m->rbuf);
 }
 
-static void mute_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-    (void)b;
-    if (n < 0) {
-        uv_read_stop(s);
-    }
-}
-
 static void mute_written(uv_write_t *w, int status)
 {
     (void)w;
     (void)status;
+}
+
+static void mute_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct mute *m = s->data;
+    if (n < 0) {
+        uv_read_stop(s);
+        return;
+    }
+    if (m->reply == NULL || m->replied) {
+        return;
+    }
+    /* Look for the client's HEADERS frame after its 24-byte preface. */
+    moor_buf_append(&m->got, b->base, (size_t)n);
+    size_t off = 24;
+    while (off + 9 <= m->got.len) {
+        const uint8_t *h = m->got.ptr + off;
+        size_t len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+        if (h[3] == F_HEADERS) {
+            static uv_write_t wr;
+            uv_buf_t out =
+                uv_buf_init((char *)m->reply->ptr, (unsigned)m->reply->len);
+            uv_write(&wr, s, &out, 1, mute_written);
+            m->replied = true;
+            return;
+        }
+        off += 9 + len;
+    }
 }
 
 static void mute_accept(uv_stream_t *l, int status)
@@ -547,6 +570,7 @@ static void mute_stop(struct fx *f, struct mute *m)
     for (int i = 0; i < m->accepted; i++) {
         uv_close((uv_handle_t *)&m->conns[i], mute_closed_c);
     }
+    moor_buf_close(&m->got);
     uv_close((uv_handle_t *)&m->listener, mute_closed_l);
     while (m->closed_c < m->accepted || !m->closed_l) {
         uv_run(&f->loop, UV_RUN_ONCE);
@@ -686,6 +710,56 @@ static void test_rpc_client_redials_after_a_dial_nobody_waited_for(void **state)
     mute_stop(f, &m);
 }
 
+static void test_rpc_client_refuses_a_non_grpc_response(void **state)
+{
+    struct fx *f = *state;
+    open_server(f, 0); /* for teardown only */
+    /* An HTML error page where a gRPC response should be. */
+    struct moor_buf reply;
+    moor_buf_init(&reply);
+    struct moor_buf blk;
+    moor_buf_init(&blk);
+    moor_buf_putc(&blk, 0);
+    hpack_str(&blk, ":status");
+    hpack_str(&blk, "200");
+    moor_buf_putc(&blk, 0);
+    hpack_str(&blk, "content-type");
+    hpack_str(&blk, "text/html");
+    put_frame(&reply, F_HEADERS, 0x4, 1, blk.ptr, blk.len);
+    static const uint8_t html[] = {0, 0, 0, 0, 4, '<', 'h', '1', '>'};
+    put_frame(&reply, F_DATA, 1, 1, html, sizeof(html));
+    moor_buf_close(&blk);
+    struct mute m;
+    char ep[64];
+    mute_start(f, &m, false, ep, sizeof(ep));
+    m.reply = &reply;
+    const char *eps[] = {ep};
+    struct rpc_client_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.endpoints = eps;
+    cfg.endpoints_len = 1;
+    struct rpc_client *cl;
+    assert_int_equal(rpc_client_open(&f->loop, &cfg, &cl, NULL), MOOR_OK);
+    struct done d = {false, -1, ""};
+    assert_int_equal(
+        rpc_client_unary(cl, "/t.S/Echo", NULL, 0, moor_slice_str("x"), 5000,
+                         unary_done, &d),
+        MOOR_OK);
+    while (!d.done) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_true(m.replied);
+    assert_int_equal(d.status, RPC_INTERNAL);
+    assert_non_null(strstr(d.message, "content-type"));
+    bool closed = false;
+    rpc_client_close(cl, set_flag, &closed);
+    while (!closed) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    mute_stop(f, &m);
+    moor_buf_close(&reply);
+}
+
 static void test_rpc_hpack_bomb_resets_the_stream_not_the_process(void **state)
 {
     struct fx *f = *state;
@@ -784,6 +858,7 @@ int main(void)
         T(test_rpc_client_pings_and_drops_a_server_that_never_acks),
         T(test_rpc_client_dial_times_out_on_a_server_that_never_speaks),
         T(test_rpc_client_redials_after_a_dial_nobody_waited_for),
+        T(test_rpc_client_refuses_a_non_grpc_response),
         T(test_rpc_hpack_bomb_resets_the_stream_not_the_process),
         T(test_rpc_announced_sizes_cost_only_what_was_sent),
 #undef T
