@@ -206,7 +206,8 @@ def future_read(recs):
 def txn_split_revision(recs):
     """One txn's two writes observed at two revisions (by a watcher)."""
     for t in writes_by_rev(recs).values():
-        if t["op"] != "txn":
+        if t["op"] != "txn" or [o["op"] for o in t["success"]] != ["put",
+                                                                    "put"]:
             continue
         second = t["success"][1]
         for resp in [r for r in recs if r.get("type") == "watch_response"]:
