@@ -104,4 +104,13 @@ try:
   ETCDCTL_API=3 etcdctl --endpoints=$endpoints endpoint status -w table
 Ctrl-C stops all members.
 TXT
-wait
+# Stay up while any member runs: one member exiting (or being killed to
+# try a failover) leaves the others serving.
+while :; do
+    alive=0
+    for p in "${pids[@]}"; do
+        if kill -0 "$p" 2>/dev/null; then alive=$((alive + 1)); fi
+    done
+    if [ "$alive" -eq 0 ]; then break; fi
+    wait -n 2>/dev/null || true
+done

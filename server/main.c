@@ -4,6 +4,7 @@
  * Exit status: 0 after a clean stop, 1 when the member fails, 2 for bad
  * flags.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -41,6 +42,9 @@ int main(int argc, char **argv)
         srv_config_close(&cfg);
         return 0;
     }
+    /* A peer or client that vanishes must cost a write error, not the
+     * process: writes to a closed socket report EPIPE instead. */
+    signal(SIGPIPE, SIG_IGN);
     moor_log_set_level(cfg.log_level);
     moor_log_set_format(cfg.log_format);
 

@@ -299,6 +299,47 @@ static void inflight_push(struct srv_node *n, uint64_t seq, uint64_t index,
     n->n_inflight++;
 }
 
+/* Keeps msgs_after, encoded, until WAL batch seq is durable. */
+static void deferred_push(struct srv_node *n, uint64_t seq,
+                          const struct raft_message *msgs, size_t n_msgs)
+{
+    for (size_t i = 0; i < n_msgs; i++) {
+        if (n->n_deferred == n->cap_deferred) {
+            size_t cap = n->cap_deferred ? n->cap_deferred * 2 : 16;
+            void *p = moor_realloc(n->deferred, cap * sizeof(*n->deferred));
+            if (p == NULL) {
+                return; /* dropped: raft resends */
+            }
+            n->deferred = p;
+            n->cap_deferred = cap;
+        }
+        struct srv_deferred *d = &n->deferred[n->n_deferred];
+        d->seq = seq;
+        d->to = msgs[i].to;
+        moor_buf_init(&d->frames);
+        if (srv_peer_encode(&msgs[i], &d->frames) != MOOR_OK) {
+            moor_buf_close(&d->frames);
+            continue;
+        }
+        n->n_deferred++;
+    }
+}
+
+static void deferred_release(struct srv_node *n, uint64_t durable_seq)
+{
+    size_t k = 0;
+    while (k < n->n_deferred && n->deferred[k].seq <= durable_seq) {
+        srv_peer_send_frames(n, n->deferred[k].to, &n->deferred[k].frames);
+        moor_buf_close(&n->deferred[k].frames);
+        k++;
+    }
+    if (k > 0) {
+        memmove(n->deferred, n->deferred + k,
+                (n->n_deferred - k) * sizeof(*n->deferred));
+        n->n_deferred -= k;
+    }
+}
+
 static void durable_collect(struct srv_node *n)
 {
     struct wal_durable d;
@@ -329,6 +370,7 @@ static void durable_collect(struct srv_node *n)
     if (index != 0) {
         raft_node_persisted(n->raft, index, term);
     }
+    deferred_release(n, d.seq);
 }
 
 /* Hands the ready's writes to the WAL thread. Returns the seq of the batch
@@ -416,8 +458,12 @@ void srv_node_process(struct srv_node *n)
         if (rd.persist_index != 0) {
             inflight_push(n, seq, rd.persist_index, rd.persist_term);
         }
-        /* Single member: raft has no peers to message. */
-        MOOR_ASSERT(rd.n_msgs == 0 && rd.n_msgs_after == 0);
+        /* Appends leave before the local write is durable (thesis
+         * §10.2.1); votes and acks only after it. */
+        for (size_t i = 0; i < rd.n_msgs; i++) {
+            srv_peer_send(n, &rd.msgs[i]);
+        }
+        deferred_push(n, seq, rd.msgs_after, rd.n_msgs_after);
         ready_apply(n, &rd);
         raft_node_advance(n->raft, &rd);
         durable_collect(n);
@@ -464,6 +510,7 @@ static void rpc_closed_cb(void *arg)
 {
     struct srv_node *n = arg;
     n->rpc = NULL;
+    srv_peer_close(n);
     /* Calls are gone; what was proposed and not yet durable is dropped
      * with the member (never acknowledged, so nothing is lost). */
     waiters_expire(n, 0, true);
@@ -503,12 +550,10 @@ static int ids_from_config(struct srv_node *n)
         }
     }
     n->cluster_id = srv_cluster_id(ids, cfg->n_initial_members);
-    if (cfg->n_initial_members != 1) {
+    if (cfg->initial_cluster_state == SRV_CLUSTER_EXISTING) {
         moor_errmsg_set(n->errmsg,
-                        "--initial-cluster names %u members: this build of "
-                        "moord runs single-member clusters only (the peer "
-                        "transport is not built yet)",
-                        cfg->n_initial_members);
+                        "--initial-cluster-state existing: joining "
+                        "a running cluster is not built yet");
         return MOOR_EINVAL;
     }
     return MOOR_OK;
@@ -636,9 +681,15 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
 
     struct raft_config rc;
     raft_config_init(&rc, n->member_id);
-    rc.conf.n = 1;
-    rc.conf.members[0].id = n->member_id;
-    rc.conf.members[0].learner = false;
+    /* The bootstrap configuration: every member of --initial-cluster votes
+     * (the same on every member and every restart). */
+    rc.conf.n = 0;
+    for (unsigned i = 0;
+         i < cfg->n_initial_members && rc.conf.n < RAFT_MEMBERS_MAX; i++) {
+        rc.conf.members[rc.conf.n].id = cfg->initial_members[i].id;
+        rc.conf.members[rc.conf.n].learner = false;
+        rc.conf.n++;
+    }
     rc.heartbeat_ticks = 1;
     rc.election_ticks = MOOR_MAX(cfg->election_ms / cfg->heartbeat_ms, 2u);
     rc.pre_vote = cfg->pre_vote;
@@ -682,8 +733,14 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
     uv_signal_start(&n->sigterm, signal_cb, SIGTERM);
     uv_signal_start(&n->sigint, signal_cb, SIGINT);
 
+    rv = srv_peer_open(n);
+    if (rv != MOOR_OK) {
+        return rv;
+    }
     /* A single voter need not wait out an election timeout. */
-    raft_node_campaign(n->raft);
+    if (rc.conf.n == 1) {
+        raft_node_campaign(n->raft);
+    }
     srv_node_process(n);
     MOOR_LOG_INFO("node", "member started", "name=%s member=%llx cluster=%llx",
                   cfg->name, (unsigned long long)n->member_id,
@@ -702,6 +759,10 @@ void srv_node_close(struct srv_node *n)
     }
     moor_free(n->proposals);
     moor_free(n->inflight);
+    for (size_t i = 0; i < n->n_deferred; i++) {
+        moor_buf_close(&n->deferred[i].frames);
+    }
+    moor_free(n->deferred);
     raft_node_free(n->raft);
     n->raft = NULL;
     if (n->kv != NULL) {

@@ -83,6 +83,24 @@ struct srv_node
     struct kv_store *kv;
     struct rpc_server *rpc;
 
+    /* Peers (peer.c): one outbound connection per other member, the
+     * listeners, and the accepted connections. */
+    struct srv_peer *peers[SRV_MEMBERS_MAX];
+    size_t n_peers;
+    uv_tcp_t peer_listeners[SRV_URLS_MAX];
+    unsigned n_listeners;
+    struct srv_inbound *inbound;
+    /* Messages raft says may leave only once this member's writes up to
+     * a WAL batch are durable: encoded frames per destination. */
+    struct srv_deferred
+    {
+        uint64_t seq;
+        uint64_t to;
+        struct moor_buf frames;
+    } * deferred;
+    size_t n_deferred;
+    size_t cap_deferred;
+
     uv_timer_t tick_timer;
     uv_check_t check;
     uv_async_t wal_async;
@@ -207,6 +225,24 @@ void srv_lease_tick(struct srv_node *n);
 int srv_watch_register(struct srv_node *n, struct rpc_server *srv);
 /* Sends what kv's ready watchers have; once per loop turn, after apply. */
 void srv_watch_deliver(struct srv_node *n);
+
+/* ------------------------------------------------------------------------
+ * Peers (peer.c)
+ * ---------------------------------------------------------------------- */
+struct srv_peer;
+struct srv_inbound;
+/* Listens on --listen-peer-urls and starts dialing every other member. */
+int srv_peer_open(struct srv_node *n);
+/* Closes listeners and connections (when stopping). */
+void srv_peer_close(struct srv_node *n);
+/* Sends one raft message to its member (dropped when not connected or
+ * its queue is full; raft resends). */
+void srv_peer_send(struct srv_node *n, const struct raft_message *m);
+/* Appends m as a length-prefixed peer frame to out. */
+int srv_peer_encode(const struct raft_message *m, struct moor_buf *out);
+/* Sends frames encoded earlier with srv_peer_encode to member to. */
+void srv_peer_send_frames(struct srv_node *n, uint64_t to,
+                          const struct moor_buf *frames);
 
 /* ------------------------------------------------------------------------
  * Snapshots (snap.c)
