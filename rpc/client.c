@@ -58,6 +58,7 @@ struct rpc_client
     struct rpc__list pending;
     size_t pending_len;
     struct rpc__list later;
+    struct rpc__list all; /* every stream not yet freed */
     struct rpc__heap deadlines;
     uv_timer_t tick;
     bool closing;
@@ -96,6 +97,7 @@ struct rpc_stream
     struct rpc__list link;  /* cl->pending or cc->streams */
     struct rpc__list wlink; /* cc->writable */
     struct rpc__list later_link;
+    struct rpc__list all_link; /* cl->all, from start to free */
     char *path;
     struct moor_buf md; /* "key\0value\0" */
     uint32_t md_count;
@@ -166,6 +168,7 @@ static void stream_maybe_free(struct rpc_stream *s)
     rpc__list_remove(&s->link);
     rpc__list_remove(&s->wlink);
     rpc__list_remove(&s->later_link);
+    rpc__list_remove(&s->all_link);
     rpc__heap_remove(&s->cl->deadlines, &s->deadline);
     moor_free(s->path);
     moor_buf_close(&s->md);
@@ -916,35 +919,27 @@ static void stream_run_later(struct rpc_stream *s)
 static void client_close_all(struct rpc_client *cl)
 {
     cl->close_started = true;
-    while (!rpc__list_empty(&cl->pending)) {
+    cl->cur = NULL;
+    /* Every stream, wherever it waits (a connection, the pending list, the
+     * timer's list, or paused with its connection gone), ends now. Its
+     * connection is closed below, so no RST_STREAM is needed. */
+    struct rpc__list *n = cl->all.next;
+    while (n != &cl->all) {
         struct rpc_stream *s =
-            MOOR_CONTAINER_OF(cl->pending.next, struct rpc_stream, link);
+            MOOR_CONTAINER_OF(n, struct rpc_stream, all_link);
+        n = n->next;
+        if (s->submitted && !s->closed) {
+            rpc__list_remove(&s->link);
+            s->closed = true;
+        }
         stream_finish(s, RPC_CANCELLED, "client closing");
         stream_maybe_free(s);
     }
-    cl->cur = NULL;
-    struct rpc__list *n = cl->conns.next;
+    n = cl->conns.next;
     while (n != &cl->conns) {
         struct cconn *cc = MOOR_CONTAINER_OF(n, struct cconn, link);
         n = n->next;
-        while (!rpc__list_empty(&cc->streams)) {
-            struct rpc_stream *s =
-                MOOR_CONTAINER_OF(cc->streams.next, struct rpc_stream, link);
-            rpc__list_remove(&s->link);
-            s->closed = true;
-            stream_finish(s, RPC_CANCELLED, "client closing");
-            stream_maybe_free(s);
-        }
         rpc__conn_close(&cc->c, MOOR_ESHUTDOWN);
-    }
-    /* Streams still held for delivery (their connection already gone). */
-    while (!rpc__list_empty(&cl->later)) {
-        struct rpc_stream *s =
-            MOOR_CONTAINER_OF(cl->later.next, struct rpc_stream, later_link);
-        rpc__list_remove(&s->later_link);
-        s->closed = true;
-        stream_finish(s, RPC_CANCELLED, "client closing");
-        stream_maybe_free(s);
     }
     client_maybe_free(cl);
 }
@@ -1095,6 +1090,7 @@ int rpc_client_open(uv_loop_t *loop, const struct rpc_client_config *cfg,
     rpc__list_init(&cl->conns);
     rpc__list_init(&cl->pending);
     rpc__list_init(&cl->later);
+    rpc__list_init(&cl->all);
     rpc__heap_init(&cl->deadlines);
     rpc__pump_init(&cl->pump, loop);
     uv_timer_init(loop, &cl->tick);
@@ -1205,6 +1201,7 @@ int rpc_stream_start(struct rpc_client *cl, const char *path,
     rpc__list_init(&s->link);
     rpc__list_init(&s->wlink);
     rpc__list_init(&s->later_link);
+    rpc__list_init(&s->all_link);
     moor_buf_init(&s->md);
     moor_buf_init(&s->outq);
     moor_buf_init(&s->held);
@@ -1230,6 +1227,7 @@ int rpc_stream_start(struct rpc_client *cl, const char *path,
         moor_free(s);
         return rv;
     }
+    rpc__list_push(&cl->all, &s->all_link);
     *out = s;
     if (cl->cur != NULL && cl->cur->ready && !cl->cur->goaway &&
         !cl->cur->c.dead) {

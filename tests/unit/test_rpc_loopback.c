@@ -819,6 +819,35 @@ static void test_rpc_server_refuses_connections_beyond_max_conns(void **state)
     moor_buf_close(&resp);
 }
 
+static void test_rpc_client_close_ends_a_paused_finished_stream(void **state)
+{
+    /* The server sent everything and its trailers while the client was
+     * paused; the client closes without ever resuming: the stream still
+     * ends (CANCELLED) and nothing leaks. */
+    struct fx *f = *state;
+    struct result r;
+    result_init(&r);
+    r.pause_on_first = true;
+    struct rpc_stream *s;
+    assert_int_equal(rpc_stream_start(f->cl, "/test.Echo/Stream", NULL, 0, 0,
+                                      &s_ops, &r, &s),
+                     MOOR_OK);
+    /* 2,000 x 21 bytes: several DATA frames, so most are held. */
+    rpc_stream_send(s, moor_slice_str("2000 16"));
+    rpc_stream_close_send(s);
+    while (f->stream_sent < 2000) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    for (int i = 0; i < 50; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_false(r.done);
+    assert_true(r.messages < 2000);
+    close_client(f);
+    assert_true(r.done);
+    assert_int_equal(r.status, RPC_CANCELLED);
+}
+
 static void test_rpc_graceful_close_lets_calls_in_flight_finish(void **state)
 {
     struct fx *f = *state;
@@ -1209,6 +1238,7 @@ int main(void)
         T(test_rpc_paused_client_stops_the_server_producing),
         T(test_rpc_connection_budget_bounds_what_calls_queue),
         T(test_rpc_server_refuses_connections_beyond_max_conns),
+        T(test_rpc_client_close_ends_a_paused_finished_stream),
         T(test_rpc_graceful_close_lets_calls_in_flight_finish),
         T(test_rpc_client_tries_next_endpoint_and_reconnects),
         T(test_rpc_stream_reset_flood_closes_the_connection),
