@@ -14,7 +14,7 @@
  * What it is not (yet): snapshot restore (it builds a moord data dir,
  * which needs moord's layout), the auth management commands (user, role,
  * auth; logging in with --user works), lock/elect, make-mirror, check
- * perf, watch's exec-command form, the --discovery-srv flags.
+ * perf, the --discovery-srv flags.
  *
  * Exit status: 0 on success, 1 when the server (or the connection) failed
  * the request, 2 on bad usage or bad input (etcdctl itself exits 128 for
@@ -145,6 +145,13 @@ struct mc_flagset
  * MC_ARGS_MAX arguments, MOOR_ENOMEM. */
 int mc_flags_parse(int argc, char **argv, const struct mc_flagset *sets,
                    size_t nsets, char **pos, size_t *npos, char *errtext);
+
+/* The same, also reporting in *sep the index in pos of the first argument
+ * that came after "--" (SIZE_MAX when there was no "--"): watch's
+ * exec-command form needs to tell them apart. */
+int mc_flags_parse_sep(int argc, char **argv, const struct mc_flagset *sets,
+                       size_t nsets, char **pos, size_t *npos, size_t *sep,
+                       char *errtext);
 
 /* Sets one flag from text (the environment uses this). Errors as above. */
 int mc_flag_set(const struct mc_flag *f, void *base, const char *value,

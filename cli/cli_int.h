@@ -78,6 +78,7 @@ struct mc_ctx
     bool loop_ready;
     struct rpc_client *client; /* to g.endpoints, opened on first use */
     char *token;               /* client's auth token (owned), or NULL */
+    size_t sep; /* first positional argument after "--", or SIZE_MAX */
     struct rpc_tls_config tls;
     bool use_tls; /* some TLS flag was given */
 };

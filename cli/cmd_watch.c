@@ -6,13 +6,23 @@
  * ("watch was canceled (reason)", then "Error: watch is canceled by the
  * server", exit 1).
  *
+ * With an exec command (watch key -- cmd args...), cmd runs once per
+ * event, after the event is printed, with ETCD_WATCH_REVISION,
+ * ETCD_WATCH_EVENT_TYPE, ETCD_WATCH_KEY and ETCD_WATCH_VALUE in its
+ * environment (Go-quoted, as etcdctl sets them); a command that fails ends
+ * the watch: "command [...] error (exit status N)", exit 1. Key and range
+ * end may also come from ETCDCTL_WATCH_KEY and ETCDCTL_WATCH_RANGE_END.
+ *
  * Interactive (-i): lines from stdin, "watch [options] key [range_end]"
  * adds a watcher to the same stream, "progress" asks for a progress
  * notification. Unlike etcdctl, the end of stdin does not end the
  * command: the watchers keep printing until SIGINT/SIGTERM.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli_int.h"
 
@@ -43,6 +53,10 @@ struct watch
     bool in_open;
     struct moor_buf line; /* partial input line */
     struct moor_buf out;
+    char **exec; /* owned array of borrowed argv strings, NULL-terminated;
+                  * NULL: no exec command */
+    size_t exec_len;
+    bool exec_failed;
     bool done, interrupted, canceled;
     int status;
     char msg[MOOR_ERRMSG_SIZE];
@@ -126,6 +140,88 @@ static void watch_progress(struct watch *w)
     rpc_stream_send(w->s, moor_slice_make(b, n));
 }
 
+/* Appends Go's %q of data to b as a NUL-terminated string. */
+static int quoted(struct moor_buf *b, const char *name, const void *data,
+                  size_t len)
+{
+    moor_buf_reset(b);
+    int rv = moor_buf_printf(b, "%s=", name);
+    if (rv == MOOR_OK) {
+        rv = mc_goquote_append(b, data, len);
+    }
+    return rv == MOOR_OK ? moor_buf_putc(b, 0) : rv;
+}
+
+/* Runs the exec command for one event and waits for it. */
+static int run_exec(struct watch *w, int64_t rev, const Mvccpb__Event *e)
+{
+    struct mc_ctx *c = w->c;
+    static const Mvccpb__KeyValue empty = MVCCPB__KEY_VALUE__INIT;
+    const Mvccpb__KeyValue *kv = e->kv != NULL ? e->kv : &empty;
+    const char *type =
+        e->type == MVCCPB__EVENT__EVENT_TYPE__DELETE ? "DELETE" : "PUT";
+    struct moor_buf env[4];
+    int rv = MOOR_OK;
+    for (size_t i = 0; i < 4; i++) {
+        moor_buf_init(&env[i]);
+    }
+    if (moor_buf_printf(&env[0], "ETCD_WATCH_REVISION=%lld", (long long)rev) !=
+            MOOR_OK ||
+        moor_buf_putc(&env[0], 0) != MOOR_OK ||
+        quoted(&env[1], "ETCD_WATCH_EVENT_TYPE", type, strlen(type)) !=
+            MOOR_OK ||
+        quoted(&env[2], "ETCD_WATCH_KEY", kv->key.data, kv->key.len) !=
+            MOOR_OK ||
+        quoted(&env[3], "ETCD_WATCH_VALUE", kv->value.data, kv->value.len) !=
+            MOOR_OK) {
+        rv = MOOR_ENOMEM;
+    }
+    int status = 0;
+    if (rv == MOOR_OK) {
+        fflush(c->out);
+        fflush(c->err);
+        pid_t pid = fork();
+        if (pid == 0) {
+            for (size_t i = 0; i < 4; i++) {
+                putenv((char *)env[i].ptr);
+            }
+            execvp(w->exec[0], w->exec);
+            fprintf(stderr, "exec: \"%s\": %s\n", w->exec[0], strerror(errno));
+            _exit(127);
+        }
+        if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+            rv = MOOR_EIO;
+        } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            rv = MOOR_EIO;
+        }
+    }
+    if (rv != MOOR_OK) {
+        struct moor_buf list;
+        moor_buf_init(&list);
+        moor_buf_putc(&list, '[');
+        for (size_t i = 0; i < w->exec_len; i++) {
+            if (i > 0) {
+                moor_buf_putc(&list, ' ');
+            }
+            mc_goquote_append(&list, w->exec[i], strlen(w->exec[i]));
+        }
+        moor_buf_putc(&list, ']');
+        if (WIFSIGNALED(status)) {
+            fprintf(c->err, "command %.*s error (signal: %s)\n", (int)list.len,
+                    (const char *)list.ptr, strsignal(WTERMSIG(status)));
+        } else {
+            fprintf(c->err, "command %.*s error (exit status %d)\n",
+                    (int)list.len, (const char *)list.ptr,
+                    WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+        }
+        moor_buf_close(&list);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        moor_buf_close(&env[i]);
+    }
+    return rv;
+}
+
 static void watch_stop(struct watch *w)
 {
     if (w->s != NULL && !w->done) {
@@ -168,6 +264,16 @@ static void watch_message_cb(struct rpc_stream *s, struct moor_slice msg,
     if (w->print_rv == MOOR_OK) {
         w->print_rv = mc_print_watch(&w->out, &c->pr, r);
         mc_flush(c, &w->out);
+    }
+    for (size_t i = 0; w->exec != NULL && !w->exec_failed && i < r->n_events;
+         i++) {
+        if (run_exec(w, r->header != NULL ? r->header->revision : 0,
+                     r->events[i]) != MOOR_OK) {
+            w->exec_failed = true;
+        }
+    }
+    if (w->exec_failed) {
+        watch_stop(w);
     }
     if (w->print_rv != MOOR_OK || w->canceled) {
         watch_stop(w);
@@ -318,6 +424,34 @@ int mc_cmd_watch(struct mc_ctx *c, void *opts, char **args, size_t n)
 {
     const struct mc_watch_opts *o = opts;
     char e[MOOR_ERRMSG_SIZE];
+    char **exec = NULL;
+    size_t exec_len = 0;
+    if (!o->interactive && c->sep != SIZE_MAX) {
+        /* watch [key [range_end]] -- command args... */
+        if (c->sep == n) {
+            return mc_fail(c, MC_EXIT_USAGE,
+                           "bad number of arguments (found "
+                           "separator --, but no commands)");
+        }
+        exec = args + c->sep;
+        exec_len = n - c->sep;
+        n = c->sep;
+    }
+    /* The key and range end may come from the environment instead. */
+    const char *env_key = getenv("ETCDCTL_WATCH_KEY");
+    char *env_args[2];
+    if (!o->interactive && env_key != NULL) {
+        if (n > 0) {
+            return mc_fail(c, MC_EXIT_USAGE,
+                           "bad number of arguments (found "
+                           "conflicting environment key)");
+        }
+        const char *env_end = getenv("ETCDCTL_WATCH_RANGE_END");
+        env_args[0] = (char *)(uintptr_t)env_key;
+        env_args[1] = (char *)(uintptr_t)env_end;
+        args = env_args;
+        n = env_end != NULL ? 2 : 1;
+    }
     if (!o->interactive && (n < 1 || n > 2)) {
         return mc_fail(c, MC_EXIT_USAGE, "bad number of arguments");
     }
@@ -337,6 +471,16 @@ int mc_cmd_watch(struct mc_ctx *c, void *opts, char **args, size_t n)
         return mc_fail(c, MC_EXIT_ERROR, "out of memory");
     }
     w->c = c;
+    if (exec != NULL) {
+        /* execvp wants the list NULL-terminated. */
+        w->exec = moor_calloc(exec_len + 1, sizeof(char *));
+        if (w->exec == NULL) {
+            moor_free(w);
+            return mc_fail(c, MC_EXIT_ERROR, "out of memory");
+        }
+        memcpy(w->exec, exec, exec_len * sizeof(char *));
+        w->exec_len = exec_len;
+    }
     moor_buf_init(&w->line);
     moor_buf_init(&w->out);
     uv_signal_init(&c->loop, &w->sigint);
@@ -369,6 +513,8 @@ int mc_cmd_watch(struct mc_ctx *c, void *opts, char **args, size_t n)
     }
     if (w->print_rv != MOOR_OK) {
         code = mc_emit(c, w->print_rv, &w->out);
+    } else if (w->exec_failed) {
+        code = MC_EXIT_ERROR;
     } else if (w->canceled) {
         code = mc_fail(c, MC_EXIT_ERROR, "watch is canceled by the server");
     } else if (!w->interrupted) {
@@ -384,6 +530,7 @@ out:
     uv_run(&c->loop, UV_RUN_NOWAIT);
     moor_buf_close(&w->line);
     moor_buf_close(&w->out);
+    moor_free(w->exec);
     moor_free(w);
     return code;
 }

@@ -294,14 +294,25 @@ static int add_pos(char **pos, size_t *npos, char *arg, char *errtext)
 int mc_flags_parse(int argc, char **argv, const struct mc_flagset *sets,
                    size_t nsets, char **pos, size_t *npos, char *errtext)
 {
+    size_t sep;
+    return mc_flags_parse_sep(argc, argv, sets, nsets, pos, npos, &sep,
+                              errtext);
+}
+
+int mc_flags_parse_sep(int argc, char **argv, const struct mc_flagset *sets,
+                       size_t nsets, char **pos, size_t *npos, size_t *sep,
+                       char *errtext)
+{
     int rv;
     *npos = 0;
+    *sep = SIZE_MAX;
     for (int i = 0; i < argc; i++) {
         char *a = argv[i];
         void *base = NULL;
         const struct mc_flag *f;
         const char *value = NULL;
         if (strcmp(a, "--") == 0) {
+            *sep = *npos;
             for (i++; i < argc; i++) {
                 rv = add_pos(pos, npos, argv[i], errtext);
                 if (rv != MOOR_OK) {

@@ -293,7 +293,7 @@ static int run(struct mc_ctx *c, int argc, char **argv)
         {cmd != NULL ? cmd->flags : NULL, cmd != NULL ? cmd_flags_len(cmd) : 0,
          opts},
     };
-    rv = mc_flags_parse(nrest, rest, sets, 2, pos, &npos, e);
+    rv = mc_flags_parse_sep(nrest, rest, sets, 2, pos, &npos, &c->sep, e);
     if (rv == MOOR_ENOMEM) {
         code = mc_fail(c, MC_EXIT_ERROR, "out of memory");
         goto out;

@@ -575,6 +575,32 @@ def watch_case(e_argv, m_argv, norm):
                             % (outs["m"][i][0], outs["m"][i][2]))
         report("watch --prefix --prev-kv --rev -w %s, then SIGINT" % w,
                problems)
+    # The exec form: the command runs per event with etcdctl's variables.
+    script = ('echo "rev=$ETCD_WATCH_REVISION type=$ETCD_WATCH_EVENT_TYPE '
+              'key=$ETCD_WATCH_KEY value=$ETCD_WATCH_VALUE"')
+    res = {}
+    for tool, argv in [("e", e_argv), ("m", m_argv)]:
+        p = subprocess.Popen(argv + ["watch", "w", "--prefix",
+                                     "--rev=%d" % (rev + 1), "--", "sh",
+                                     "-c", script],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(os.environ, ETCDCTL_API="3"))
+        res[tool] = stop(p, read_until(p, b'key="w2" value="c"\n'))
+    report("watch -- command: run per event with ETCD_WATCH_*",
+           [] if res["e"][1] == res["m"][1] and b'type="DELETE"' in
+           res["m"][1] and res["m"][0] == 0 else
+           ["%r vs %r" % (res["e"][1], res["m"][1])])
+    for name, args in [("watch -- a failing command ends the watch",
+                        ["watch", "w", "--prefix", "--rev=%d" % (rev + 1),
+                         "--", "false"]),
+                       ("watch -- without a command",
+                        ["watch", "w", "--"])]:
+        erc, eo, ee = run(e_argv + args)
+        mrc, mo, me = run(m_argv + args)
+        strip = lambda t: b"\n".join(l for l in t.split(b"\n")
+                                     if not l.startswith(b'{"level"'))
+        report(name, [] if eo == mo and strip(ee) == strip(me) and mrc != 0
+               else ["%r %r vs %r %r" % (eo, ee, mo, me)])
     # Interactive: two watchers and a progress request on one stream.
     rev = revision(m_argv)
     run(m_argv + ["put", "i1", "x"])

@@ -93,6 +93,25 @@ static void expect_error(char **argv, int argc, const char *text)
     moor_free(o.name);
 }
 
+static void test_cli_flags_report_where_dashdash_was(void **state)
+{
+    (void)state;
+    struct opts o = {0};
+    struct mc_flagset set = {flags, MOOR_ARRAY_LEN(flags), &o};
+    char *argv[] = {S("key"), S("--prefix"), S("--"), S("echo"), S("-n")};
+    char *pos[MC_ARGS_MAX];
+    size_t n, sep;
+    char err[MOOR_ERRMSG_SIZE];
+    assert_int_equal(mc_flags_parse_sep(5, argv, &set, 1, pos, &n, &sep, err),
+                     MOOR_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(sep, 1);
+    assert_string_equal(pos[2], "-n");
+    assert_int_equal(mc_flags_parse_sep(2, argv, &set, 1, pos, &n, &sep, err),
+                     MOOR_OK);
+    assert_int_equal(sep, SIZE_MAX);
+}
+
 static void test_cli_flags_errors_use_pflag_texts(void **state)
 {
     (void)state;
@@ -325,6 +344,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli_flags_parse_long_short_and_positional),
         cmocka_unit_test(test_cli_flags_bool_takes_only_an_attached_value),
+        cmocka_unit_test(test_cli_flags_report_where_dashdash_was),
         cmocka_unit_test(test_cli_flags_errors_use_pflag_texts),
         cmocka_unit_test(test_cli_flags_refuse_more_than_args_max),
         cmocka_unit_test(test_cli_global_defaults_are_etcdctls),
