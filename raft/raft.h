@@ -263,6 +263,9 @@ enum raft_test_bug {
     /* Thesis §10.2.1 broken: a follower acknowledges entries before they
      * are durable (its acks leave with the "now" messages). */
     RAFT_BUG_ACK_UNDURABLE = 1u << 2,
+    /* §5.3 broken: a follower appends without checking that the entry
+     * before the new ones has the leader's term (Log Matching). */
+    RAFT_BUG_SKIP_PREV_CHECK = 1u << 3,
 };
 
 struct raft_config

@@ -354,7 +354,8 @@ int raft__handle_append(struct raft_node *n, const struct raft_message *m)
         r.index = n->commit;
         return raft__send(n, &r);
     }
-    if (raft__log_term(&n->log, m->index) != m->log_term ||
+    bool skip = (n->cfg.test_bugs & RAFT_BUG_SKIP_PREV_CHECK) != 0;
+    if ((!skip && raft__log_term(&n->log, m->index) != m->log_term) ||
         m->index > raft__log_last(&n->log)) {
         /* §5.3: reject, with a hint that lets the leader skip a term at a
          * time: our last index whose term is <= the probed one. */

@@ -2,8 +2,8 @@
  * tests/sim/sim_main.c: moor-sim's front door and the scenario of one seed.
  *
  *   moor-sim --seeds N [--nodes 3|5] [--steps S] [--seed X] [--verbose]
- *            [--bug commit-old-term|vote-twice|ack-undurable]
- * [--expect-violation]
+ *            [--bug commit-old-term|vote-twice|ack-undurable|
+ *                   skip-prev-check] [--expect-violation]
  *
  * Runs seeds X, X+1, ... X+N-1 (X defaults to 1; --seed alone runs one),
  * each for S ticks (default 10000) on 3 members unless --nodes says.
@@ -544,8 +544,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: moor-sim --seeds N [--nodes 3|5] [--steps S] [--seed X] "
             "[--verbose]\n"
-            "                [--bug commit-old-term|vote-twice|ack-undurable] "
-            "[--expect-violation]\n");
+            "                [--bug commit-old-term|vote-twice|ack-undurable|"
+            "skip-prev-check]\n"
+            "                [--expect-violation]\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -581,6 +582,8 @@ int main(int argc, char **argv)
                 o.bugs |= RAFT_BUG_VOTE_TWICE;
             } else if (strcmp(v, "ack-undurable") == 0) {
                 o.bugs |= RAFT_BUG_ACK_UNDURABLE;
+            } else if (strcmp(v, "skip-prev-check") == 0) {
+                o.bugs |= RAFT_BUG_SKIP_PREV_CHECK;
             } else {
                 usage(stderr);
                 return 2;
