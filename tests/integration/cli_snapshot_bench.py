@@ -1,6 +1,9 @@
 #!/usr/bin/python3
-"""cli_snapshot_bench.py: moorctl snapshot save beside etcdctl snapshot save.
+"""cli_snapshot_bench.py: moorctl beside etcdctl on the same real etcd.
 
+1. One command's cost: --invocations runs of `get` of one key with each
+   tool (alternating), medians and p90 of wall time, and peak RSS.
+2. snapshot save:
 Starts one real etcd 3.4 on loopback ports in a temporary directory, loads
 --keys keys (128 puts per Txn, sent as raw protobuf over python3-grpcio,
 --value-bytes each), then saves a snapshot with each tool --rounds times,
@@ -120,6 +123,7 @@ def main():
     ap.add_argument("--value-bytes", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--invocations", type=int, default=200)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -148,6 +152,22 @@ def main():
             if time.monotonic() > deadline:
                 raise SystemExit("etcd did not start")
             time.sleep(0.2)
+        inv = {"moorctl": [], "etcdctl": []}
+        inv_rss = {"moorctl": [], "etcdctl": []}
+        for i in range(args.invocations):
+            for tool in (["moorctl", "etcdctl"] if i % 2 == 0 else
+                         ["etcdctl", "moorctl"]):
+                binary = args.moorctl if tool == "moorctl" else args.etcdctl
+                t1 = time.monotonic()
+                p = subprocess.run([binary, "--endpoints=" + url, "get",
+                                    "ready"], capture_output=True, env=env)
+                inv[tool].append(time.monotonic() - t1)
+                if p.returncode != 0:
+                    raise SystemExit("%s get failed" % tool)
+        for tool in inv_rss:
+            binary = args.moorctl if tool == "moorctl" else args.etcdctl
+            inv_rss[tool].append(timed([binary, "--endpoints=" + url, "get",
+                                        "ready"], env)[1])
         t0 = time.monotonic()
         load(url, args.keys, args.value_bytes, args.threads)
         load_s = time.monotonic() - t0
@@ -178,15 +198,30 @@ def main():
         shutil.rmtree(root, ignore_errors=True)
 
     med = {k: statistics.median(v) for k, v in res.items()}
+    for tool in inv:
+        xs = sorted(inv[tool])
+        med[tool + "_get_ms"] = statistics.median(xs) * 1000
+        med[tool + "_get_p90_ms"] = xs[int(len(xs) * 0.9) - 1] * 1000
+        med[tool + "_get_rss_kib"] = inv_rss[tool][0]
     out = {"keys": args.keys, "value_bytes": args.value_bytes,
            "rounds": args.rounds, "snapshot_bytes": size, "load_s": load_s}
     out.update(med)
     if args.json:
         print(json.dumps(out))
         return 0
-    print("snapshot save: etcd 3.4, %d keys of %d-byte values, %d rounds "
-          "(medians)" % (args.keys, args.value_bytes, args.rounds))
-    rows = [("snapshot_size", "%.1f" % (size / 1e6), "MB"),
+    print("moorctl vs etcdctl on etcd 3.4: %d get invocations each; "
+          "snapshot save of %d keys of %d-byte values, %d rounds (medians)"
+          % (args.invocations, args.keys, args.value_bytes, args.rounds))
+    rows = [("moorctl_get_invocation", "%.2f" % med["moorctl_get_ms"], "ms"),
+            ("etcdctl_get_invocation", "%.2f" % med["etcdctl_get_ms"], "ms"),
+            ("moorctl_get_invocation_p90", "%.2f" %
+             med["moorctl_get_p90_ms"], "ms"),
+            ("etcdctl_get_invocation_p90", "%.2f" %
+             med["etcdctl_get_p90_ms"], "ms"),
+            ("moorctl_get_peak_rss", "%.1f" %
+             (med["moorctl_get_rss_kib"] / 1024), "MiB"),
+            ("etcdctl_get_peak_rss", "%.1f" %
+             (med["etcdctl_get_rss_kib"] / 1024), "MiB"),("snapshot_size", "%.1f" % (size / 1e6), "MB"),
             ("load", "%.1f" % load_s, "s"),
             ("moorctl_snapshot_save", "%.3f" % med["moorctl_save_s"], "s"),
             ("etcdctl_snapshot_save", "%.3f" % med["etcdctl_save_s"], "s"),
