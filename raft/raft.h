@@ -266,6 +266,10 @@ enum raft_test_bug {
     /* §5.3 broken: a follower appends without checking that the entry
      * before the new ones has the leader's term (Log Matching). */
     RAFT_BUG_SKIP_PREV_CHECK = 1u << 3,
+    /* §6.4 broken: the leader answers ReadIndex without confirming its
+     * leadership with a heartbeat round (a deposed leader serves stale
+     * reads). */
+    RAFT_BUG_READ_NO_QUORUM = 1u << 4,
 };
 
 struct raft_config

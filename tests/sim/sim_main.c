@@ -3,7 +3,7 @@
  *
  *   moor-sim --seeds N [--nodes 3|5] [--steps S] [--seed X] [--verbose]
  *            [--bug commit-old-term|vote-twice|ack-undurable|
- *                   skip-prev-check] [--expect-violation]
+ *                   skip-prev-check|read-no-quorum] [--expect-violation]
  *
  * Runs seeds X, X+1, ... X+N-1 (X defaults to 1; --seed alone runs one),
  * each for S ticks (default 10000) on 3 members unless --nodes says.
@@ -545,7 +545,8 @@ static void usage(FILE *out)
             "usage: moor-sim --seeds N [--nodes 3|5] [--steps S] [--seed X] "
             "[--verbose]\n"
             "                [--bug commit-old-term|vote-twice|ack-undurable|"
-            "skip-prev-check]\n"
+            "skip-prev-check|\n"
+            "                       read-no-quorum]\n"
             "                [--expect-violation]\n");
 }
 
@@ -584,6 +585,8 @@ int main(int argc, char **argv)
                 o.bugs |= RAFT_BUG_ACK_UNDURABLE;
             } else if (strcmp(v, "skip-prev-check") == 0) {
                 o.bugs |= RAFT_BUG_SKIP_PREV_CHECK;
+            } else if (strcmp(v, "read-no-quorum") == 0) {
+                o.bugs |= RAFT_BUG_READ_NO_QUORUM;
             } else {
                 usage(stderr);
                 return 2;
