@@ -177,8 +177,9 @@ struct kv_watch_index
     struct kv_watcher **buckets;
     size_t n_buckets;
     size_t n_single;
-    /* Range watchers: sorted by start key; maxend[] is a segment tree of
-     * the largest end over each node's span, rebuilt lazily. */
+    /* Range watchers: sorted by start key; seg[] is a segment tree whose
+     * node holds the watcher with the largest end in its span (rebuilt
+     * lazily: `dirty` after opens and closes, at the next write). */
     struct kv_watcher **ranges;
     size_t n_ranges, cap_ranges;
     bool dirty;
