@@ -17,8 +17,7 @@ WERROR     ?= ON
 CMAKE_ARGS ?=
 SIM_SEEDS  ?= 20000
 FUZZ_SECONDS ?= 60
-# moord serves single-member clusters until the peer transport lands.
-RUN_MEMBERS ?= 1
+RUN_MEMBERS ?= 3
 
 C_SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 

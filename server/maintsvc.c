@@ -129,29 +129,46 @@ static void on_member_list(struct rpc_call *call, struct moor_slice msg,
     (void)msg;
     struct srv_node *n = arg;
     const struct srv_config *cfg = n->cfg;
-    char *peer[SRV_URLS_MAX], *client[SRV_URLS_MAX];
-    for (unsigned i = 0; i < cfg->initial_advertise_peer_urls.n; i++) {
-        peer[i] =
-            (char *)(uintptr_t)cfg->initial_advertise_peer_urls.urls[i].text;
+    unsigned count = cfg->n_initial_members;
+    Etcdserverpb__Member ms[SRV_MEMBERS_MAX];
+    Etcdserverpb__Member *ptrs[SRV_MEMBERS_MAX];
+    char *peer[SRV_MEMBERS_MAX][SRV_URLS_MAX];
+    char *client[SRV_MEMBERS_MAX][SRV_URLS_MAX];
+    for (unsigned i = 0; i < count; i++) {
+        const struct srv_initial_member *im = &cfg->initial_members[i];
+        etcdserverpb__member__init(&ms[i]);
+        ms[i].id = im->id;
+        ms[i].name = (char *)(uintptr_t)im->name;
+        for (unsigned k = 0; k < im->peer_urls.n; k++) {
+            peer[i][k] = (char *)(uintptr_t)im->peer_urls.urls[k].text;
+        }
+        ms[i].peerurls = peer[i];
+        ms[i].n_peerurls = im->peer_urls.n;
+        if (im->id == n->member_id) {
+            for (unsigned k = 0; k < cfg->advertise_client_urls.n; k++) {
+                client[i][k] =
+                    (char *)(uintptr_t)cfg->advertise_client_urls.urls[k].text;
+            }
+            ms[i].n_clienturls = cfg->advertise_client_urls.n;
+        } else {
+            /* Learned from the member's peer handshake. */
+            const char *urls[SRV_URLS_MAX];
+            unsigned k = srv_peer_client_urls(n, im->id, urls, SRV_URLS_MAX);
+            for (unsigned u = 0; u < k; u++) {
+                client[i][u] = (char *)(uintptr_t)urls[u];
+            }
+            ms[i].n_clienturls = k;
+        }
+        ms[i].clienturls = client[i];
+        ptrs[i] = &ms[i];
     }
-    for (unsigned i = 0; i < cfg->advertise_client_urls.n; i++) {
-        client[i] = (char *)(uintptr_t)cfg->advertise_client_urls.urls[i].text;
-    }
-    Etcdserverpb__Member self = ETCDSERVERPB__MEMBER__INIT;
-    self.id = n->member_id;
-    self.name = cfg->name;
-    self.peerurls = peer;
-    self.n_peerurls = cfg->initial_advertise_peer_urls.n;
-    self.clienturls = client;
-    self.n_clienturls = cfg->advertise_client_urls.n;
-    Etcdserverpb__Member *members[1] = {&self};
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
     srv_header_fill(n, &h, kv_store_revision(n->kv));
     Etcdserverpb__MemberListResponse out =
         ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
     out.header = &h;
-    out.members = members;
-    out.n_members = 1;
+    out.members = ptrs;
+    out.n_members = count;
     srv_reply(call, &out.base);
 }
 

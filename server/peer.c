@@ -38,6 +38,14 @@
 #define PEER_BACKOFF_MAX_MS 1000
 #define PEER_PROTOCOL_VERSION 1
 
+/* What a member learned of another from its handshake (peer.c keeps one
+ * per other member; MemberList reads it). */
+struct srv_peer_info
+{
+    char client_urls[SRV_URLS_MAX][300];
+    unsigned n_client_urls;
+};
+
 struct srv_peer
 {
     struct srv_node *n;
@@ -56,6 +64,7 @@ struct srv_peer
     struct moor_buf out;         /* frames waiting */
     struct moor_buf writing_buf; /* frames in the write in flight */
     uint64_t dropped;
+    struct srv_peer_info info;
 };
 
 /* An accepted connection: reads frames from one peer. */
@@ -330,6 +339,13 @@ static void handshake_append(struct srv_peer *p)
     hs.from_id = n->member_id;
     hs.to_id = p->id;
     hs.stream = (char *)(uintptr_t) "message";
+    hs.name = n->cfg->name;
+    char *urls[SRV_URLS_MAX];
+    for (unsigned i = 0; i < n->cfg->advertise_client_urls.n; i++) {
+        urls[i] = (char *)(uintptr_t)n->cfg->advertise_client_urls.urls[i].text;
+    }
+    hs.client_urls = urls;
+    hs.n_client_urls = n->cfg->advertise_client_urls.n;
     Moorpb__Frame f = MOORPB__FRAME__INIT;
     f.body_case = MOORPB__FRAME__BODY_HANDSHAKE;
     f.handshake = &hs;
@@ -349,6 +365,29 @@ static void handshake_append(struct srv_peer *p)
     }
 }
 
+/* Nothing is ever sent back on an outbound connection; reading is how the
+ * close of the peer's process shows up at once (its kernel closes the
+ * socket), without waiting for a write to fail. */
+static void out_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    static char sink[64];
+    buf->base = sink;
+    buf->len = sizeof(sink);
+}
+
+static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct srv_peer *p = MOOR_CONTAINER_OF(s, struct srv_peer, tcp);
+    (void)buf;
+    if (nread < 0) {
+        peer_fail(p, (int)nread);
+    } else if (nread > 0) {
+        peer_fail(p, UV_EPROTO); /* a peer that talks back is broken */
+    }
+}
+
 static void connect_cb(uv_connect_t *req, int status)
 {
     struct srv_peer *p = MOOR_CONTAINER_OF(req, struct srv_peer, connect_req);
@@ -359,6 +398,7 @@ static void connect_cb(uv_connect_t *req, int status)
     p->connected = true;
     p->backoff_ms = PEER_BACKOFF_MIN_MS;
     uv_tcp_nodelay(&p->tcp, 1);
+    uv_read_start((uv_stream_t *)&p->tcp, out_alloc_cb, out_read_cb);
     moor_buf_reset(&p->out); /* stale messages: raft resends */
     handshake_append(p);
     MOOR_LOG_INFO("peer", "connected", "peer=%llx url=%s",
@@ -491,6 +531,17 @@ static bool inbound_frame(struct srv_inbound *c, const uint8_t *body,
             ok = false;
         } else {
             c->from = hs->from_id;
+            struct srv_peer *p = peer_find(n, c->from);
+            if (p != NULL) {
+                p->info.n_client_urls = 0;
+                for (size_t i = 0; i < hs->n_client_urls && i < SRV_URLS_MAX;
+                     i++) {
+                    snprintf(p->info.client_urls[i],
+                             sizeof(p->info.client_urls[i]), "%s",
+                             hs->client_urls[i]);
+                    p->info.n_client_urls++;
+                }
+            }
         }
     } else if (f->body_case == MOORPB__FRAME__BODY_MESSAGE && n->raft != NULL) {
         struct raft_entry *ents = NULL;
@@ -670,4 +721,15 @@ void srv_peer_close(struct srv_node *n)
     for (struct srv_inbound *c = n->inbound; c != NULL; c = c->next) {
         inbound_close(c, NULL);
     }
+}
+
+unsigned srv_peer_client_urls(struct srv_node *n, uint64_t id,
+                              const char **urls, unsigned max)
+{
+    struct srv_peer *p = peer_find(n, id);
+    unsigned k = 0;
+    for (; p != NULL && k < p->info.n_client_urls && k < max; k++) {
+        urls[k] = p->info.client_urls[k];
+    }
+    return k;
 }

@@ -240,6 +240,11 @@ void srv_peer_close(struct srv_node *n);
 void srv_peer_send(struct srv_node *n, const struct raft_message *m);
 /* Appends m as a length-prefixed peer frame to out. */
 int srv_peer_encode(const struct raft_message *m, struct moor_buf *out);
+/* The client URLs member id announced in its handshake (none until it
+ * connected to us); fills up to max and returns how many. Borrowed, valid
+ * until the next handshake of that member. */
+unsigned srv_peer_client_urls(struct srv_node *n, uint64_t id,
+                              const char **urls, unsigned max);
 /* Sends frames encoded earlier with srv_peer_encode to member to. */
 void srv_peer_send_frames(struct srv_node *n, uint64_t to,
                           const struct moor_buf *frames);

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# moord_cluster.sh MOORD: three real moord members on loopback. Writes and
+# linearizable reads through every member; kill -9 of the leader under
+# write load elects a new leader and loses no acknowledged write; the
+# killed member restarts and catches up; every member ends with the same
+# HashKV at the same revision.
+set -euo pipefail
+moord=$1
+export ETCDCTL_API=3
+work=$(mktemp -d)
+pids=(0 0 0)
+cleanup() {
+    for p in "${pids[@]}"; do [ "$p" != 0 ] && kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+fail() {
+    echo "FAIL: $*"
+    for i in 0 1 2; do echo "--- m$i"; tail -n 15 "$work/m$i.log"; done
+    exit 1
+}
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cports=("$(port)" "$(port)" "$(port)")
+pports=("$(port)" "$(port)" "$(port)")
+cluster="m0=http://127.0.0.1:${pports[0]},m1=http://127.0.0.1:${pports[1]},m2=http://127.0.0.1:${pports[2]}"
+all="127.0.0.1:${cports[0]},127.0.0.1:${cports[1]},127.0.0.1:${cports[2]}"
+ctl() { etcdctl --dial-timeout=1s --command-timeout=3s "$@"; }
+
+start() { # start I
+    local i=$1
+    "$moord" --name "m$i" --data-dir "$work/d$i" \
+        --listen-client-urls "http://127.0.0.1:${cports[$i]}" \
+        --advertise-client-urls "http://127.0.0.1:${cports[$i]}" \
+        --listen-peer-urls "http://127.0.0.1:${pports[$i]}" \
+        --initial-advertise-peer-urls "http://127.0.0.1:${pports[$i]}" \
+        --initial-cluster "$cluster" >>"$work/m$i.log" 2>&1 &
+    pids[$i]=$!
+}
+healthy() { # healthy I: bounded wait for /health
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:${cports[$1]}/health" 2>/dev/null | grep -q '"health":"true"' && return 0
+        sleep 0.05
+    done
+    fail "m$1 not healthy"
+}
+leader() { # the index of the member that says it leads
+    for i in 0 1 2; do
+        if [ "${pids[$i]}" != 0 ] && ctl --endpoints="127.0.0.1:${cports[$i]}" endpoint status 2>/dev/null | grep -q ", true,"; then
+            echo "$i"
+            return 0
+        fi
+    done
+    echo -1
+}
+
+for i in 0 1 2; do start "$i"; done
+for i in 0 1 2; do healthy "$i"; done
+
+# Every member takes writes (followers forward) and serves linearizable reads.
+for i in 0 1 2; do
+    [ "$(ctl --endpoints="127.0.0.1:${cports[$i]}" put "k$i" "v$i")" = OK ] || fail "put via m$i"
+done
+for i in 0 1 2; do
+    got=$(ctl --endpoints="127.0.0.1:${cports[$i]}" get k --prefix --print-value-only | tr '\n' ' ')
+    [ "$got" = "v0 v1 v2 " ] || fail "linearizable read via m$i: $got"
+done
+n=$(ctl --endpoints="$all" member list | wc -l)
+[ "$n" = 3 ] || fail "member list has $n members"
+
+# kill -9 the leader while a client writes through the other two members.
+l=$(leader)
+[ "$l" -ge 0 ] || fail "no leader"
+others=""
+for i in 0 1 2; do [ "$i" != "$l" ] && others="${others:+$others,}127.0.0.1:${cports[$i]}"; done
+: >"$work/acked"
+(
+    for k in $(seq 1 300); do
+        [ -f "$work/stop" ] && break
+        if ctl --endpoints="$others" put "load/$k" "v$k" >/dev/null 2>&1; then echo "$k" >>"$work/acked"; fi
+    done
+) &
+writer=$!
+sleep 1
+kill -9 "${pids[$l]}"
+wait "${pids[$l]}" 2>/dev/null || true
+pids[$l]=0
+t0=$(date +%s%N)
+newl=-1
+for _ in $(seq 1 100); do
+    newl=$(leader)
+    [ "$newl" -ge 0 ] && break
+    sleep 0.05
+done
+[ "$newl" -ge 0 ] || fail "no new leader after kill -9 of m$l"
+echo "leader m$l killed; m$newl leads after $((($(date +%s%N) - t0) / 1000000)) ms"
+sleep 1
+touch "$work/stop"
+wait "$writer" || true
+
+# The killed member comes back and catches up.
+start "$l"
+healthy "$l"
+acked=$(wc -l <"$work/acked")
+[ "$acked" -gt 0 ] || fail "no write acknowledged during the failover"
+sleep 1
+for i in 0 1 2; do
+    count=$(ctl --endpoints="127.0.0.1:${cports[$i]}" get load/ --prefix --keys-only --consistency=s | grep -c '^load/' || true)
+    missing=0
+    while read -r k; do
+        v=$(ctl --endpoints="127.0.0.1:${cports[$i]}" get "load/$k" --print-value-only --consistency=s)
+        [ "$v" = "v$k" ] || missing=$((missing + 1))
+    done <"$work/acked"
+    [ "$missing" = 0 ] || fail "m$i lost $missing of $acked acknowledged writes"
+    echo "m$i: $count keys, all $acked acknowledged writes present"
+done
+hashes=$(ctl --endpoints="$all" endpoint hashkv | awk '{print $2}' | sort -u | wc -l)
+[ "$hashes" = 1 ] || fail "members disagree: $(ctl --endpoints="$all" endpoint hashkv)"
+
+for i in 0 1 2; do kill -TERM "${pids[$i]}"; done
+for i in 0 1 2; do wait "${pids[$i]}" || fail "m$i exited non-zero on SIGTERM"; pids[$i]=0; done
+echo "1 passed, 0 failed"
