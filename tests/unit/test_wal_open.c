@@ -559,6 +559,50 @@ static void test_wal_open_fails_on_bad_segment_header(void **state)
     free(img);
 }
 
+static void test_wal_open_fails_when_records_are_swapped(void **state)
+{
+    struct fixture *f = *state;
+    write_log(f, 6, 2, 40); /* equal-size records */
+    char path[512];
+    seg_file(f, 0, path, sizeof(path));
+    size_t len;
+    uint8_t *img = read_file(path, &len);
+    uint64_t offs[64];
+    size_t n = record_offsets(img, len, offs, 64);
+    /* Entries of batch 2 (records 4 and 5) trade places: each verifies on
+     * its own, but the chain does not. */
+    size_t rl = (size_t)(offs[5] - offs[4]);
+    assert_int_equal(rl, (size_t)(offs[6] - offs[5]));
+    uint8_t tmp[256];
+    memcpy(tmp, img + offs[4], rl);
+    memcpy(img + offs[4], img + offs[5], rl);
+    memcpy(img + offs[5], tmp, rl);
+    write_file(path, img, len);
+    expect_corrupt(f, strrchr(path, '/') + 1, offs[4]);
+    (void)n;
+    free(img);
+}
+
+static void test_wal_open_fails_when_a_segment_does_not_continue_the_chain(
+    void **state)
+{
+    struct fixture *f = *state;
+    write_log(f, 60, 20, 200);
+    char path[512];
+    seg_file(f, 2, path, sizeof(path));
+    size_t len;
+    uint8_t *img = read_file(path, &len);
+    /* A well-formed header (its own crc fixed) with a wrong start crc: as
+     * if a segment of another log, or an older copy, stood in its place. */
+    img[32] ^= 0x01;
+    uint32_t crc = moor_crc32c(0, img, 12);
+    crc = moor_crc32c(crc, img + 16, 48);
+    moor_put_le32(img + 12, crc);
+    write_file(path, img, len);
+    expect_corrupt(f, strrchr(path, '/') + 1, 0);
+    free(img);
+}
+
 static void test_wal_open_from_snapshot_returns_entries_after_it(void **state)
 {
     struct fixture *f = *state;
@@ -668,6 +712,8 @@ int main(void)
         T(test_wal_open_fails_when_a_middle_segment_is_missing),
         T(test_wal_open_fails_on_bad_record_in_closed_segment),
         T(test_wal_open_fails_on_bad_segment_header),
+        T(test_wal_open_fails_when_records_are_swapped),
+        T(test_wal_open_fails_when_a_segment_does_not_continue_the_chain),
         T(test_wal_open_from_snapshot_returns_entries_after_it),
         T(test_wal_open_fails_when_log_does_not_reach_back_to_snapshot),
         T(test_wal_open_records_a_snapshot_newer_than_the_log),
