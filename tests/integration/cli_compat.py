@@ -439,6 +439,30 @@ def cluster_cases(t):
         if m[0] != want or (e[0] == 0) != (m[0] == 0):
             problems.append("exit %d vs %d" % (e[0], m[0]))
         report(name, problems)
+    # The same round in JSON: the new member's ID (from each server's clock)
+    # is the only thing hidden.
+    res = {}
+    for tool, argv in [("e", e_argv), ("m", m_argv)]:
+        rc, o, e = run(argv + ["member", "add", "l2", "--learner",
+                               "--peer-urls=http://127.0.0.1:3", "-w",
+                               "json"])
+        if rc != 0:
+            report("member add --learner -w json", ["%s: %r" % (tool, e)])
+            return
+        j = json.loads(norm(o))
+        new = j["member"]["ID"]
+        hide = lambda m: dict(m, ID=0) if m.get("ID") == new else m
+        j["member"] = hide(j["member"])
+        j["members"] = [hide(m) for m in j["members"]]
+        j["header"].pop("revision", None)
+        rc2, o2, e2 = run(argv + ["member", "remove", "%x" % new, "-w",
+                                  "json"])
+        j2 = json.loads(norm(o2)) if rc2 == 0 else {"error": e2.decode()}
+        res[tool] = (j, j2)
+    report("member add --learner -w json", [] if res["e"][0] == res["m"][0]
+           else ["%r vs %r" % (res["e"][0], res["m"][0])])
+    report("member remove -w json", [] if res["e"][1] == res["m"][1]
+           else ["%r vs %r" % (res["e"][1], res["m"][1])])
     # move-leader to a member that does not exist: the server refuses.
     compare(t, "move-leader unknown member", ["move-leader", "1234"], want=1)
 
