@@ -32,7 +32,7 @@ from chaoscheck import check, gen, history, linear  # noqa: E402
 from chaoscheck.history import KV  # noqa: E402
 
 # CHAOS_SELFTEST_SEEDS=N plants each flaw into N histories (default 3)
-# and checks max(30, N) valid ones: the long sweep (N=100: ~4 minutes).
+# and checks max(30, N) valid ones: the long sweep (N=100: ~6 minutes).
 PLANT = int(os.environ.get("CHAOS_SELFTEST_SEEDS", "3"))
 SEEDS = range(1, 1 + max(30, PLANT))
 
