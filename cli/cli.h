@@ -26,7 +26,10 @@
  * append to a struct moor_buf, so a test compares bytes.
  *
  * Threads: one. Ownership: every function borrows its arguments unless it
- * says otherwise.
+ * says otherwise. Signals and processes: while watch, lease keep-alive and
+ * snapshot save run, SIGINT and SIGTERM are handled on the loop (they end
+ * the command cleanly); watch's exec form forks one child per event and
+ * waits for it.
  */
 #ifndef MOOR_CLI_H
 #define MOOR_CLI_H
@@ -46,11 +49,11 @@
 
 /* Bounds. */
 #define MC_ENDPOINTS_MAX 16
-#define MC_ARGS_MAX 256          /* positional arguments of one command */
-#define MC_LINE_MAX (64 * 1024)  /* one line of txn or watch -i input */
-#define MC_STDIN_MAX (64u << 20) /* a value read from stdin by put */
-#define MC_TXN_OPS_MAX 4096      /* compares, or ops of one branch */
-#define MC_RECV_MAX ((size_t)2 << 30)
+#define MC_ARGS_MAX 256               /* positional arguments of one command */
+#define MC_LINE_MAX (64 * 1024)       /* one line of txn or watch -i input */
+#define MC_STDIN_MAX (64u << 20)      /* a value read from stdin by put */
+#define MC_TXN_OPS_MAX 4096           /* compares, or ops of one branch */
+#define MC_RECV_MAX ((size_t)2 << 30) /* a response message: etcd clients' */
 
 /* Runs moorctl with argv (argv[0] is the program name) and returns the
  * exit status. Reads the environment (MOORCTL_*, then ETCDCTL_*) for the
