@@ -1331,3 +1331,32 @@ uv_loop_t *rpc__client_loop(const struct rpc_client *c)
 {
     return c->loop;
 }
+
+int rpc__client_fake_conn(struct rpc_client *cl, struct rpc__conn **out)
+{
+    if (cl->cur != NULL || cl->closing) {
+        return MOOR_EBUSY;
+    }
+    struct cconn *cc = moor_calloc(1, sizeof(*cc));
+    if (cc == NULL) {
+        return MOOR_ENOMEM;
+    }
+    if (rpc__conn_init(&cc->c, &cl->pump, &cconn_ops, true) != MOOR_OK) {
+        moor_free(cc);
+        return MOOR_EIO;
+    }
+    cc->cl = cl;
+    cc->ep = &cl->eps[0];
+    rpc__list_init(&cc->streams);
+    rpc__list_init(&cc->writable);
+    rpc__list_push(&cl->conns, &cc->link);
+    cl->conns_len++;
+    cl->cur = cc;
+    int rv = rpc__conn_start(&cc->c);
+    if (rv != MOOR_OK) {
+        rpc__conn_close(&cc->c, rv);
+        return rv;
+    }
+    *out = &cc->c;
+    return MOOR_OK;
+}

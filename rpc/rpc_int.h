@@ -328,11 +328,15 @@ void rpc__stream_fail(struct rpc_stream *s, int status, const char *message);
 uv_loop_t *rpc__client_loop(const struct rpc_client *c);
 
 /* ------------------------------------------------------------------------
- * server.c: the fuzz target's way in.
+ * The fuzz targets' way in.
  * ---------------------------------------------------------------------- */
 /* A server connection with no socket: feed it with rpc__conn_feed; its
  * output is discarded. Returns borrowed, valid until it closes (which the
  * server's close does). */
 int rpc__server_fake_conn(struct rpc_server *srv, struct rpc__conn **out);
+/* The same on the client side: a connection with no socket becomes the
+ * client's current one (the client must have none); calls started after
+ * it are put on it once the fed bytes include the server's SETTINGS. */
+int rpc__client_fake_conn(struct rpc_client *cl, struct rpc__conn **out);
 
 #endif /* MOOR_RPC_INT_H */
