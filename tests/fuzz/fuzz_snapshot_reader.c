@@ -1,9 +1,10 @@
 /*
  * fuzz_snapshot_reader.c: the snapshot verifier and loader on arbitrary
  * bytes (header, sizes, SHA-256, lz4 frame). Most mutations fail the
- * digest; the interesting inputs are seeds whose digest is recomputed by
- * the fuzzer harness below when the first byte says so, so the lz4 and
- * size checks behind the digest get exercised too. Checks that a refusal
+ * digest, so the first input byte can ask the harness to recompute it
+ * (bit 0) or to wrap the input in a valid frame (bit 1: fixed-up header
+ * fields and a fitting trailer), so the size checks and the lz4 decoder
+ * behind the digest get exercised too. Checks that a refusal
  * always says why, that an accepted file fed the consumer exactly the raw
  * size it claims, and that memory stays bounded.
  */
@@ -30,13 +31,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     bool fix_digest = (data[0] & 1) != 0;
+    bool frame = (data[0] & 2) != 0;
     data++;
     size--;
-    uint8_t *img = malloc(size + 1);
+    /* frame: the input is a header (88 bytes, membership length patched to
+     * 0) and a body; the harness appends a trailer that fits it, with a
+     * raw size taken from the header's reserved-looking bytes 72..79, so
+     * the lz4 decoder sees arbitrary bodies behind a valid frame. */
+    size_t cap = size + 56 + 1;
+    uint8_t *img = malloc(cap);
     if (img == NULL) {
         return 0;
     }
     memcpy(img, data, size);
+    if (frame && size >= 88) {
+        memset(img + 80, 0, 8);      /* membership 0, zero field */
+        moor_put_le32(img + 12, 88); /* header bytes */
+        uint64_t raw = moor_get_le64(img + 72) % (1u << 22);
+        memcpy(img + size, "moorsend", 8);
+        moor_put_le64(img + size + 8, size - 88);
+        moor_put_le64(img + size + 16, raw);
+        size += 56;
+        fix_digest = true;
+    }
     if (fix_digest && size >= 32) {
         unsigned int n = 0;
         EVP_Digest(img, size - 32, img + size - 32, &n, EVP_sha256(), NULL);
