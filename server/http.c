@@ -15,15 +15,18 @@ int srv_http(const char *path, struct rpc_http_response *resp, void *arg)
 {
     struct srv_node *n = arg;
     if (path_is(path, "/health")) {
-        /* etcd: healthy when there is a leader (and no alarm: alarms are
-         * not built yet). */
-        bool ok = raft_node_leader(n->raft) != 0 && !n->stopping;
-        resp->status = ok ? 200 : 503;
+        /* etcd: healthy when there is a leader and no alarm. */
+        const char *reason = NULL;
+        if (raft_node_leader(n->raft) == 0 || n->stopping) {
+            reason = "RAFT NO LEADER";
+        } else if (n->alarm_nospace) {
+            reason = "ALARM NOSPACE";
+        }
+        resp->status = reason == NULL ? 200 : 503;
         resp->content_type = "application/json";
-        return moor_buf_printf(&resp->body,
-                               ok ? "{\"health\":\"true\",\"reason\":\"\"}"
-                                  : "{\"health\":\"false\",\"reason\":\"RAFT "
-                                    "NO LEADER\"}");
+        return moor_buf_printf(
+            &resp->body, "{\"health\":\"%s\",\"reason\":\"%s\"}",
+            reason == NULL ? "true" : "false", reason == NULL ? "" : reason);
     }
     if (path_is(path, "/version")) {
         resp->content_type = "application/json";

@@ -5,7 +5,7 @@
  * Defragment is an honest no-op: moor's keyspace lives in memory and
  * compaction frees old versions online (kv_compact_step, every loop turn),
  * so there is no file to rewrite and nothing stops the member. Alarms:
- * NOSPACE is not raised yet, so Alarm GET answers the empty list.
+ * this member's NOSPACE alarm (quota.c); CORRUPT is never raised yet.
  */
 #include "server_int.h"
 
@@ -69,17 +69,26 @@ static void on_hash_kv(struct rpc_call *call, struct moor_slice msg, void *arg)
 static void on_alarm(struct rpc_call *call, struct moor_slice msg, void *arg)
 {
     struct srv_node *n = arg;
-    ProtobufCMessage *req =
-        srv_decode(n, call, &etcdserverpb__alarm_request__descriptor, msg);
+    Etcdserverpb__AlarmRequest *req = (Etcdserverpb__AlarmRequest *)srv_decode(
+        n, call, &etcdserverpb__alarm_request__descriptor, msg);
     if (req == NULL) {
         return;
     }
+    srv_alarm_handle(n, req->action, req->alarm);
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
     srv_header_fill(n, &h, kv_store_revision(n->kv));
     Etcdserverpb__AlarmResponse out = ETCDSERVERPB__ALARM_RESPONSE__INIT;
     out.header = &h;
+    Etcdserverpb__AlarmMember am = ETCDSERVERPB__ALARM_MEMBER__INIT;
+    Etcdserverpb__AlarmMember *list[1] = {&am};
+    if (n->alarm_nospace) {
+        am.memberid = n->member_id;
+        am.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+        out.alarms = list;
+        out.n_alarms = 1;
+    }
     srv_reply(call, &out.base);
-    protobuf_c_message_free_unpacked(req, &moor_pb_allocator);
+    protobuf_c_message_free_unpacked(&req->base, &moor_pb_allocator);
 }
 
 static void on_defragment(struct rpc_call *call, struct moor_slice msg,

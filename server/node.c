@@ -230,6 +230,12 @@ ProtobufCMessage *srv_decode(struct srv_node *n, struct rpc_call *call,
 void srv_propose_request(struct srv_node *n, struct rpc_call *call,
                          uint8_t kind, Moorpb__InternalRequest *ir)
 {
+    if (srv_quota_refuses(n, ir)) {
+        if (call != NULL) {
+            srv_call_fail(call, MOOR_ENOSPACE);
+        }
+        return;
+    }
     struct srv_waiter *w = NULL;
     if (call != NULL) {
         w = srv_waiter_new(n, kind, call);
@@ -471,6 +477,7 @@ void srv_node_process(struct srv_node *n)
     reads_serve(n);
     srv_watch_deliver(n);
     srv_snap_maybe(n);
+    srv_quota_check(n);
     kv_compact_step(n->kv, 1000);
     n->processing = false;
 }
@@ -484,6 +491,7 @@ static void tick_cb(uv_timer_t *t)
     raft_node_tick(n->raft);
     waiters_expire(n, uv_now(n->loop), false);
     srv_lease_tick(n);
+    srv_autocompact_tick(n);
     srv_node_process(n);
 }
 

@@ -135,6 +135,17 @@ struct srv_node
     struct srv_snap_job *snap_job;
     uint64_t snap_index;
 
+    /* Quota and auto compaction (quota.c). */
+    bool alarm_nospace;
+    uint64_t compact_last_ms;
+    struct srv_rev_sample
+    {
+        uint64_t time_ms;
+        int64_t rev;
+    } compact_samples[16];
+    size_t compact_head;
+    size_t n_compact_samples;
+
     /* Lease duties of the leader (leasesvc.c). */
     uint64_t lease_ticks;
     int64_t lease_cursor;
@@ -225,6 +236,19 @@ void srv_lease_tick(struct srv_node *n);
 int srv_watch_register(struct srv_node *n, struct rpc_server *srv);
 /* Sends what kv's ready watchers have; once per loop turn, after apply. */
 void srv_watch_deliver(struct srv_node *n);
+
+/* ------------------------------------------------------------------------
+ * Quota and auto compaction (quota.c)
+ * ---------------------------------------------------------------------- */
+/* Raises the NOSPACE alarm when the member holds more than the quota. */
+void srv_quota_check(struct srv_node *n);
+/* True when the NOSPACE alarm refuses ir (a write that adds data). */
+bool srv_quota_refuses(const struct srv_node *n,
+                       const Moorpb__InternalRequest *ir);
+/* Maintenance.Alarm ACTIVATE/DEACTIVATE of alarm (GET changes nothing). */
+int srv_alarm_handle(struct srv_node *n, int action, int alarm);
+/* The leader's auto compaction, once per tick. */
+void srv_autocompact_tick(struct srv_node *n);
 
 /* ------------------------------------------------------------------------
  * Peers (peer.c)
