@@ -359,6 +359,13 @@ static void durable_collect(struct srv_node *n)
                    "err=%s detail=\"%s\"", moor_errname(rv),
                    wal_errmsg(n->wal));
     }
+    if (d.nospace && !n->alarm_nospace) {
+        /* The WAL could not prepare its next segment: the disk is nearly
+         * full. Refuse new data before writes start failing. */
+        n->alarm_nospace = true;
+        MOOR_LOG_WARN("quota", "alarm raised: NOSPACE (the WAL disk is full)",
+                      NULL);
+    }
     size_t k = 0;
     uint64_t index = 0, term = 0;
     while (k < n->n_inflight && n->inflight[k].seq <= d.seq) {
