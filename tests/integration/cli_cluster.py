@@ -17,7 +17,7 @@ cluster cannot show:
     still succeeds, and endpoint status prints the live rows plus a
     "Failed to get the status" line.
 
-Usage: cli_cluster.py --moorctl PATH [--etcd /usr/bin/etcd]
+Usage: cli_cluster.py --moorctl PATH [--server /usr/bin/etcd]
        [--etcdctl /usr/bin/etcdctl]
 """
 import argparse
@@ -77,7 +77,10 @@ def norm(s):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moorctl", required=True)
-    ap.add_argument("--etcd", default="/usr/bin/etcd")
+    # The server under test: real etcd 3.4 now; moord (which takes etcd's
+    # flags) when it lands, so the same file proves both.
+    ap.add_argument("--server", "--etcd", dest="etcd",
+                    default="/usr/bin/etcd")
     ap.add_argument("--etcdctl", default="/usr/bin/etcdctl")
     args = ap.parse_args()
     root = tempfile.mkdtemp(prefix="moorctl-cluster-")
