@@ -304,6 +304,9 @@ static void watch_signal_cb(uv_signal_t *h, int signum)
 static void watch_line(struct watch *w, char *line)
 {
     struct mc_ctx *c = w->c;
+    if (w->s == NULL || w->done) {
+        return; /* the stream has ended: nothing more to ask */
+    }
     struct mc_arena a;
     char *args[64];
     size_t n = 0;
