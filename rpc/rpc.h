@@ -74,6 +74,7 @@ enum rpc_status {
     RPC_DATA_LOSS = 15,
     RPC_UNAUTHENTICATED = 16,
 };
+#define RPC_STATUS_COUNT 17
 
 /* The upper-case name of a status ("DEADLINE_EXCEEDED"); "UNKNOWN" for
  * codes outside the table. Returns borrowed, valid forever. */
@@ -225,6 +226,26 @@ int rpc_server_listen(struct rpc_server *srv, const char *host, uint16_t port,
 
 /* Connections currently open (tests and metrics). */
 size_t rpc_server_conn_count(const struct rpc_server *srv);
+
+/* Calls started and not yet done. */
+size_t rpc_server_calls_active(const struct rpc_server *srv);
+
+/* Counters of one method since open, for /metrics (etcd exposes them as
+ * go-grpc-prometheus's grpc_server_started_total, _handled_total by code,
+ * _msg_received_total and _msg_sent_total). */
+struct rpc_method_stats
+{
+    uint64_t started;                   /* calls given to the handler */
+    uint64_t handled[RPC_STATUS_COUNT]; /* done, by final status */
+    uint64_t msgs_received;             /* request messages delivered */
+    uint64_t msgs_sent;                 /* response messages queued */
+};
+
+/* The stats of method index (0, 1, ... in registration order) into *out
+ * and its path into *path (returns borrowed, valid until close); false
+ * past the last method. Calls to unknown methods are not counted. */
+bool rpc_server_method_stats(const struct rpc_server *srv, size_t index,
+                             const char **path, struct rpc_method_stats *out);
 
 /* Graceful stop: closes the listeners, sends GOAWAY on every connection
  * (calls in flight go on, new ones are refused), closes each connection

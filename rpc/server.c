@@ -35,6 +35,7 @@ struct method
 {
     char *path;
     size_t path_len;
+    struct rpc_method_stats stats;
     struct rpc_method_ops ops;
     void *arg;
 };
@@ -68,6 +69,7 @@ struct rpc_server
     size_t listeners_open;
     struct rpc__list conns;
     size_t conns_len;
+    size_t calls_active;
     bool closing;
     bool freeing;
     uv_timer_t grace;
@@ -109,12 +111,12 @@ struct rpc_call
     struct sconn *sc;
     int32_t stream_id;
     enum call_state state;
-    struct rpc__list link;       /* in sc->calls */
-    struct rpc__list wlink;      /* in sc->writable or sc->blocked */
-    const struct method *method; /* known once :path arrived */
-    const char *path;            /* method->path, or path_owned */
-    char *path_owned;            /* a copy, for an unknown method only */
-    struct moor_buf md;          /* "key\0value\0" entries */
+    struct rpc__list link;  /* in sc->calls */
+    struct rpc__list wlink; /* in sc->writable or sc->blocked */
+    struct method *method;  /* known once :path arrived */
+    const char *path;       /* method->path, or path_owned */
+    char *path_owned;       /* a copy, for an unknown method only */
+    struct moor_buf md;     /* "key\0value\0" entries */
     uint32_t md_count;
     uint32_t header_bytes;
     bool post;
@@ -220,7 +222,14 @@ static void call_done(struct rpc_call *call, int status)
     call->state = CALL_DONE;
     rpc__list_remove(&call->wlink);
     rpc__heap_remove(&call->sc->c.deadlines, &call->deadline);
-    if (call->started && call->method->ops.done_cb != NULL) {
+    if (!call->started) {
+        return;
+    }
+    struct rpc_method_stats *st = &call->method->stats;
+    st->handled[status >= 0 && status < RPC_STATUS_COUNT ? status
+                                                         : RPC_UNKNOWN]++;
+    call->sc->srv->calls_active--;
+    if (call->method->ops.done_cb != NULL) {
         call->method->ops.done_cb(call, status, call->method->arg);
     }
 }
@@ -445,6 +454,8 @@ static void call_start(struct rpc_call *call, bool end_stream)
         }
     }
     call->started = true;
+    call->method->stats.started++;
+    srv->calls_active++;
     if (call->method->ops.start_cb != NULL) {
         call->method->ops.start_cb(call, call->method->arg);
     }
@@ -567,6 +578,7 @@ int rpc_call_send(struct rpc_call *call, struct moor_slice msg)
         call->outq.len += msg.len;
     }
     sc->queued += RPC__PREFIX + msg.len;
+    call->method->stats.msgs_sent++;
     int r = 0;
     if (!call->headers_sent) {
         nghttp2_nv nv[3] = {NV(":status", "200"),
@@ -662,9 +674,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
             call->post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
         } else if (name_is(name, namelen, ":path") && call->path == NULL) {
             /* Known methods need no copy of the path. */
-            const struct rpc_server *srv = sc->srv;
+            struct rpc_server *srv = sc->srv;
             for (size_t i = 0; i < srv->methods_len; i++) {
-                const struct method *m = &srv->methods[i];
+                struct method *m = &srv->methods[i];
                 if (m->path_len == valuelen &&
                     memcmp(m->path, value, valuelen) == 0) {
                     call->method = m;
@@ -722,6 +734,7 @@ static int call_msg_cb(struct moor_slice msg, void *arg)
     if (call->state != CALL_ACTIVE) {
         return 1; /* finished or done: drop the rest */
     }
+    call->method->stats.msgs_received++;
     if (call->method->ops.message_cb != NULL) {
         call->method->ops.message_cb(call, msg, call->method->arg);
     }
@@ -1309,6 +1322,7 @@ int rpc_server_add_method(struct rpc_server *srv, const char *path,
     }
     m[srv->methods_len].path = p;
     m[srv->methods_len].path_len = strlen(p);
+    memset(&m[srv->methods_len].stats, 0, sizeof(m[srv->methods_len].stats));
     m[srv->methods_len].ops = *ops;
     m[srv->methods_len].arg = arg;
     srv->methods_len++;
@@ -1318,6 +1332,22 @@ int rpc_server_add_method(struct rpc_server *srv, const char *path,
 size_t rpc_server_conn_count(const struct rpc_server *srv)
 {
     return srv->conns_len;
+}
+
+size_t rpc_server_calls_active(const struct rpc_server *srv)
+{
+    return srv->calls_active;
+}
+
+bool rpc_server_method_stats(const struct rpc_server *srv, size_t index,
+                             const char **path, struct rpc_method_stats *out)
+{
+    if (index >= srv->methods_len) {
+        return false;
+    }
+    *path = srv->methods[index].path;
+    *out = srv->methods[index].stats;
+    return true;
 }
 
 static void server_pump_closed(struct rpc__pump *p)

@@ -1114,6 +1114,53 @@ static void test_rpc_http1_get_is_answered_on_the_grpc_port(void **state)
     moor_buf_close(&resp);
 }
 
+static const struct rpc_method_stats *stats_of(struct fx *f, const char *path,
+                                               struct rpc_method_stats *st)
+{
+    const char *p;
+    for (size_t i = 0; rpc_server_method_stats(f->srv, i, &p, st); i++) {
+        if (strcmp(p, path) == 0) {
+            return st;
+        }
+    }
+    fail();
+    return NULL;
+}
+
+static void test_rpc_method_stats_count_calls_messages_and_codes(void **state)
+{
+    struct fx *f = *state;
+    struct moor_buf resp;
+    moor_buf_init(&resp);
+    char msg[MOOR_ERRMSG_SIZE];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(call_sync(f, "/test.Echo/Unary", "x", &resp, msg),
+                         RPC_OK);
+    }
+    assert_int_equal(call_sync(f, "/test.Echo/Fail", "9 no", &resp, msg),
+                     RPC_FAILED_PRECONDITION);
+    assert_int_equal(call_sync(f, "/test.Echo/Nope", "", &resp, msg),
+                     RPC_UNIMPLEMENTED);
+    moor_buf_close(&resp);
+    /* The server's side of the last call may finish a turn later. */
+    while (rpc_server_calls_active(f->srv) > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    struct rpc_method_stats st;
+    stats_of(f, "/test.Echo/Unary", &st);
+    assert_int_equal(st.started, 3);
+    assert_int_equal(st.handled[RPC_OK], 3);
+    assert_int_equal(st.msgs_received, 3);
+    assert_int_equal(st.msgs_sent, 3);
+    stats_of(f, "/test.Echo/Fail", &st);
+    assert_int_equal(st.started, 1);
+    assert_int_equal(st.handled[RPC_FAILED_PRECONDITION], 1);
+    assert_int_equal(st.handled[RPC_OK], 0);
+    assert_int_equal(st.msgs_sent, 0);
+    const char *p;
+    assert_false(rpc_server_method_stats(f->srv, 6, &p, &st));
+}
+
 static void test_rpc_open_and_listen_refuse_bad_arguments(void **state)
 {
     struct fx *f = *state;
@@ -1245,6 +1292,7 @@ int main(void)
         T(test_rpc_oversize_header_list_is_refused),
         T(test_rpc_http1_get_is_answered_on_the_grpc_port),
         T(test_rpc_open_and_listen_refuse_bad_arguments),
+        T(test_rpc_method_stats_count_calls_messages_and_codes),
         T(test_rpc_every_allocation_failure_is_survived),
 #undef T
     };
