@@ -24,7 +24,12 @@
  * Body, at H: the kv state stream as one lz4 frame (LZ4F, 256 KiB blocks,
  * no lz4 content checksum: the SHA-256 covers it). B bytes.
  *
- * Trailer, 56 bytes, at H + B (the file is H + B + 56 bytes):
+ * Padding, at H + B: P < 512 zero bytes, so that the file size is 32 more
+ * than a multiple of 512 — the shape etcdctl's `snapshot save` and
+ * `snapshot restore` look for before they check a trailing SHA-256
+ * (size % 512 == 32). Files written before padding existed have P = 0.
+ *
+ * Trailer, 56 bytes, at H + B + P (the file is H + B + P + 56 bytes):
  *   OFFSET SIZE MEANING
  *   0      8    magic "moorsend"
  *   8      8    body bytes B
@@ -32,9 +37,10 @@
  *   24     32   SHA-256 of every byte of the file before these 32
  *
  * A file verifies when: it is at least 144 bytes; magic, version and the
- * zero field are right; H = 88 + M and M <= 1 MiB; H + B + 56 equals the
- * file size; the SHA-256 matches; and the body is exactly one lz4 frame
- * that decodes to the raw byte count.
+ * zero field are right; H = 88 + M and M <= 1 MiB; H + B + P + 56 equals
+ * the file size with P < 512 and the padding all zeros; the SHA-256
+ * matches; and the body is exactly one lz4 frame that decodes to the raw
+ * byte count.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -262,9 +268,20 @@ static int check_frame(const struct snap__src *src, struct frame *f,
     }
     f->body = moor_get_le64(f->tr + 8);
     f->raw = moor_get_le64(f->tr + 16);
-    if (tail < f->hlen || f->body != tail - f->hlen) {
+    if (tail < f->hlen || f->body > tail - f->hlen ||
+        tail - f->hlen - f->body >= SNAP__PAD_ALIGN) {
         CORRUPT(tail + 8, "body of %" PRIu64 " bytes does not fit the file",
                 f->body);
+    }
+    uint64_t pad_at = f->hlen + f->body;
+    uint8_t pad[SNAP__PAD_ALIGN];
+    if ((rv = src_read(src, pad_at, pad, tail - pad_at)) != MOOR_OK) {
+        goto out;
+    }
+    for (uint64_t i = 0; i < tail - pad_at; i++) {
+        if (pad[i] != 0) {
+            CORRUPT(pad_at + i, "padding byte is not zero");
+        }
     }
 out:
     return rv;

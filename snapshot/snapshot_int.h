@@ -12,6 +12,8 @@
 #define SNAP__VERSION 1u
 #define SNAP__HDR_FIXED 88u
 #define SNAP__TRAILER_BYTES 56u
+/* Files are padded to a size of 32 more than a multiple of this. */
+#define SNAP__PAD_ALIGN 512u
 /* I/O and lz4 work in pieces of this size. */
 #define SNAP__CHUNK (64u * 1024)
 

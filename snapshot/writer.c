@@ -31,6 +31,7 @@ struct snap_writer
     size_t out_cap;
     uint64_t body_bytes;
     uint64_t raw_bytes;
+    uint64_t written; /* bytes hashed and written so far */
     char errmsg[MOOR_ERRMSG_SIZE];
 };
 
@@ -67,6 +68,7 @@ static int sw_write(struct snap_writer *sw, const void *buf, size_t len)
         sw->err = MOOR_EIO;
         return sw->err;
     }
+    sw->written += len;
     const uint8_t *p = buf;
     while (len > 0) {
         ssize_t n = write(sw->fd, p, len);
@@ -210,6 +212,18 @@ int snap_writer_finish(struct snap_writer *sw, char *path_out)
         return rv;
     }
     sw->body_bytes += n;
+    /* Zero padding so the file size is 32 more than a multiple of 512
+     * (format.c), the shape etcdctl checks for its SHA-256. */
+    uint8_t pad[SNAP__PAD_ALIGN];
+    size_t plen =
+        (size_t)((SNAP__PAD_ALIGN + 32u -
+                  (sw->written + SNAP__TRAILER_BYTES) % SNAP__PAD_ALIGN) %
+                 SNAP__PAD_ALIGN);
+    memset(pad, 0, plen);
+    rv = plen > 0 ? sw_write(sw, pad, plen) : MOOR_OK;
+    if (rv != MOOR_OK) {
+        return rv;
+    }
     uint8_t tr[SNAP__TRAILER_BYTES];
     snap__trailer_encode(tr, sw->body_bytes, sw->raw_bytes);
     rv = sw_write(sw, tr, 24);

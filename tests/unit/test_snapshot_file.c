@@ -224,6 +224,34 @@ static void test_snapshot_trailer_is_sha256_of_the_rest(void **state)
     free(img);
 }
 
+/* etcdctl looks for its SHA-256 only in files whose size is 32 more than a
+ * multiple of 512; the writer pads to that shape, and the padding must be
+ * zeros (a flipped padding byte is corruption, not ignored). */
+static void test_snapshot_size_has_etcdctls_shape(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t total = 0; total < 5000; total += 977) {
+        char path[SNAP_PATH_MAX];
+        save(f, 1, 10 + total, total, path);
+        size_t len;
+        uint8_t *img = read_file(path, &len);
+        assert_int_equal(len % 512, 32);
+        struct snap_meta m;
+        assert_int_equal(snap_verify(path, &m, NULL), MOOR_OK);
+        uint64_t pad_at = len - 56 - (len - 56 - (88 + 13) - m.body_bytes);
+        uint64_t pad_len = len - 56 - pad_at;
+        assert_true(pad_len < 512);
+        snap_meta_close(&m);
+        if (pad_len > 0) {
+            img[pad_at] = 1;
+            write_file(path, img, len);
+            char msg[MOOR_ERRMSG_SIZE];
+            assert_int_equal(snap_verify(path, NULL, msg), MOOR_ECORRUPT);
+        }
+        free(img);
+    }
+}
+
 static void test_snapshot_empty_stream_round_trips(void **state)
 {
     struct fixture *f = *state;
@@ -468,6 +496,7 @@ int main(void)
         T(test_snapshot_round_trips_meta_and_stream),
         T(test_snapshot_trailer_is_sha256_of_the_rest),
         T(test_snapshot_empty_stream_round_trips),
+        T(test_snapshot_size_has_etcdctls_shape),
         T(test_snapshot_damage_anywhere_is_refused_before_loading),
         T(test_snapshot_unfinished_write_leaves_nothing),
         T(test_snapshot_failed_write_leaves_nothing),
