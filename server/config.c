@@ -68,7 +68,7 @@ static const struct flag flags[] = {
      "http://localhost:2379", NULL,
      "List of URLs to listen on for client traffic."},
     {"listen-metrics-urls", F_URLS, OFF(listen_metrics_urls), "", NULL,
-     "List of URLs to also serve /metrics and /health on."},
+     "List of URLs to also serve /metrics, /health and /version on."},
     {"max-snapshots", F_U32, OFF(max_snapshots), "5", NULL,
      "Maximum number of snapshot files to retain (0 is unlimited)."},
     {"max-wals", F_U32, OFF(max_wals), "5", NULL,
@@ -115,13 +115,14 @@ static const struct flag flags[] = {
     {"trusted-ca-file", F_STR, OFF(trusted_ca_file), "", NULL,
      "Path to the client server TLS trusted CA cert file."},
     {"peer-cert-file", F_STR, OFF(peer_cert_file), "", NULL,
-     "Path to the peer server TLS cert file."},
+     "Path to the peer server TLS cert file (peer TLS is not built "
+     "yet: moord refuses to start with it)."},
     {"peer-key-file", F_STR, OFF(peer_key_file), "", NULL,
-     "Path to the peer server TLS key file."},
+     "Path to the peer server TLS key file (not built yet)."},
     {"peer-client-cert-auth", F_BOOL, OFF(peer_client_cert_auth), "false", NULL,
-     "Enable peer client cert authentication."},
+     "Enable peer client cert authentication (not built yet)."},
     {"peer-trusted-ca-file", F_STR, OFF(peer_trusted_ca_file), "", NULL,
-     "Path to the peer server TLS trusted CA file."},
+     "Path to the peer server TLS trusted CA file (not built yet)."},
 
     {"log-level", F_LOG_LEVEL, OFF(log_level), "info", "Logging",
      "Log level: debug, info, warn, error."},
@@ -735,6 +736,13 @@ int srv_config_validate(const struct srv_config *cfg, char *errmsg)
     }
     if (cfg->client_cert_auth && empty(cfg->trusted_ca_file)) {
         moor_errmsg_set(errmsg, "--client-cert-auth needs --trusted-ca-file");
+        return MOOR_EINVAL;
+    }
+    if (!empty(cfg->peer_cert_file) || any_tls(&cfg->listen_peer_urls) ||
+        any_tls(&cfg->initial_advertise_peer_urls)) {
+        moor_errmsg_set(errmsg,
+                        "peer TLS (--peer-cert-file, https peer URLs) "
+                        "is not built yet: peers speak plain TCP");
         return MOOR_EINVAL;
     }
     if (cfg->peer_client_cert_auth && empty(cfg->peer_trusted_ca_file)) {

@@ -20,7 +20,9 @@
  * --initial-cluster names more members is refused until the peer transport
  * lands.
  */
+#include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -622,6 +624,17 @@ static int listen_all(struct srv_node *n)
         }
         MOOR_LOG_INFO("node", "serving client requests", "url=%s", u->text);
     }
+    /* --listen-metrics-urls: the same server (HTTP/1.1 /metrics, /health,
+     * /version; gRPC is answered there too). */
+    for (unsigned i = 0; i < cfg->listen_metrics_urls.n; i++) {
+        const struct srv_url *u = &cfg->listen_metrics_urls.urls[i];
+        rv = rpc_server_listen(n->rpc, u->host, u->port, u->tls, NULL,
+                               n->errmsg);
+        if (rv != MOOR_OK) {
+            return rv;
+        }
+        MOOR_LOG_INFO("node", "serving metrics", "url=%s", u->text);
+    }
     return MOOR_OK;
 }
 
@@ -662,9 +675,16 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
     if (rv != MOOR_OK) {
         return rv;
     }
+    /* --wal-dir puts the WAL on its own disk. */
+    if (cfg->wal_dir[0] != '\0' && mkdir(cfg->wal_dir, 0700) != 0 &&
+        errno != EEXIST) {
+        moor_errmsg_set(n->errmsg, "creating --wal-dir %s: %s", cfg->wal_dir,
+                        strerror(errno));
+        return moor_err_from_errno(errno);
+    }
     struct wal_options wo;
     memset(&wo, 0, sizeof(wo));
-    wo.dir = n->datadir.wal_dir;
+    wo.dir = cfg->wal_dir[0] != '\0' ? cfg->wal_dir : n->datadir.wal_dir;
     wo.max_wals = cfg->max_wals;
     wo.meta.cluster_id = n->cluster_id;
     wo.meta.member_id = n->member_id;
