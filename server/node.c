@@ -423,6 +423,9 @@ static uint64_t ready_persist(struct srv_node *n, const struct raft_ready *rd)
 
 static void ready_apply(struct srv_node *n, const struct raft_ready *rd)
 {
+    /* Peers refuse snapshots (peer.c) until transfer is built, so raft can
+     * never ask this member to install one. */
+    MOOR_ASSERT(rd->snapshot == NULL);
     for (size_t i = 0; i < rd->n_committed; i++) {
         const struct raft_entry *e = &rd->committed[i];
         if (e->index <= kv_store_applied_index(n->kv)) {

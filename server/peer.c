@@ -556,7 +556,17 @@ static bool inbound_frame(struct srv_inbound *c, const uint8_t *body,
         if (rv == MOOR_OK && m.from != c->from) {
             rv = MOOR_EPROTO; /* a peer speaks only for itself */
         }
-        if (rv == MOOR_OK) {
+        if (rv == MOOR_OK && m.type == RAFT_MSG_SNAPSHOT) {
+            /* Snapshot transfer is not built: a snapshot without the
+             * state would leave this member's keyspace behind its log.
+             * Refusing it keeps the member consistent (it just cannot
+             * catch up until it is rebuilt). */
+            MOOR_LOG_ERROR("peer",
+                           "refusing a raft snapshot: snapshot transfer is "
+                           "not built, this member cannot catch up",
+                           "from=%llx index=%llu", (unsigned long long)m.from,
+                           (unsigned long long)m.snapshot.index);
+        } else if (rv == MOOR_OK) {
             raft_node_step(n->raft, &m);
         } else if (rv == MOOR_EPROTO) {
             inbound_close(c, "invalid raft message");
