@@ -214,7 +214,25 @@ static void on_keepalive(struct rpc_call *call, struct moor_slice msg,
         srv_call_fail(call, MOOR_ENOLEADER);
     } else {
         int64_t ttl = 0;
-        kv_lease_keepalive(n->kv, req->id, now_ms(n), &ttl);
+        if (kv_lease_keepalive(n->kv, req->id, now_ms(n), &ttl)) {
+            /* The lease carries a checkpointed remaining TTL: reset it to
+             * the full TTL in the replicated state, or a new leader would
+             * expire it early. */
+            Etcdserverpb__LeaseCheckpoint cp =
+                ETCDSERVERPB__LEASE_CHECKPOINT__INIT;
+            cp.id = req->id;
+            cp.remaining_ttl = 0;
+            Etcdserverpb__LeaseCheckpoint *cps[1] = {&cp};
+            Etcdserverpb__LeaseCheckpointRequest creq =
+                ETCDSERVERPB__LEASE_CHECKPOINT_REQUEST__INIT;
+            creq.checkpoints = cps;
+            creq.n_checkpoints = 1;
+            Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+            ir.request_case =
+                MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_CHECKPOINT;
+            ir.lease_checkpoint = &creq;
+            srv_propose_request(n, NULL, 0, &ir);
+        }
         Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
         srv_header_fill(n, &h, kv_store_revision(n->kv));
         Etcdserverpb__LeaseKeepAliveResponse out =
