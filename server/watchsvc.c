@@ -189,10 +189,12 @@ static void watch_send(struct srv_node *n, struct srv_watch *w)
     kv_watch_batch_release(n->kv, &b);
 }
 
+/* True when every watch of the stream is synced and has taken every event
+ * up to the current revision (kv_watch_idle), none parked. */
 static bool stream_synced(const struct srv_watch_stream *st)
 {
     for (const struct srv_watch *w = st->watches; w != NULL; w = w->next) {
-        if (!kv_watch_synced(&w->kw) || w->parked) {
+        if (!kv_watch_idle(&w->kw) || w->parked) {
             return false;
         }
     }
@@ -210,22 +212,36 @@ static void progress_try(struct srv_watch_stream *st)
     }
 }
 
+/* Rounds of kv's ready list per loop turn: each round visits every ready
+ * watcher once; a long catch-up continues in the next round, and beyond
+ * this many rounds in the next turn (ticks keep turns coming). */
+#define DELIVER_ROUNDS_MAX 8
+
 void srv_watch_deliver(struct srv_node *n)
 {
-    struct kv_watcher *kw;
-    while ((kw = kv_watch_next_ready(n->kv)) != NULL) {
-        struct srv_watch *w = MOOR_CONTAINER_OF(kw, struct srv_watch, kw);
-        if (!rpc_call_writable(w->st->call)) {
-            if (!w->parked) {
-                w->parked = true;
-                w->park_next = w->st->parked;
-                w->st->parked = w;
+    for (int round = 0; round < DELIVER_ROUNDS_MAX; round++) {
+        bool took = false;
+        struct kv_watcher *kw;
+        while ((kw = kv_watch_next_ready(n->kv)) != NULL) {
+            struct srv_watch *w = MOOR_CONTAINER_OF(kw, struct srv_watch, kw);
+            if (!rpc_call_writable(w->st->call)) {
+                /* Parked until the call drains (on_writable takes it);
+                 * kv keeps its events, bounded. */
+                if (!w->parked) {
+                    w->parked = true;
+                    w->park_next = w->st->parked;
+                    w->st->parked = w;
+                }
+                continue;
             }
-            continue;
+            struct srv_watch_stream *st = w->st;
+            watch_send(n, w);
+            progress_try(st);
+            took = true;
         }
-        struct srv_watch_stream *st = w->st;
-        watch_send(n, w);
-        progress_try(st);
+        if (!took) {
+            break;
+        }
     }
 }
 
