@@ -77,7 +77,7 @@ fuzz: $(FUZZ_BUILD)/CMakeCache.txt
 	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: build
-	bash bench/compare.sh $(BUILD)
+	bash bench/compare.sh $(BUILD) $(BENCH_ARGS)
 
 format:
 	clang-format -i $(C_SOURCES)
