@@ -3,7 +3,7 @@
 #
 # Today this runs the in-process benchmarks of moor-bench (raft core, WAL
 # against a raw write+fdatasync loop on the same disk, kv keyspace, rpc
-# loopback) and writes their JSON to BUILD/bench-results/<date>/. The side
+# loopback) and keeps their output in BUILD/bench-results/<date>/. The side
 # by side with real etcd over the client API (put/range/watch workloads,
 # memory per key, restart and failover times, ratios and charts) is issue
 # 10's work and not built yet.
@@ -31,7 +31,6 @@ run() { # run NAME ARGS...
     shift
     echo "== moor-bench $name $*"
     "$bin" "$name" "$@" | tee "$out/$name.txt"
-    "$bin" "$name" "$@" --json >"$out/$name.json" 2>/dev/null || true
 }
 run raft "${raft[@]}"
 run wal --dir "$build" "${wal[@]}"
