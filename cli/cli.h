@@ -9,12 +9,14 @@
  * timetolive, list, keep-alive}, member {list, add, remove, update,
  * promote}, endpoint {health, status, hashkv}, alarm {list, disarm},
  * defrag, move-leader, snapshot save, snapshot status (of moor's snapshot
- * files), version. docs/moorctl.md is the operator's page.
+ * files), auth {enable, disable}, user {add, delete, get, list, passwd,
+ * grant-role, revoke-role}, role {add, delete, get, list,
+ * grant-permission, revoke-permission}, version. docs/moorctl.md is the
+ * operator's page.
  *
  * What it is not (yet): snapshot restore (it builds a moord data dir,
- * which needs moord's layout), the auth management commands (user, role,
- * auth; logging in with --user works), lock/elect, make-mirror, check
- * perf, the --discovery-srv flags.
+ * which needs moord's layout), lock/elect, make-mirror, check perf, the
+ * --discovery-srv flags.
  *
  * Exit status: 0 on success, 1 when the server (or the connection) failed
  * the request, 2 on bad usage or bad input (etcdctl itself exits 128 for

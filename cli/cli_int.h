@@ -157,6 +157,8 @@ struct mc_cmd
     const struct mc_flag *flags; /* NULL: none; length from its _len */
     size_t opts_size; /* bytes of the options struct the flags point into */
     int (*run)(struct mc_ctx *c, void *opts, char **args, size_t n);
+    /* Sets the options' non-zero defaults before parsing; NULL: none. */
+    void (*defaults)(void *opts);
 };
 
 int mc_cmd_get(struct mc_ctx *c, void *opts, char **args, size_t n);
@@ -182,6 +184,22 @@ int mc_cmd_alarm_list(struct mc_ctx *c, void *opts, char **args, size_t n);
 int mc_cmd_alarm_disarm(struct mc_ctx *c, void *opts, char **args, size_t n);
 int mc_cmd_defrag(struct mc_ctx *c, void *opts, char **args, size_t n);
 int mc_cmd_move_leader(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_auth_enable(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_auth_disable(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_user_add(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_user_delete(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_user_get(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_user_list(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_user_passwd(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_user_grant_role(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_user_revoke_role(struct mc_ctx *c, void *opts, char **args,
+                            size_t n);
+int mc_cmd_role_add(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_role_delete(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_role_get(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_role_list(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_role_grant(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_role_revoke(struct mc_ctx *c, void *opts, char **args, size_t n);
 int mc_cmd_snapshot_save(struct mc_ctx *c, void *opts, char **args, size_t n);
 int mc_cmd_snapshot_status(struct mc_ctx *c, void *opts, char **args, size_t n);
 
@@ -213,6 +231,17 @@ struct mc_ep_opts
     bool cluster;
     int64_t rev;
 };
+
+struct mc_auth_opts
+{
+    char *new_user_password; /* owned */
+    bool interactive;        /* default true: no password on stdin */
+    bool detail;
+    bool prefix, from_key;
+};
+void mc_auth_opts_defaults(void *opts);
+extern const struct mc_flag mc_auth_flags[];
+extern const size_t mc_auth_flags_len;
 
 extern const struct mc_flag mc_txn_flags[];
 extern const size_t mc_txn_flags_len;

@@ -104,6 +104,9 @@ const char *mc_print_unsupported_text(enum mc_format fmt)
     if (fmt == MC_FMT_TABLE) {
         return "table not supported as output format";
     }
+    if (fmt == MC_FMT_FIELDS) {
+        return "fields not supported as output format";
+    }
     return "only support simple or json as output format";
 }
 
