@@ -423,28 +423,35 @@ static int watch_open_input(struct watch *w)
                : MOOR_EIO;
 }
 
-int mc_cmd_watch(struct mc_ctx *c, void *opts, char **args, size_t n)
+/* The watch's arguments: key [range_end] before "--" (or from
+ * ETCDCTL_WATCH_KEY / ETCDCTL_WATCH_RANGE_END), the exec command after it.
+ * Rewrites *args and *n to the key arguments (env_args holds them when
+ * they come from the environment). Returns MC_EXIT_OK or a usage error,
+ * printed. */
+static int watch_args(struct mc_ctx *c, const struct mc_watch_opts *o,
+                      char ***args, size_t *n, char **env_args, char ***exec,
+                      size_t *exec_len)
 {
-    const struct mc_watch_opts *o = opts;
-    char e[MOOR_ERRMSG_SIZE];
-    char **exec = NULL;
-    size_t exec_len = 0;
-    if (!o->interactive && c->sep != SIZE_MAX) {
+    *exec = NULL;
+    *exec_len = 0;
+    if (o->interactive) {
+        return *n > 0 ? mc_fail(c, MC_EXIT_USAGE, "too many arguments")
+                      : MC_EXIT_OK;
+    }
+    if (c->sep != SIZE_MAX) {
         /* watch [key [range_end]] -- command args... */
-        if (c->sep == n) {
+        if (c->sep == *n) {
             return mc_fail(c, MC_EXIT_USAGE,
                            "bad number of arguments (found "
                            "separator --, but no commands)");
         }
-        exec = args + c->sep;
-        exec_len = n - c->sep;
-        n = c->sep;
+        *exec = *args + c->sep;
+        *exec_len = *n - c->sep;
+        *n = c->sep;
     }
-    /* The key and range end may come from the environment instead. */
     const char *env_key = getenv("ETCDCTL_WATCH_KEY");
-    char *env_args[2];
-    if (!o->interactive && env_key != NULL) {
-        if (n > 0) {
+    if (env_key != NULL) {
+        if (*n > 0) {
             return mc_fail(c, MC_EXIT_USAGE,
                            "bad number of arguments (found "
                            "conflicting environment key)");
@@ -452,14 +459,25 @@ int mc_cmd_watch(struct mc_ctx *c, void *opts, char **args, size_t n)
         const char *env_end = getenv("ETCDCTL_WATCH_RANGE_END");
         env_args[0] = (char *)(uintptr_t)env_key;
         env_args[1] = (char *)(uintptr_t)env_end;
-        args = env_args;
-        n = env_end != NULL ? 2 : 1;
+        *args = env_args;
+        *n = env_end != NULL ? 2 : 1;
     }
-    if (!o->interactive && (n < 1 || n > 2)) {
+    if (*n < 1 || *n > 2) {
         return mc_fail(c, MC_EXIT_USAGE, "bad number of arguments");
     }
-    if (o->interactive && n > 0) {
-        return mc_fail(c, MC_EXIT_USAGE, "too many arguments");
+    return MC_EXIT_OK;
+}
+
+int mc_cmd_watch(struct mc_ctx *c, void *opts, char **args, size_t n)
+{
+    const struct mc_watch_opts *o = opts;
+    char e[MOOR_ERRMSG_SIZE];
+    char **exec;
+    size_t exec_len;
+    char *env_args[2];
+    int argc_code = watch_args(c, o, &args, &n, env_args, &exec, &exec_len);
+    if (argc_code != MC_EXIT_OK) {
+        return argc_code;
     }
     if (c->pr.fmt == MC_FMT_TABLE) {
         return mc_fail(c, MC_EXIT_USAGE, "%s",
