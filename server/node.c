@@ -12,13 +12,12 @@
  *      thread (one batch, one fdatasync, group commit), send messages,
  *      apply committed entries to kv and answer their waiters, record read
  *      states; advance;
- *   4. serve linearizable reads whose read index is applied.
+ *   4. serve linearizable reads whose read index is applied;
+ *   5. hand watch events to their streams, start a snapshot when due,
+ *      check the quota, take a bounded compaction step.
  * Answers are queued on their calls and leave in rpc/'s flush, which runs
- * in the uv_prepare phase before the loop blocks again.
- *
- * This file is the single-member slice of moord: a member whose
- * --initial-cluster names more members is refused until the peer transport
- * lands.
+ * in the uv_prepare phase before the loop blocks again. Messages to peers
+ * go through peer.c.
  */
 #include <errno.h>
 #include <signal.h>
@@ -98,7 +97,7 @@ void srv_waiter_free(struct srv_node *n, struct srv_waiter *w)
     MOOR_ASSERT(*pp == w);
     *pp = w->hash_next;
     n->n_waiters--;
-    if (w->kind == SRV_REQ_RANGE || w->kind == SRV_REQ_TXN_RO) {
+    if (w->in_reads) {
         reads_unlink(n, w);
     }
     if (w->call != NULL) {
@@ -169,6 +168,7 @@ int srv_node_read(struct srv_node *n, struct srv_waiter *w)
         n->reads_head = w;
     }
     n->reads_tail = w;
+    w->in_reads = true;
     return MOOR_OK;
 }
 
@@ -270,17 +270,32 @@ void srv_propose_request(struct srv_node *n, struct rpc_call *call,
     }
 }
 
+/* Serves the reads whose index is applied, unlinking them as it walks
+ * (one pass, however many are served). */
 static void reads_serve(struct srv_node *n)
 {
     uint64_t applied = kv_store_applied_index(n->kv);
+    struct srv_waiter *prev = NULL;
     struct srv_waiter *w = n->reads_head;
     while (w != NULL) {
         struct srv_waiter *next = w->read_next;
         if (w->read_index != 0 && w->read_index <= applied) {
+            if (prev != NULL) {
+                prev->read_next = next;
+            } else {
+                n->reads_head = next;
+            }
+            if (n->reads_tail == w) {
+                n->reads_tail = prev;
+            }
+            w->read_next = NULL;
+            w->in_reads = false;
             if (w->call != NULL) {
                 srv_kv_serve_read(n, w);
             }
             srv_waiter_free(n, w);
+        } else {
+            prev = w;
         }
         w = next;
     }

@@ -57,6 +57,7 @@ struct srv_waiter
      * wait for once known (0 until the read state arrives). */
     ProtobufCMessage *req;
     uint64_t read_index;
+    bool in_reads; /* on the node's list of linearizable reads */
     uint64_t deadline_ms;
     struct srv_waiter *hash_next;
     struct srv_waiter *read_next;
