@@ -91,3 +91,20 @@ void srv_call_done(struct rpc_call *call, int status, void *arg)
         w->call = NULL;
     }
 }
+
+int srv_register_methods(struct srv_node *n, struct rpc_server *srv,
+                         const struct srv_method *methods, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        struct rpc_method_ops ops;
+        memset(&ops, 0, sizeof(ops));
+        ops.message_cb = methods[i].message_cb;
+        ops.half_close_cb = methods[i].half_close_cb;
+        ops.done_cb = srv_call_done;
+        int rv = rpc_server_add_method(srv, methods[i].path, &ops, n);
+        if (rv != MOOR_OK) {
+            return rv;
+        }
+    }
+    return MOOR_OK;
+}

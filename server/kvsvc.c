@@ -777,26 +777,12 @@ static void on_compact(struct rpc_call *call, struct moor_slice msg, void *arg)
 
 int srv_kv_register(struct srv_node *n, struct rpc_server *srv)
 {
-    static const struct
-    {
-        const char *path;
-        void (*message_cb)(struct rpc_call *, struct moor_slice, void *);
-    } methods[] = {
-        {"/etcdserverpb.KV/Range", on_range},
-        {"/etcdserverpb.KV/Put", on_put},
-        {"/etcdserverpb.KV/DeleteRange", on_delete_range},
-        {"/etcdserverpb.KV/Txn", on_txn},
-        {"/etcdserverpb.KV/Compact", on_compact},
+    static const struct srv_method methods[] = {
+        {"/etcdserverpb.KV/Range", on_range, NULL},
+        {"/etcdserverpb.KV/Put", on_put, NULL},
+        {"/etcdserverpb.KV/DeleteRange", on_delete_range, NULL},
+        {"/etcdserverpb.KV/Txn", on_txn, NULL},
+        {"/etcdserverpb.KV/Compact", on_compact, NULL},
     };
-    for (size_t i = 0; i < MOOR_ARRAY_LEN(methods); i++) {
-        struct rpc_method_ops ops;
-        memset(&ops, 0, sizeof(ops));
-        ops.message_cb = methods[i].message_cb;
-        ops.done_cb = srv_call_done;
-        int rv = rpc_server_add_method(srv, methods[i].path, &ops, n);
-        if (rv != MOOR_OK) {
-            return rv;
-        }
-    }
-    return MOOR_OK;
+    return srv_register_methods(n, srv, methods, MOOR_ARRAY_LEN(methods));
 }

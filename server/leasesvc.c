@@ -335,12 +335,7 @@ static void on_leases(struct rpc_call *call, struct moor_slice msg, void *arg)
 
 int srv_lease_register(struct srv_node *n, struct rpc_server *srv)
 {
-    static const struct
-    {
-        const char *path;
-        void (*message_cb)(struct rpc_call *, struct moor_slice, void *);
-        void (*half_close_cb)(struct rpc_call *, void *);
-    } methods[] = {
+    static const struct srv_method methods[] = {
         {"/etcdserverpb.Lease/LeaseGrant", on_grant, NULL},
         {"/etcdserverpb.Lease/LeaseRevoke", on_revoke, NULL},
         {"/etcdserverpb.Lease/LeaseKeepAlive", on_keepalive,
@@ -348,16 +343,5 @@ int srv_lease_register(struct srv_node *n, struct rpc_server *srv)
         {"/etcdserverpb.Lease/LeaseTimeToLive", on_ttl, NULL},
         {"/etcdserverpb.Lease/LeaseLeases", on_leases, NULL},
     };
-    for (size_t i = 0; i < MOOR_ARRAY_LEN(methods); i++) {
-        struct rpc_method_ops ops;
-        memset(&ops, 0, sizeof(ops));
-        ops.message_cb = methods[i].message_cb;
-        ops.half_close_cb = methods[i].half_close_cb;
-        ops.done_cb = srv_call_done;
-        int rv = rpc_server_add_method(srv, methods[i].path, &ops, n);
-        if (rv != MOOR_OK) {
-            return rv;
-        }
-    }
-    return MOOR_OK;
+    return srv_register_methods(n, srv, methods, MOOR_ARRAY_LEN(methods));
 }

@@ -183,28 +183,14 @@ static void on_member_list(struct rpc_call *call, struct moor_slice msg,
 
 int srv_maint_register(struct srv_node *n, struct rpc_server *srv)
 {
-    static const struct
-    {
-        const char *path;
-        void (*message_cb)(struct rpc_call *, struct moor_slice, void *);
-    } methods[] = {
-        {"/etcdserverpb.Maintenance/Status", on_status},
-        {"/etcdserverpb.Maintenance/Hash", on_hash},
-        {"/etcdserverpb.Maintenance/HashKV", on_hash_kv},
-        {"/etcdserverpb.Maintenance/Alarm", on_alarm},
-        {"/etcdserverpb.Maintenance/Defragment", on_defragment},
-        {"/etcdserverpb.Maintenance/MoveLeader", on_move_leader},
-        {"/etcdserverpb.Cluster/MemberList", on_member_list},
+    static const struct srv_method methods[] = {
+        {"/etcdserverpb.Maintenance/Status", on_status, NULL},
+        {"/etcdserverpb.Maintenance/Hash", on_hash, NULL},
+        {"/etcdserverpb.Maintenance/HashKV", on_hash_kv, NULL},
+        {"/etcdserverpb.Maintenance/Alarm", on_alarm, NULL},
+        {"/etcdserverpb.Maintenance/Defragment", on_defragment, NULL},
+        {"/etcdserverpb.Maintenance/MoveLeader", on_move_leader, NULL},
+        {"/etcdserverpb.Cluster/MemberList", on_member_list, NULL},
     };
-    for (size_t i = 0; i < MOOR_ARRAY_LEN(methods); i++) {
-        struct rpc_method_ops ops;
-        memset(&ops, 0, sizeof(ops));
-        ops.message_cb = methods[i].message_cb;
-        ops.done_cb = srv_call_done;
-        int rv = rpc_server_add_method(srv, methods[i].path, &ops, n);
-        if (rv != MOOR_OK) {
-            return rv;
-        }
-    }
-    return MOOR_OK;
+    return srv_register_methods(n, srv, methods, MOOR_ARRAY_LEN(methods));
 }

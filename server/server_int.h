@@ -198,6 +198,18 @@ void srv_reply(struct rpc_call *call, const ProtobufCMessage *msg);
 /* The done_cb of every unary handler: forgets the call in its waiter. */
 void srv_call_done(struct rpc_call *call, int status, void *arg);
 
+/* One method of a service whose calls end through srv_call_done. */
+struct srv_method
+{
+    const char *path;
+    void (*message_cb)(struct rpc_call *call, struct moor_slice msg, void *arg);
+    void (*half_close_cb)(struct rpc_call *call, void *arg); /* may be NULL */
+};
+
+/* Registers each method with n as its argument. */
+int srv_register_methods(struct srv_node *n, struct rpc_server *srv,
+                         const struct srv_method *methods, size_t count);
+
 /* Fills a ResponseHeader with this member's ids, the kv revision and the
  * raft term. */
 void srv_header_fill(struct srv_node *n, Etcdserverpb__ResponseHeader *h,
