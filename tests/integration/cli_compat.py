@@ -465,7 +465,9 @@ def cluster_cases(t):
         new = j["member"]["ID"]
         hide = lambda m: dict(m, ID=0) if m.get("ID") == new else m
         j["member"] = hide(j["member"])
-        j["members"] = [hide(m) for m in j["members"]]
+        # Members come in ID order, and the new ID is random: sort.
+        j["members"] = sorted((hide(m) for m in j["members"]),
+                              key=lambda m: json.dumps(m, sort_keys=True))
         j["header"].pop("revision", None)
         rc2, o2, e2 = run(argv + ["member", "remove", "%x" % new, "-w",
                                   "json"])
@@ -569,6 +571,48 @@ def env_cases(m_argv_bare, ep_a, ep_b):
                      "--dial-timeout=500ms", "get", "k1"])
     report("second endpoint used when the first is down",
            [] if p.returncode == 0 else [repr(p)])
+
+
+def timeout_cases(moorctl):
+    """--dial-timeout against a peer that accepts TCP and never speaks
+    HTTP/2, --command-timeout against a gRPC server that never answers:
+    both end in "context deadline exceeded", status 1 (each run bounded
+    by run()'s own timeout)."""
+    import threading
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    rc, o, e = run([moorctl, "--endpoints=127.0.0.1:%d" %
+                    silent.getsockname()[1], "--dial-timeout=300ms",
+                    "--command-timeout=300ms", "get", "k"])
+    report("--dial-timeout: a peer that never speaks HTTP/2",
+           [] if rc == 1 and e.startswith(b"Error: context deadline exceeded")
+           else ["%d %r" % (rc, e)])
+    silent.close()
+    import grpc
+    from concurrent import futures
+    release = threading.Event()
+
+    class Stall(grpc.GenericRpcHandler):
+        def service(self, details):
+            def unary(request, context):
+                release.wait(20)
+                return b""
+            return grpc.unary_unary_rpc_method_handler(unary)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((Stall(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        rc, o, e = run([moorctl, "--endpoints=127.0.0.1:%d" % port,
+                        "--command-timeout=500ms", "get", "k"])
+        report("--command-timeout: a server that never answers",
+               [] if rc == 1 and e == b"Error: context deadline exceeded\n"
+               else ["%d %r" % (rc, e)])
+    finally:
+        release.set()
+        server.stop(0)
 
 
 def moor_only_cases(m_argv):
@@ -935,6 +979,7 @@ def main():
         moor_only_cases(m_argv)
         auth_mgmt_cases(t)
         env_cases([args.moorctl], a.url, b.url)
+        timeout_cases(args.moorctl)
         watch_case(e_argv, m_argv, norm)
         keepalive_case(m_argv)
         snapshot_case(args.etcdctl, m_argv, root)
