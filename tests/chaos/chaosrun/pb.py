@@ -235,3 +235,19 @@ def handshake_name(frame_body):
     if not hs:
         return None
     return text(one(decode(hs[-1]), 6, b""))
+
+
+MSG_PROP = 11  # moorpb.MessageType (proto/moor/raft.proto)
+
+
+def frame_message_type(frame_body):
+    """The raft MessageType of a moorpb.Frame holding a Message (Frame
+    field 2; Message.type is field 1), or None for any other frame."""
+    try:
+        d = decode(frame_body)
+        m = d.get(2)
+        if not m:
+            return None
+        return one(decode(m[-1]), 1)
+    except DecodeError:
+        return None

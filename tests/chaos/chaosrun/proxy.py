@@ -16,6 +16,12 @@ proxy relays whole frames in the dialer's direction, so it can lose or
 duplicate one message without corrupting the stream; the other direction
 (the acceptor's handshake) is relayed as bytes.
 
+Duplication spares forwarded proposals (MSG_PROP): a proposal sent twice
+is a client request made twice, which applies its write twice (etcd does
+the same); no TCP transport duplicates a message, so that would be a false
+alarm.  Raft's own messages (appends, votes, heartbeats and their answers)
+may be duplicated: raft must tolerate it.
+
 Rules, per direction (src, dst), changed at any time from any thread:
   pass     relay (after delay_ms, losing each frame with probability
            loss and sending it twice with probability dup)
@@ -275,7 +281,8 @@ class Proxy:
                     self.lost += 1
                     continue
                 copies = 1
-                if r.dup and self.rnd.random() < r.dup:
+                if r.dup and self.rnd.random() < r.dup and \
+                        pb.frame_message_type(body) != pb.MSG_PROP:
                     copies = 2
                     self.duplicated += 1
                 due = time.monotonic() + r.delay_ms / 1000.0

@@ -38,6 +38,7 @@ class History:
         self.lock = threading.Lock()
         self.next_id = 0
         self.ops = 0
+        self.max_revision = 0  # highest header revision of any answer
 
     @staticmethod
     def clock():
@@ -53,6 +54,9 @@ class History:
         with self.lock:
             if rec.get("type") == "op":
                 self.ops += 1
+                if rec.get("outcome") == "ok":
+                    self.max_revision = max(self.max_revision,
+                                            rec["revision"])
             self.f.write(line + "\n")
 
     def close(self):
