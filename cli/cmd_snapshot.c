@@ -1,11 +1,14 @@
 /*
  * cmd_snapshot.c: snapshot save FILE.
  *
- * Streams Maintenance.Snapshot from one endpoint into FILE.part, checks
- * the SHA-256 the server sends as its last message against the bytes
- * before it, then fsyncs, renames to FILE and fsyncs the directory, so
- * FILE is either absent or a whole, verified snapshot. The file keeps the
- * 32-byte hash at its end, as etcdctl's does (restore checks it).
+ * Streams Maintenance.Snapshot from one endpoint into FILE.part and
+ * checks that the stream's last 32 bytes are the SHA-256 of every byte
+ * before them, then fsyncs, renames to FILE and fsyncs the directory, so
+ * FILE is either absent or a whole, verified snapshot. etcd sends its
+ * database and then the hash as one last message; moord streams its
+ * snapshot file, whose trailer ends in the same hash: the check is on the
+ * byte stream, not on message boundaries, so both pass it. The file keeps
+ * the hash at its end, as etcdctl's does (restore checks it).
  *
  * Progress on stderr when stderr is a terminal: bytes so far and the
  * rate, redrawn at most ten times a second; nothing otherwise.
@@ -37,8 +40,11 @@ struct snap
     uv_signal_t sigint, sigterm;
     int fd;
     EVP_MD_CTX *sha;
-    struct moor_buf pending; /* the last blob, written once the next comes */
-    uint64_t bytes;          /* written so far, pending excluded */
+    /* The stream's last SHA_LEN bytes so far: held back until more come
+     * (they may be the hash), hashed and written once they are not. */
+    uint8_t tail[SHA_LEN];
+    size_t tail_len;
+    uint64_t bytes; /* hashed and written so far, tail excluded */
     uint64_t messages;
     int64_t revision;
     uint64_t t0_ns, last_draw_ns;
@@ -75,10 +81,10 @@ static void draw(struct snap *s, bool final)
     double secs = (double)(now - s->t0_ns) / 1e9;
     struct moor_buf b;
     moor_buf_init(&b);
-    mc_humanize_bytes(&b, s->bytes + s->pending.len);
+    mc_humanize_bytes(&b, s->bytes + s->tail_len);
     fprintf(s->c->err, "\r\033[Kreceived %.*s  %.1f MB/s%s", (int)b.len,
             (const char *)b.ptr,
-            secs > 0 ? (double)(s->bytes + s->pending.len) / 1e6 / secs : 0.0,
+            secs > 0 ? (double)(s->bytes + s->tail_len) / 1e6 / secs : 0.0,
             final ? "\n" : "");
     fflush(s->c->err);
     moor_buf_close(&b);
@@ -89,6 +95,45 @@ static void snap_stop(struct snap *s)
     if (s->s != NULL && !s->done) {
         rpc_stream_cancel(s->s);
     }
+}
+
+/* Hashes and writes len bytes of the stream, keeping its last SHA_LEN
+ * bytes back. Returns 0 or an errno. */
+static int hash_write(struct snap *s, const uint8_t *p, size_t len)
+{
+    if (len == 0) {
+        return 0;
+    }
+    EVP_DigestUpdate(s->sha, p, len);
+    s->bytes += len;
+    return write_all(s->fd, p, len);
+}
+
+static int snap_take(struct snap *s, const uint8_t *p, size_t len)
+{
+    int err = 0;
+    if (len >= SHA_LEN) {
+        /* The held tail and all but the blob's last SHA_LEN bytes are not
+         * the hash: out they go; the blob's end is the new tail. */
+        err = hash_write(s, s->tail, s->tail_len);
+        if (err == 0) {
+            err = hash_write(s, p, len - SHA_LEN);
+        }
+        memcpy(s->tail, p + len - SHA_LEN, SHA_LEN);
+        s->tail_len = SHA_LEN;
+        return err;
+    }
+    /* A short blob: the oldest tail bytes that no longer fit go out. */
+    size_t keep = SHA_LEN - len;
+    if (s->tail_len > keep) {
+        size_t drop = s->tail_len - keep;
+        err = hash_write(s, s->tail, drop);
+        memmove(s->tail, s->tail + drop, keep);
+        s->tail_len = keep;
+    }
+    memcpy(s->tail + s->tail_len, p, len);
+    s->tail_len += len;
+    return err;
 }
 
 static void snap_message_cb(struct rpc_stream *st, struct moor_slice msg,
@@ -108,17 +153,7 @@ static void snap_message_cb(struct rpc_stream *st, struct moor_slice msg,
     if (r->header != NULL && r->header->revision > s->revision) {
         s->revision = r->header->revision;
     }
-    /* The previous blob was not the last one: hash and write it. */
-    if (s->pending.len > 0) {
-        EVP_DigestUpdate(s->sha, s->pending.ptr, s->pending.len);
-        s->io_err = write_all(s->fd, s->pending.ptr, s->pending.len);
-        s->bytes += s->pending.len;
-        moor_buf_reset(&s->pending);
-    }
-    if (s->io_err == 0 &&
-        moor_buf_append(&s->pending, r->blob.data, r->blob.len) != MOOR_OK) {
-        s->io_err = ENOMEM;
-    }
+    s->io_err = snap_take(s, r->blob.data, r->blob.len);
     s->messages++;
     mc_pb_free(m);
     if (s->io_err != 0) {
@@ -171,20 +206,20 @@ static int snap_finish(struct snap *s, const char *part, const char *path)
     struct mc_ctx *c = s->c;
     uint8_t sum[EVP_MAX_MD_SIZE];
     unsigned sum_len = 0;
-    if (s->pending.len != SHA_LEN) {
+    if (s->tail_len != SHA_LEN) {
         return mc_fail(c, MC_EXIT_ERROR,
-                       "snapshot stream ended without its %d-byte SHA-256 "
-                       "(last message had %zu bytes)",
-                       SHA_LEN, s->pending.len);
+                       "snapshot stream too short for its %d-byte SHA-256 "
+                       "(%llu bytes)",
+                       SHA_LEN, (unsigned long long)(s->bytes + s->tail_len));
     }
     EVP_DigestFinal_ex(s->sha, sum, &sum_len);
-    if (sum_len != SHA_LEN || memcmp(sum, s->pending.ptr, SHA_LEN) != 0) {
+    if (sum_len != SHA_LEN || memcmp(sum, s->tail, SHA_LEN) != 0) {
         return mc_fail(c, MC_EXIT_ERROR,
                        "snapshot checksum mismatch: the SHA-256 of the %llu "
                        "bytes received differs from the one the server sent",
                        (unsigned long long)s->bytes);
     }
-    int err = write_all(s->fd, s->pending.ptr, s->pending.len);
+    int err = write_all(s->fd, s->tail, SHA_LEN);
     if (err == 0 && fsync(s->fd) != 0) {
         err = errno;
     }
@@ -268,7 +303,6 @@ int mc_cmd_snapshot_save(struct mc_ctx *c, void *opts, char **args, size_t n)
     }
     s->c = c;
     s->fd = -1;
-    moor_buf_init(&s->pending);
     s->sha = EVP_MD_CTX_new();
     if (s->sha == NULL || EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL) != 1) {
         code = mc_fail(c, MC_EXIT_ERROR, "cannot start SHA-256");
@@ -322,7 +356,6 @@ out:
         unlink((const char *)part.ptr);
     }
     EVP_MD_CTX_free(s->sha);
-    moor_buf_close(&s->pending);
     moor_buf_close(&part);
     moor_free(s);
     return code;
