@@ -65,6 +65,7 @@ struct srv_peer
     struct moor_buf writing_buf; /* frames in the write in flight */
     uint64_t dropped;
     struct srv_peer_info info;
+    bool released; /* srv_peer_close has handed the peer to its closes */
 };
 
 /* An accepted connection: reads frames from one peer. */
@@ -262,10 +263,14 @@ static void tcp_closed_cb(uv_handle_t *h)
     p->tcp_open = false;
     p->writing = false;
     moor_buf_reset(&p->writing_buf);
-    if (p->n->stopping) {
-        /* The last handle of the peer: free it once the timer closes. */
+    if (p->released) {
+        /* srv_peer_close ran while this close was under way: the timer is
+         * the peer's last handle; free the peer once it closes. */
         uv_close((uv_handle_t *)&p->retry, peer_freed_cb);
         return;
+    }
+    if (p->n->stopping) {
+        return; /* no reconnect; srv_peer_close frees the peer */
     }
     uv_timer_start(&p->retry, retry_cb, p->backoff_ms, 0);
     p->backoff_ms = MOOR_MIN(p->backoff_ms * 2, (uint64_t)PEER_BACKOFF_MAX_MS);
@@ -720,6 +725,8 @@ void srv_peer_close(struct srv_node *n)
     n->n_listeners = 0;
     for (size_t i = 0; i < n->n_peers; i++) {
         struct srv_peer *p = n->peers[i];
+        n->peers[i] = NULL;
+        p->released = true;
         uv_timer_stop(&p->retry);
         if (!p->tcp_open) {
             uv_close((uv_handle_t *)&p->retry, peer_freed_cb);
