@@ -29,13 +29,15 @@ import tempfile
 import threading
 import time
 
-from . import client, nemesis, workload
+from . import client, nemesis, watcher, workload
 from .cluster import Cluster
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKER = os.path.join(HERE, "checker.py")
 
 FINAL_RANGES = (("r/", "r0"), ("s/", "s0"))
+# Watchers: (range, prev_kv), the k-th starting on member k % n.
+WATCH_RANGES = (("r/", "r0", True), ("s/", "s0", False))
 
 
 class HarnessError(Exception):
@@ -104,8 +106,9 @@ def run_one(a, name, workdir, seed):
     hist = workload.History(path)
     c = Cluster(a.moord, a.members, workdir, seed)
     res = {"nemesis": name, "crashes": [], "no_hashkv": [], "faults": 0,
-           "no_final_read": False}
+           "no_final_read": False, "watch_stuck": []}
     clients = []
+    watchers = []
     stop = threading.Event()
     try:
         hist.write({"type": "meta", "version": 1, "nemesis": name,
@@ -122,7 +125,11 @@ def run_one(a, name, workdir, seed):
             clients.append(workload.Client(
                 cid, kind, c.client_ports, hist, keys, seed, a.op_timeout,
                 a.max_ops, deadline, stop))
-        for t in clients:
+        for k in range(a.watchers):
+            key, end, prev_kv = WATCH_RANGES[k % len(WATCH_RANGES)]
+            watchers.append(watcher.Watcher("w%d" % k, key, end, prev_kv,
+                                            c.client_ports, k % c.n, hist))
+        for t in clients + watchers:
             t.start()
         nem = nemesis.Nemesis(name, c, hist, rnd)
         crashed = set()
@@ -152,12 +159,25 @@ def run_one(a, name, workdir, seed):
             # final reads no lost write can show).
             res["no_final_read"] = True
             rev = hist.max_revision
+        for w in watchers:
+            if not w.finish(rev, 30.0):
+                res["watch_stuck"].append(
+                    "%s: no progress notification at or above revision %d "
+                    "in 30 s after the heal" % (w.base, rev))
+            w.stop()
+        for w in watchers:
+            w.join(10.0)
+            if w.is_alive() or w.error:
+                raise HarnessError("%s: %s" % (name, w.error or
+                                               w.name + " did not stop"))
         res["no_hashkv"] = hashkvs(c, hist, rev, time.monotonic() + 30.0)
         for i in c.exited():
             res["crashes"].append("m%d exited with status %s after the heal"
                                   % (i, c.procs[i].returncode))
     finally:
         stop.set()
+        for w in watchers:
+            w.stop()
         c.close()
         hist.close()
     res["ops_recorded"] = hist.ops
@@ -181,7 +201,7 @@ def run_one(a, name, workdir, seed):
 def print_result(r, out):
     v = r["verdicts"]
     extra = (len(r["crashes"]) + len(r["no_hashkv"]) +
-             int(r["no_final_read"]))
+             int(r["no_final_read"]) + len(r["watch_stuck"]))
     anomalies = v["anomalies"] + extra
     kinds = dict(v["by_kind"])
     if r["crashes"]:
@@ -190,15 +210,18 @@ def print_result(r, out):
         kinds["no-hashkv"] = len(r["no_hashkv"])
     if r["no_final_read"]:
         kinds["no-final-read"] = 1
+    if r["watch_stuck"]:
+        kinds["watch-stuck"] = len(r["watch_stuck"])
     out.write(
-        "%-17s ops %5d (ok %d, fail %d, info %d), faults %d, "
-        "linearizability %s, anomalies %d, lost writes %d, "
+        "%-17s ops %5d (ok %d, fail %d, info %d), watchers %d (events "
+        "%d), faults %d, linearizability %s, anomalies %d, lost writes %d, "
         "watch violations %d%s\n" % (
             r["nemesis"], v["operations"], v["ok"], v["fail"], v["info"],
-            r["faults"], v["linearizability"], anomalies, v["lost_writes"],
-            v["watch_violations"],
+            v["watchers"], v["events"], r["faults"], v["linearizability"],
+            anomalies, v["lost_writes"], v["watch_violations"],
             (" " + json.dumps(kinds, sort_keys=True)) if kinds else ""))
-    notes = r["crashes"] + ["no HashKV from " + x for x in r["no_hashkv"]]
+    notes = (r["crashes"] + ["no HashKV from " + x for x in r["no_hashkv"]] +
+             r["watch_stuck"])
     if r["no_final_read"]:
         notes.append("no linearizable final read succeeded in 30 s after "
                      "the heal, with a leader")
@@ -229,6 +252,9 @@ def main(argv=None):
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--register-clients", type=int, default=6)
     ap.add_argument("--set-clients", type=int, default=2)
+    ap.add_argument("--watchers", type=int, default=2,
+                    help="watchers from revision 1, on r/ (prev_kv) and s/ "
+                    "alternately (2)")
     ap.add_argument("--op-timeout", type=float, default=1.0,
                     help="client request timeout, seconds (1)")
     ap.add_argument("--max-ops", type=int, default=20000,
@@ -259,8 +285,9 @@ def main(argv=None):
     root = a.workdir or tempfile.mkdtemp(prefix="moor-chaos-")
     os.makedirs(root, exist_ok=True)
     print("chaos: %d member(s) on loopback behind the fault proxy, "
-          "nemeses %s, %g s each, seed %d, %d run(s), work dir %s" % (
-              a.members, ",".join(names), a.duration, a.seed, a.runs, root),
+          "%d register + %d set clients, %d watchers, nemeses %s, %g s each, seed %d, %d run(s), work dir %s" % (
+              a.members, a.register_clients, a.set_clients, a.watchers,
+              ",".join(names), a.duration, a.seed, a.runs, root),
           flush=True)
     histories = anomalies = lost = 0
     status = 0
