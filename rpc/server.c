@@ -1278,6 +1278,14 @@ int rpc_server_open(uv_loop_t *loop, const struct rpc_server_config *cfg,
      * connection stays bounded by the open streams. */
     nghttp2_option_set_no_closed_streams(srv->opt, 1);
     nghttp2_option_set_max_settings(srv->opt, 32);
+    /* grpc-go clients given an endpoint with a scheme (etcdctl's --cluster
+     * uses the members' client URLs) send ":authority: http://host:port",
+     * which nghttp2's HTTP messaging checks reject with a stream
+     * PROTOCOL_ERROR while etcd accepts it. gRPC needs none of those
+     * checks: on_header and call_start validate what a call needs
+     * (:method POST, :path, content-type, header-list bytes), and frame
+     * and HPACK validation stay on. */
+    nghttp2_option_set_no_http_messaging(srv->opt, 1);
     /* libuv's prepare, idle and timer inits cannot fail. */
     rpc__pump_init(&srv->pump, loop);
     uv_timer_init(loop, &srv->grace);

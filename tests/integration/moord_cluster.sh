@@ -66,6 +66,10 @@ for i in 0 1 2; do
 done
 n=$(ctl --endpoints="$all" member list | wc -l)
 [ "$n" = 3 ] || fail "member list has $n members"
+# --cluster dials the members' advertised client URLs (with a scheme, which
+# grpc-go sends as the :authority).
+n=$(ctl --endpoints="127.0.0.1:${cports[0]}" endpoint status --cluster | grep -c ", 3.4.0, " || true)
+[ "$n" = 3 ] || fail "endpoint status --cluster: $(ctl --endpoints="127.0.0.1:${cports[0]}" endpoint status --cluster 2>&1)"
 
 # kill -9 the leader while a client writes through the other two members.
 l=$(leader)
