@@ -104,6 +104,19 @@ static void on_defragment(struct rpc_call *call, struct moor_slice msg,
     srv_reply(call, &out.base);
 }
 
+static void reply_moved(struct srv_node *n, struct rpc_call *call)
+{
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    srv_header_fill(n, &h, kv_store_revision(n->kv));
+    Etcdserverpb__MoveLeaderResponse out =
+        ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
+    out.header = &h;
+    srv_reply(call, &out.base);
+}
+
+/* MoveLeader (thesis §3.10): the leader catches the target up and sends it
+ * TimeoutNow; the answer waits until the target leads (srv_maint_tick) or
+ * the request times out. */
 static void on_move_leader(struct rpc_call *call, struct moor_slice msg,
                            void *arg)
 {
@@ -114,22 +127,44 @@ static void on_move_leader(struct rpc_call *call, struct moor_slice msg,
     if (req == NULL) {
         return;
     }
+    uint64_t target = req->targetid;
+    protobuf_c_message_free_unpacked(&req->base, &moor_pb_allocator);
     if (raft_node_role(n->raft) != RAFT_LEADER) {
         srv_call_fail(call, MOOR_ENOTLEADER);
-    } else if (req->targetid == n->member_id) {
-        /* Already the leader: nothing to move. */
-        Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-        srv_header_fill(n, &h, kv_store_revision(n->kv));
-        Etcdserverpb__MoveLeaderResponse out =
-            ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
-        out.header = &h;
-        srv_reply(call, &out.base);
-    } else {
-        /* A single-member cluster has no other member to hand over to. */
+        return;
+    }
+    if (target == n->member_id) {
+        reply_moved(n, call); /* already leads */
+        return;
+    }
+    if (n->move_waiter != NULL) {
+        srv_call_fail(call, MOOR_EBUSY);
+        return;
+    }
+    if (raft_node_transfer_leader(n->raft, target) != MOOR_OK) {
         rpc_call_finish(call, RPC_FAILED_PRECONDITION,
                         "etcdserver: bad leader transferee");
+        return;
     }
-    protobuf_c_message_free_unpacked(&req->base, &moor_pb_allocator);
+    struct srv_waiter *w = srv_waiter_new(n, SRV_REQ_MOVE_LEADER, call);
+    if (w == NULL) {
+        srv_call_fail(call, MOOR_EBUSY);
+        return;
+    }
+    w->target = target;
+    n->move_waiter = w;
+}
+
+void srv_maint_tick(struct srv_node *n)
+{
+    struct srv_waiter *w = n->move_waiter;
+    if (w == NULL || raft_node_leader(n->raft) != w->target) {
+        return; /* still moving; the waiter's deadline bounds the wait */
+    }
+    if (w->call != NULL) {
+        reply_moved(n, w->call);
+    }
+    srv_waiter_free(n, w);
 }
 
 static void on_member_list(struct rpc_call *call, struct moor_slice msg,

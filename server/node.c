@@ -100,6 +100,9 @@ void srv_waiter_free(struct srv_node *n, struct srv_waiter *w)
     if (w->in_reads) {
         reads_unlink(n, w);
     }
+    if (n->move_waiter == w) {
+        n->move_waiter = NULL;
+    }
     if (w->call != NULL) {
         rpc_call_set_user(w->call, NULL);
     }
@@ -512,13 +515,22 @@ void srv_node_process(struct srv_node *n)
 /* ------------------------------------------------------------------------
  * libuv plumbing
  * ---------------------------------------------------------------------- */
+static void shutdown_now(struct srv_node *n);
+
 static void tick_cb(uv_timer_t *t)
 {
     struct srv_node *n = MOOR_CONTAINER_OF(t, struct srv_node, tick_timer);
+    if (n->handoff_deadline_ms != 0 &&
+        (raft_node_role(n->raft) != RAFT_LEADER ||
+         uv_now(n->loop) >= n->handoff_deadline_ms)) {
+        shutdown_now(n);
+        return;
+    }
     raft_node_tick(n->raft);
     waiters_expire(n, uv_now(n->loop), false);
     srv_lease_tick(n);
     srv_autocompact_tick(n);
+    srv_maint_tick(n);
     srv_node_process(n);
 }
 
@@ -556,6 +568,16 @@ static void rpc_closed_cb(void *arg)
     uv_close((uv_handle_t *)&n->sigint, NULL);
 }
 
+/* Stops serving: calls in flight may end (a grace of two election
+ * timeouts), then every handle closes and the loop ends. */
+static void shutdown_now(struct srv_node *n)
+{
+    n->handoff_deadline_ms = 0;
+    uv_timer_stop(&n->tick_timer);
+    srv_node_process(n);
+    rpc_server_close(n->rpc, 2u * n->cfg->election_ms, rpc_closed_cb, n);
+}
+
 static void signal_cb(uv_signal_t *s, int signum)
 {
     struct srv_node *n = s->data;
@@ -564,11 +586,24 @@ static void signal_cb(uv_signal_t *s, int signum)
     }
     MOOR_LOG_INFO("node", "stopping", "signal=%d", signum);
     n->stopping = true;
-    uv_timer_stop(&n->tick_timer);
-    /* Finish what is in flight, then stop: the rpc server lets calls in
-     * flight end (a grace of two election timeouts). */
-    srv_node_process(n);
-    rpc_server_close(n->rpc, 2u * n->cfg->election_ms, rpc_closed_cb, n);
+    /* A leader first hands leadership to another voter (thesis §3.10), so
+     * the cluster does not wait out an election timeout; the tick finishes
+     * the stop once another member leads, or after an election timeout. */
+    if (raft_node_role(n->raft) == RAFT_LEADER && n->n_peers > 0) {
+        const struct raft_conf *conf = raft_node_conf(n->raft);
+        for (uint32_t i = 0; i < conf->n; i++) {
+            const struct raft_member *m = &conf->members[i];
+            if (m->id != n->member_id && !m->learner &&
+                raft_node_transfer_leader(n->raft, m->id) == MOOR_OK) {
+                MOOR_LOG_INFO("node", "handing over leadership before stopping",
+                              "to=%llx", (unsigned long long)m->id);
+                n->handoff_deadline_ms = uv_now(n->loop) + n->cfg->election_ms;
+                srv_node_process(n);
+                return;
+            }
+        }
+    }
+    shutdown_now(n);
 }
 
 /* ------------------------------------------------------------------------

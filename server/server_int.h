@@ -46,6 +46,7 @@ enum srv_req_kind {
     SRV_REQ_TXN_RO = 6, /* a read-only txn, served as a read */
     SRV_REQ_LEASE_GRANT = 7,
     SRV_REQ_LEASE_REVOKE = 8,
+    SRV_REQ_MOVE_LEADER = 9, /* waits for target to lead */
 };
 
 struct srv_waiter
@@ -57,7 +58,8 @@ struct srv_waiter
      * wait for once known (0 until the read state arrives). */
     ProtobufCMessage *req;
     uint64_t read_index;
-    bool in_reads; /* on the node's list of linearizable reads */
+    bool in_reads;   /* on the node's list of linearizable reads */
+    uint64_t target; /* SRV_REQ_MOVE_LEADER: the member to lead */
     uint64_t deadline_ms;
     struct srv_waiter *hash_next;
     struct srv_waiter *read_next;
@@ -131,6 +133,9 @@ struct srv_node
     struct srv_waiter *reads_tail;
     uint64_t next_id;
 
+    /* The one MoveLeader in progress (maintsvc.c), or NULL. */
+    struct srv_waiter *move_waiter;
+
     /* Snapshots (snap.c): the job running, and the index of the newest
      * snapshot saved or loaded. */
     struct srv_snap_job *snap_job;
@@ -152,6 +157,9 @@ struct srv_node
     int64_t lease_cursor;
 
     bool stopping;
+    /* While stopping, a leader waits this long for another member to take
+     * over (0: not handing over). */
+    uint64_t handoff_deadline_ms;
     bool processing;
     int exit_status;
 };
@@ -310,6 +318,8 @@ int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out);
  * Maintenance and Cluster services (maintsvc.c)
  * ---------------------------------------------------------------------- */
 int srv_maint_register(struct srv_node *n, struct rpc_server *srv);
+/* Once per tick: answers a MoveLeader whose target now leads. */
+void srv_maint_tick(struct srv_node *n);
 
 /* ------------------------------------------------------------------------
  * HTTP (http.c): /health, /version, /metrics on the client port.

@@ -120,6 +120,26 @@ done
 hashes=$(ctl --endpoints="$all" endpoint hashkv | awk '{print $2}' | sort -u | wc -l)
 [ "$hashes" = 1 ] || fail "members disagree: $(ctl --endpoints="$all" endpoint hashkv)"
 
-for i in 0 1 2; do kill -TERM "${pids[$i]}"; done
-for i in 0 1 2; do wait "${pids[$i]}" || fail "m$i exited non-zero on SIGTERM"; pids[$i]=0; done
+# MoveLeader hands leadership to the member named.
+l=$(leader)
+t=$(( (l + 1) % 3 ))
+tid=$(ctl --endpoints="127.0.0.1:${cports[$t]}" endpoint status | cut -d, -f2 | tr -d ' ')
+ctl --endpoints="$all" move-leader "$tid" | grep -q "Leadership transferred" || fail "move-leader"
+[ "$(leader)" = "$t" ] || fail "m$t does not lead after move-leader"
+
+# SIGTERM of the leader hands leadership over before it stops.
+kill -TERM "${pids[$t]}"
+wait "${pids[$t]}" || fail "m$t exited non-zero on SIGTERM"
+pids[$t]=0
+grep -q "handing over leadership before stopping" "$work/m$t.log" || fail "no hand-over on SIGTERM"
+newl=$(leader)
+[ "$newl" -ge 0 ] || fail "no leader after the leader's SIGTERM"
+
+for i in 0 1 2; do [ "${pids[$i]}" != 0 ] && kill -TERM "${pids[$i]}"; done
+for i in 0 1 2; do
+    if [ "${pids[$i]}" != 0 ]; then
+        wait "${pids[$i]}" || fail "m$i exited non-zero on SIGTERM"
+        pids[$i]=0
+    fi
+done
 echo "1 passed, 0 failed"
