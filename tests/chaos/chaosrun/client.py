@@ -113,8 +113,7 @@ def _execute(conn, rec):
         success = [{"op": "put", "key": rec["key"], "value": rec["value"]}]
         failure = [{"op": "get", "key": rec["key"]}]
         b = conn.call(KV + "Txn", pb.txn_req(cmp, success, failure))
-        d = pb.decode(b)
-        ok = bool(pb.one(d, 2))
+        ok = bool(pb.one(pb.decode(b), 2))
         rev, ok, res = pb.txn_resp(b, success if ok else failure)
         rec["revision"], rec["succeeded"] = rev, ok
         if not ok:

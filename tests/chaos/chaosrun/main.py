@@ -132,7 +132,6 @@ def run_one(a, name, workdir, seed):
         for t in clients + watchers:
             t.start()
         nem = nemesis.Nemesis(name, c, hist, rnd)
-        crashed = set()
         # The nemesis runs here, in the main thread (cluster.py).
         res["faults"] = nem.run(deadline)
         while time.monotonic() < deadline:
@@ -144,7 +143,6 @@ def run_one(a, name, workdir, seed):
                 raise HarnessError("%s: %s" % (name, t.error or
                                                t.name + " did not stop"))
         for i in c.exited():
-            crashed.add(i)
             res["crashes"].append("m%d exited with status %s" %
                                   (i, c.procs[i].returncode))
             c.procs[i] = None
@@ -285,7 +283,8 @@ def main(argv=None):
     root = a.workdir or tempfile.mkdtemp(prefix="moor-chaos-")
     os.makedirs(root, exist_ok=True)
     print("chaos: %d member(s) on loopback behind the fault proxy, "
-          "%d register + %d set clients, %d watchers, nemeses %s, %g s each, seed %d, %d run(s), work dir %s" % (
+          "%d register + %d set clients, %d watchers, nemeses %s, "
+          "%g s each, seed %d, %d run(s), work dir %s" % (
               a.members, a.register_clients, a.set_clients, a.watchers,
               ",".join(names), a.duration, a.seed, a.runs, root),
           flush=True)

@@ -97,7 +97,7 @@ class Proxy:
         self.proxy_ports = list(proxy_ports)
         self.rnd = random.Random(seed)
         self.rules = {}          # (src, dst) -> Rule; absent = PASS
-        self.conns = {}          # (src, dst) -> set of (reader-w, upstream-w)
+        self.conns = {}          # (src, dst) -> [[dialer w, member w]]
         self.frames = 0          # frames relayed
         self.lost = 0            # frames lost on purpose
         self.duplicated = 0
@@ -157,8 +157,8 @@ class Proxy:
     def _stop(self):
         for s in self.servers:
             s.close()
-        for pair in list(self.conns.values()):
-            for a, b in list(pair):
+        for entries in list(self.conns.values()):
+            for a, b in list(entries):
                 a.transport.abort()
                 if b is not None:
                     b.transport.abort()
@@ -191,26 +191,22 @@ class Proxy:
             await asyncio.sleep(POLL_S)
 
     async def _serve(self, reader, writer, dst):
-        up_w = None
+        """One dialed connection to member dst: learn the dialer from its
+        handshake, hold it while stalled, then relay until either side
+        ends or a reset rule cuts it."""
         key = None
-        pair = None
+        entry = [writer, None]  # [dialer side, member side]
         try:
             head = await reader.readexactly(4)
             n = int.from_bytes(head, "big")
             if n == 0 or n > HANDSHAKE_MAX:
-                writer.transport.abort()
                 return
             body = await reader.readexactly(n)
-            name = pb.handshake_name(body)
-            src = self.index.get(name)
+            src = self.index.get(pb.handshake_name(body))
             if src is None or src == dst:
-                writer.transport.abort()
                 return
             key = (src, dst)
-            pair = [writer, None]
-            self.conns.setdefault(key, set())
-            entry = (writer, None)
-            self.conns[key].add(entry)
+            self.conns.setdefault(key, []).append(entry)
             r = await self._hold(src, dst)
             if r.mode == "reset":
                 _reset(writer)
@@ -221,28 +217,22 @@ class Proxy:
             except OSError:
                 _reset(writer)  # refused: the member is down
                 return
-            self.conns[key].discard(entry)
-            entry = (writer, up_w)
-            self.conns[key].add(entry)
-            pair[1] = up_w
+            entry[1] = up_w
             up_w.write(head + body)
             back = asyncio.ensure_future(self._back(up_r, writer, src, dst))
             try:
                 await self._forward(reader, up_w, src, dst)
             finally:
                 back.cancel()
-            self.conns[key].discard(entry)
         except (asyncio.IncompleteReadError, ConnectionError, OSError,
                 pb.DecodeError):
             pass
         finally:
-            if key is not None and pair is not None:
-                for e in list(self.conns.get(key, ())):
-                    if e[0] is writer:
-                        self.conns[key].discard(e)
+            if key is not None and entry in self.conns.get(key, ()):
+                self.conns[key].remove(entry)
             writer.transport.abort()
-            if up_w is not None:
-                up_w.transport.abort()
+            if entry[1] is not None:
+                entry[1].transport.abort()
 
     async def _back(self, up_r, writer, src, dst):
         """Acceptor -> dialer bytes (moord sends only its handshake)."""

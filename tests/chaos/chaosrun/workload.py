@@ -72,7 +72,8 @@ class Keys:
         self.lock = threading.Lock()
         self.count = 0
 
-    def pick(self, rnd):
+    def pick(self):
+        """The current key set; counts one operation."""
         with self.lock:
             gen = self.count // (self.key_ops * self.nkeys)
             self.count += 1
@@ -130,7 +131,7 @@ class Client(threading.Thread):
                     self.seen[w["key"]] = rec["revision"]
 
     def register_op(self):
-        keys = self.keys.pick(self.rnd)
+        keys = self.keys.pick()
         k = self.rnd.choice(keys)
         x = self.rnd.random()
         if x < 0.4:
