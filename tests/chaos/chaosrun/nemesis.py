@@ -7,6 +7,8 @@ Targets are drawn from the seed; "the leader" is whoever leads when the
 fault starts, so the schedule is reproducible, the timing is not.
 
   kill              kill -9 the leader or a random member; restart it
+  kill-all          kill -9 every member at once (only the disks keep
+                    acknowledged writes); restart them all
   pause             SIGSTOP the leader or a random member; SIGCONT
   partition-leader  cut the leader from everyone, both directions
   partition-halves  split the members into two random sides
@@ -27,7 +29,7 @@ from .proxy import Rule
 QUIET_S = (1.0, 2.5)
 HOLD_S = (1.0, 3.0)
 
-SIMPLE = ("kill", "pause", "partition-leader", "partition-halves",
+SIMPLE = ("kill", "kill-all", "pause", "partition-leader", "partition-halves",
           "partition-oneway", "delay", "loss")
 NAMES = SIMPLE + ("mix",)
 
@@ -63,6 +65,14 @@ class Nemesis:
             i, why = self.target()
             c.kill(i)
             return (lambda: c.restart(i)), "kill -9 m%d (%s)" % (i, why)
+        if kind == "kill-all":
+            for i in range(n):
+                c.kill(i)
+
+            def restart_all():
+                for i in range(n):
+                    c.restart(i)
+            return restart_all, "kill -9 every member"
         if kind == "pause":
             i, why = self.target()
             c.pause(i)

@@ -10,7 +10,8 @@ resumes.  After the run, finish(R) asks for a progress notification until
 one at or above R arrives: then every event up to R has been delivered, and
 the checker holds the watcher to the whole write log up to R.
 
-Bounds: at most RESUMES_MAX resumptions, 0.1 s apart; finish() waits at
+Bounds: at most RESUMES_MAX resumptions, 0.1-0.5 s apart (backing off
+while streams keep failing before any response); finish() waits at
 most its timeout; stop() ends the stream at once.
 """
 
@@ -23,7 +24,7 @@ import grpc
 from . import client, pb
 
 WATCH = "/etcdserverpb.Watch/Watch"
-RESUMES_MAX = 200
+RESUMES_MAX = 1000
 
 
 def create_req(key, range_end, start_revision, prev_kv):
@@ -104,16 +105,18 @@ class Watcher(threading.Thread):
 
     def run(self):
         prev = None
+        failures = 0
         try:
             for i in range(RESUMES_MAX + 1):
                 if self.stopping.is_set() or self.done.is_set():
                     break
                 wid = self.base if i == 0 else "%s.%d" % (self.base, i)
-                self.stream(wid, prev)
+                got = self.stream(wid, prev)
                 prev = wid
+                failures = 0 if got else min(failures + 1, 5)
                 if not self.stopping.is_set() and not self.done.is_set():
                     self.cur = (self.cur + 1) % len(self.ports)
-                    time.sleep(0.1)
+                    self.stopping.wait(0.1 * max(failures, 1))
         except Exception as e:  # a harness bug: reported, fails the run
             self.error = "%s: %r" % (self.name, e)
 
@@ -141,14 +144,16 @@ class Watcher(threading.Thread):
         with self.lock:
             if self.stopping.is_set():
                 ch.close()
-                return
+                return 0
             self.reqs = reqs
             self.channel = ch
             self.call = ch.stream_stream(WATCH)(gen())
             call = self.call
         self.streams += 1
+        got = 0
         try:
             for b in call:
+                got += 1
                 t = self.hist.clock()
                 r = response(b)
                 r.update(type="watch_response", watcher=wid, time_ns=t)
@@ -167,6 +172,7 @@ class Watcher(threading.Thread):
                 reqs.put(None)
                 call.cancel()
                 ch.close()
+        return got
 
     def learn(self, r):
         evs = r.get("events")

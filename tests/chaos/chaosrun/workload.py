@@ -99,6 +99,7 @@ class Client(threading.Thread):
         return "%d-%d" % (self.cid, self.n)
 
     def run(self):
+        backoff = 0
         try:
             for _ in range(self.max_ops):
                 if self.stop.is_set() or time.monotonic() > self.deadline:
@@ -110,8 +111,15 @@ class Client(threading.Thread):
                 self.hist.write(rec)
                 if rec["outcome"] == "ok":
                     self.learn(rec)
+                    backoff = 0
                 elif rec["outcome"] == "info":
                     self.cur = (self.cur + 1) % len(self.conns)
+                    # A down member refuses at once: back off (bounded) so
+                    # a dead cluster does not fill the history with
+                    # indeterminate requests, each costly for the search.
+                    backoff = min(backoff + 1, 10)
+                    if backoff > 1:
+                        self.stop.wait(0.05 * backoff)
         except Exception as e:  # a harness bug: reported, fails the run
             self.error = "%s: %r" % (self.name, e)
         finally:
