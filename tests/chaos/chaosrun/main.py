@@ -311,6 +311,9 @@ def main(argv=None):
                     a.keep = True
                     print("    history: %s" % os.path.join(
                         wd, "history.jsonl"), flush=True)
+                    print("    same plan: tests/chaos/run.sh --duration %g "
+                          "--members %d --nemesis %s --seed %d" % (
+                              a.duration, a.members, name, seed), flush=True)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         status = 130
