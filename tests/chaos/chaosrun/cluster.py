@@ -51,6 +51,7 @@ class Cluster:
         self.procs = [None] * n
         self.paused = [False] * n
         self.ids = {}  # member id -> index, learned from Status
+        self.crashes = []  # members found dead that no one killed
         self.proxy = Proxy(self.names, self.peer_ports, self.proxy_ports,
                            seed)
         self.initial = ",".join(
@@ -98,6 +99,10 @@ class Cluster:
         p = self.procs[i]
         if p is None:
             return
+        if p.poll() is not None:
+            # It died before we came to kill it: a crash, not our fault.
+            self.crashes.append("m%d exited with status %s before a kill" %
+                                (i, p.returncode))
         p.kill()
         p.wait()
         self.procs[i] = None

@@ -113,7 +113,7 @@ def run_one(a, name, workdir, seed):
     try:
         hist.write({"type": "meta", "version": 1, "nemesis": name,
                     "seed": seed, "members": a.members,
-                    "duration_s": a.duration, "workload": "register+set"})
+                    "duration_s": a.duration, "workload": "register+set+watch"})
         c.start()
         if c.wait_leader(30.0) is None:
             raise HarnessError("%s: no leader 30 s after start%s (logs in "
@@ -172,6 +172,7 @@ def run_one(a, name, workdir, seed):
         for i in c.exited():
             res["crashes"].append("m%d exited with status %s after the heal"
                                   % (i, c.procs[i].returncode))
+        res["crashes"] = c.crashes + res["crashes"]
     finally:
         stop.set()
         for w in watchers:
