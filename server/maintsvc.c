@@ -74,7 +74,7 @@ static void on_alarm(struct rpc_call *call, struct moor_slice msg, void *arg)
     if (req == NULL) {
         return;
     }
-    srv_alarm_handle(n, req->action, req->alarm);
+    srv_alarm_handle(n, (int)req->action, (int)req->alarm);
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
     srv_header_fill(n, &h, kv_store_revision(n->kv));
     Etcdserverpb__AlarmResponse out = ETCDSERVERPB__ALARM_RESPONSE__INIT;
