@@ -349,7 +349,12 @@ void raft_node_tick(struct raft_node *n)
     }
     if (n->heartbeat_elapsed >= n->cfg.heartbeat_ticks) {
         n->heartbeat_elapsed = 0;
-        raft__bcast_heartbeat(n, 0);
+        /* Regular heartbeats carry the read round in flight: a quorum's
+         * answer to any heartbeat sent after the round began confirms it
+         * (§6.4), so losing the round's first heartbeat, or its answers,
+         * delays reads by a heartbeat instead of stalling them for good
+         * (found by the chaos harness's loss nemesis). */
+        raft__bcast_heartbeat(n, n->read_round_inflight ? n->read_round : 0);
     }
 }
 
