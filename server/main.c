@@ -12,14 +12,6 @@
 
 extern char **environ;
 
-static void close_handle(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h)) {
-        uv_close(h, NULL);
-    }
-}
-
 int main(int argc, char **argv)
 {
     struct srv_config cfg;
@@ -61,11 +53,7 @@ int main(int argc, char **argv)
                        n->errmsg);
         fprintf(stderr, "moord: %s\n", n->errmsg);
         status = 1;
-        if (n->rpc != NULL) {
-            rpc_server_close(n->rpc, 0, NULL, NULL);
-            n->rpc = NULL;
-        }
-        uv_walk(&loop, close_handle, NULL);
+        srv_node_abort(n);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     srv_node_close(n);

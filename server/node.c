@@ -553,6 +553,23 @@ static void wal_notify(void *arg)
     uv_async_send(&n->wal_async);
 }
 
+/* Closes the node's own handles that are open (the WAL notifier, the
+ * tick, the check hook, the signal watchers). */
+static void loop_handles_close(struct srv_node *n)
+{
+    if (n->async_open) {
+        uv_close((uv_handle_t *)&n->wal_async, NULL);
+        n->async_open = false;
+    }
+    if (n->loop_handles_open) {
+        uv_close((uv_handle_t *)&n->tick_timer, NULL);
+        uv_close((uv_handle_t *)&n->check, NULL);
+        uv_close((uv_handle_t *)&n->sigterm, NULL);
+        uv_close((uv_handle_t *)&n->sigint, NULL);
+        n->loop_handles_open = false;
+    }
+}
+
 static void rpc_closed_cb(void *arg)
 {
     struct srv_node *n = arg;
@@ -561,11 +578,18 @@ static void rpc_closed_cb(void *arg)
     /* Calls are gone; what was proposed and not yet durable is dropped
      * with the member (never acknowledged, so nothing is lost). */
     waiters_expire(n, 0, true);
-    uv_close((uv_handle_t *)&n->tick_timer, NULL);
-    uv_close((uv_handle_t *)&n->check, NULL);
-    uv_close((uv_handle_t *)&n->wal_async, NULL);
-    uv_close((uv_handle_t *)&n->sigterm, NULL);
-    uv_close((uv_handle_t *)&n->sigint, NULL);
+    loop_handles_close(n);
+}
+
+void srv_node_abort(struct srv_node *n)
+{
+    n->stopping = true;
+    if (n->rpc != NULL) {
+        rpc_server_close(n->rpc, 0, NULL, NULL);
+        n->rpc = NULL;
+    }
+    srv_peer_close(n);
+    loop_handles_close(n);
 }
 
 /* Stops serving: calls in flight may end (a grace of two election
@@ -748,9 +772,9 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
     struct wal_replay replay;
     memset(&replay, 0, sizeof(replay));
     uv_async_init(loop, &n->wal_async, wal_async_cb);
+    n->async_open = true;
     rv = wal_open(&wo, &n->wal, &replay, n->errmsg);
     if (rv != MOOR_OK) {
-        uv_close((uv_handle_t *)&n->wal_async, NULL);
         return rv;
     }
     if (!replay.created) {
@@ -820,6 +844,7 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
     n->sigint.data = n;
     uv_signal_start(&n->sigterm, signal_cb, SIGTERM);
     uv_signal_start(&n->sigint, signal_cb, SIGINT);
+    n->loop_handles_open = true;
 
     rv = srv_peer_open(n);
     if (rv != MOOR_OK) {

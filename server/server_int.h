@@ -109,6 +109,8 @@ struct srv_node
     uv_async_t wal_async;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    bool async_open;        /* wal_async initialised */
+    bool loop_handles_open; /* tick_timer, check, sigterm, sigint */
 
     /* Proposals queued during this loop turn, proposed together. */
     struct moor_bytes **proposals;
@@ -168,6 +170,9 @@ struct srv_node
  * MOOR_OK or an error with n->errmsg set. */
 int srv_node_open(struct srv_node *n, uv_loop_t *loop,
                   const struct srv_config *cfg);
+/* After a failed srv_node_open: closes whatever handles it had opened, so
+ * the loop can run to its end before srv_node_close. */
+void srv_node_abort(struct srv_node *n);
 /* Stops serving and closes everything (after the loop ran the closes). */
 void srv_node_close(struct srv_node *n);
 

@@ -45,6 +45,22 @@ expect() { # expect WANT CMD...
 }
 
 start
+# A second member on the same data dir, or on a taken port, exits 1 with
+# a clear message (and does not crash).
+set +e
+"$moord" --name m1 --data-dir "$work/data" --listen-client-urls "http://127.0.0.1:$(port)" \
+    --advertise-client-urls http://127.0.0.1:1 --listen-peer-urls "http://127.0.0.1:$(port)" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+    --initial-cluster "m1=http://127.0.0.1:$pport" >"$work/second.log" 2>&1
+rc=$?
+"$moord" --name m1 --data-dir "$work/other" --listen-client-urls "http://127.0.0.1:$cport" \
+    --advertise-client-urls "http://127.0.0.1:$cport" --listen-peer-urls "http://127.0.0.1:$(port)" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+    --initial-cluster "m1=http://127.0.0.1:$pport" >"$work/third.log" 2>&1
+rc2=$?
+set -e
+[ "$rc" = 1 ] && grep -q "is in use" "$work/second.log" || fail "second moord on the data dir: rc=$rc $(cat "$work/second.log")"
+[ "$rc2" = 1 ] && grep -q "address already in use" "$work/third.log" || fail "moord on a taken port: rc=$rc2 $(tail -n 2 "$work/third.log")"
 expect "OK" $E put foo bar
 expect $'foo\nbar' $E get foo
 expect $'OK\nfoo\nbar' $E put foo baz --prev-kv
