@@ -7,6 +7,7 @@
 #   make sim        a long simulator campaign
 #   make fuzz       build the libFuzzer targets with clang and run each
 #   make bench      benchmarks
+#   make chaos      a long chaos campaign against moord
 #   make format     clang-format every C file in place
 
 BUILD      ?= build
@@ -22,7 +23,7 @@ RUN_MEMBERS ?= 3
 C_SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all build deps test test-unit test-asan test-fuzz run sim fuzz bench \
-        format format-check clean
+        chaos format format-check clean
 
 all: build
 
@@ -78,6 +79,12 @@ fuzz: $(FUZZ_BUILD)/CMakeCache.txt
 
 bench: build
 	bash bench/compare.sh $(BUILD) $(BENCH_ARGS)
+
+# A long chaos campaign: every nemesis, five histories each (~55 min).
+chaos: build
+	tests/chaos/run.sh --duration 60 --runs 5 --seed 100 \
+	  --moord $(CURDIR)/$(BUILD)/bin/moord --nemesis \
+	  kill,kill-all,pause,partition-leader,partition-halves,partition-oneway,delay,loss,mix
 
 format:
 	clang-format -i $(C_SOURCES)
