@@ -227,6 +227,26 @@ int mc_cmd_member_add(struct mc_ctx *c, void *opts, char **args, size_t n)
     return code;
 }
 
+/* Prints "Member <id> <verb> cluster <cid>" (or the -w form) for a
+ * remove, update or promote answer. */
+static int emit_member_change(struct mc_ctx *c, uint64_t id, const char *verb,
+                              const Etcdserverpb__ResponseHeader *header,
+                              Etcdserverpb__Member **members, size_t n_members)
+{
+    char line[160];
+    snprintf(line, sizeof(line), "Member %16llx %s cluster %16llx\n",
+             (unsigned long long)id, verb,
+             (unsigned long long)cluster_id(header));
+    struct moor_buf out;
+    moor_buf_init(&out);
+    int code = mc_emit(c,
+                       mc_print_member_change(&out, &c->pr, line, header, NULL,
+                                              members, n_members),
+                       &out);
+    moor_buf_close(&out);
+    return code;
+}
+
 int mc_cmd_member_remove(struct mc_ctx *c, void *opts, char **args, size_t n)
 {
     (void)opts;
@@ -242,19 +262,8 @@ int mc_cmd_member_remove(struct mc_ctx *c, void *opts, char **args, size_t n)
     code = mc_call(c, PATH_CLUSTER "MemberRemove", &req,
                    &etcdserverpb__member_remove_response__descriptor, &resp);
     if (code == MC_EXIT_OK) {
-        char line[160];
-        snprintf(line, sizeof(line),
-                 "Member %16llx removed from cluster %16llx\n",
-                 (unsigned long long)id,
-                 (unsigned long long)cluster_id(resp->header));
-        struct moor_buf out;
-        moor_buf_init(&out);
-        code = mc_emit(
-            c,
-            mc_print_member_change(&out, &c->pr, line, resp->header, NULL,
-                                   resp->members, resp->n_members),
-            &out);
-        moor_buf_close(&out);
+        code = emit_member_change(c, id, "removed from", resp->header,
+                                  resp->members, resp->n_members);
     }
     mc_pb_free(resp);
     return code;
@@ -284,19 +293,8 @@ int mc_cmd_member_update(struct mc_ctx *c, void *opts, char **args, size_t n)
                     &etcdserverpb__member_update_response__descriptor, &resp);
     }
     if (code == MC_EXIT_OK) {
-        char line[160];
-        snprintf(line, sizeof(line),
-                 "Member %16llx updated in cluster %16llx\n",
-                 (unsigned long long)id,
-                 (unsigned long long)cluster_id(resp->header));
-        struct moor_buf out;
-        moor_buf_init(&out);
-        code = mc_emit(
-            c,
-            mc_print_member_change(&out, &c->pr, line, resp->header, NULL,
-                                   resp->members, resp->n_members),
-            &out);
-        moor_buf_close(&out);
+        code = emit_member_change(c, id, "updated in", resp->header,
+                                  resp->members, resp->n_members);
     }
     mc_pb_free(resp);
     mc_arena_close(&a);
@@ -318,19 +316,8 @@ int mc_cmd_member_promote(struct mc_ctx *c, void *opts, char **args, size_t n)
     code = mc_call(c, PATH_CLUSTER "MemberPromote", &req,
                    &etcdserverpb__member_promote_response__descriptor, &resp);
     if (code == MC_EXIT_OK) {
-        char line[160];
-        snprintf(line, sizeof(line),
-                 "Member %16llx promoted in cluster %16llx\n",
-                 (unsigned long long)id,
-                 (unsigned long long)cluster_id(resp->header));
-        struct moor_buf out;
-        moor_buf_init(&out);
-        code = mc_emit(
-            c,
-            mc_print_member_change(&out, &c->pr, line, resp->header, NULL,
-                                   resp->members, resp->n_members),
-            &out);
-        moor_buf_close(&out);
+        code = emit_member_change(c, id, "promoted in", resp->header,
+                                  resp->members, resp->n_members);
     }
     mc_pb_free(resp);
     return code;
