@@ -411,11 +411,20 @@ static void durable_collect(struct srv_node *n)
  * newest one handed over before. */
 static uint64_t ready_persist(struct srv_node *n, const struct raft_ready *rd)
 {
-    if (rd->n_entries == 0 && !rd->hard_state_changed) {
+    if (rd->n_entries == 0 && !rd->hard_state_changed && rd->snapshot == NULL) {
         return n->last_seq;
     }
     struct wal_batch b;
     memset(&b, 0, sizeof(b));
+    /* A snapshot from the leader: its file is already in the snap dir
+     * (peer.c received and verified it before raft saw the message); the
+     * marker makes the WAL replay from it. */
+    struct wal_snapshot ws;
+    if (rd->snapshot != NULL) {
+        ws.term = rd->snapshot->term;
+        ws.index = rd->snapshot->index;
+        b.snapshot = &ws;
+    }
     b.entries = rd->entries;
     b.entries_len = rd->n_entries;
     b.hard_state = rd->hard_state_changed ? &rd->hard_state : NULL;
@@ -441,9 +450,9 @@ static uint64_t ready_persist(struct srv_node *n, const struct raft_ready *rd)
 
 static void ready_apply(struct srv_node *n, const struct raft_ready *rd)
 {
-    /* Peers refuse snapshots (peer.c) until transfer is built, so raft can
-     * never ask this member to install one. */
-    MOOR_ASSERT(rd->snapshot == NULL);
+    if (rd->snapshot != NULL) {
+        srv_snap_install(n, rd->snapshot);
+    }
     for (size_t i = 0; i < rd->n_committed; i++) {
         const struct raft_entry *e = &rd->committed[i];
         if (e->index <= kv_store_applied_index(n->kv)) {

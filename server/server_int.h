@@ -318,6 +318,11 @@ void srv_snap_maybe(struct srv_node *n);
 /* Loads the newest valid snapshot into the (empty) kv store; *out gets its
  * position ({0, 0}: none). MOOR_ECORRUPT etc. with n->errmsg. */
 int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out);
+/* Installs the snapshot raft accepted from the leader (rd.snapshot, its
+ * marker already handed to the WAL): kv is replaced by the snapshot file's
+ * state, the membership by its block. Stops the member when the file that
+ * peer.c verified cannot be loaded. */
+void srv_snap_install(struct srv_node *n, const struct raft_snapshot *s);
 
 /* ------------------------------------------------------------------------
  * Maintenance and Cluster services (maintsvc.c)

@@ -429,3 +429,12 @@ int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out)
     snap_meta_close(&meta);
     return MOOR_OK;
 }
+
+void srv_snap_install(struct srv_node *n, const struct raft_snapshot *s)
+{
+    /* peer.c refuses RAFT_MSG_SNAPSHOT until snapshot transfer is built,
+     * so raft never hands this member a snapshot to install. */
+    moor_fatal("snap", "installing a snapshot from the leader is not built",
+               "member=%llx index=%llu", (unsigned long long)n->member_id,
+               (unsigned long long)s->index);
+}
