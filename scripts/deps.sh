@@ -13,6 +13,7 @@ pkgs=(
     clang clang-format
     etcd-server etcd-client
     python3 python3-grpcio openssl curl
+    iptables faketime libfaketime
 )
 # shellcheck disable=SC2206
 pkgs+=(${MOOR_DEPS_EXTRA:-})
