@@ -187,7 +187,9 @@ struct bench_k8s_list
  * BENCH_K8S_KEY_MAX). Borrows prefix. */
 int bench_k8s_list_start(struct bench_k8s_list *l, const char *prefix);
 /* Takes one page's answer: n keys, the last one last_key (borrowed), the
- * response's more flag and header revision. Sets done when more is false;
+ * response's more flag and header revision (kept from the first page as
+ * the revision of the following ones; later pages' headers carry the
+ * store's current revision and are not compared). Sets done when more is false;
  * otherwise moves key past last_key. MOOR_EPROTO for an answer that
  * cannot continue (more with no keys, a last key not after the page's
  * start or past BENCH_K8S_KEY_MAX, a revision of 0). */
@@ -231,6 +233,39 @@ int bench_prom_hist_delta(const struct bench_prom_hist *before,
  * highest finite bound when the rank falls in the +Inf bucket; NaN when h
  * is empty or q is outside [0, 1]. */
 double bench_prom_quantile(double q, const struct bench_prom_hist *h);
+
+/* What happened to one histogram between two scrapes: count and sum of
+ * the delta, its mean, p50 and p99 (histogram_quantile on the delta). */
+struct bench_prom_summary
+{
+    double count;
+    double sum;
+    double mean;
+    double p50;
+    double p99;
+};
+
+/* Finds histogram name (with label, or NULL) in both scrapes and
+ * summarises after - before. Borrows the texts. Errors as
+ * bench_prom_find_hist (MOOR_ENOENT when either scrape lacks it) and
+ * bench_prom_hist_delta. */
+int bench_prom_summary(const char *before, size_t before_len, const char *after,
+                       size_t after_len, const char *name, const char *label,
+                       struct bench_prom_summary *out);
+
+/* moord's per-stage write latency, in the order a write goes through them:
+ * moor_server_stage_duration_seconds{stage="<name>"}. */
+#define BENCH_STAGES 4
+extern const char *const bench_stage_names[BENCH_STAGES];
+
+/* The per-stage summaries between two scrapes and each stage's share of
+ * the summed stage time (share of sum, 0..1). MOOR_ENOENT when the after
+ * scrape has none of the stage metrics (not moord, or an older one);
+ * other errors as bench_prom_summary. */
+int bench_consensus_stages(const char *before, size_t before_len,
+                           const char *after, size_t after_len,
+                           struct bench_prom_summary out[BENCH_STAGES],
+                           double share[BENCH_STAGES]);
 
 /* The body of a plain HTTP/1.1 response (head and body in resp[0..len),
  * as read up to EOF): checks the status is 200 and decodes a chunked body

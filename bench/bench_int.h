@@ -214,6 +214,11 @@ void bench__load_run(struct bench_load *l, const struct bench_workload *w,
 /* Runs one loop turn (blocking until something happens). */
 void bench__load_turn(struct bench_load *l);
 
+/* Runs the loop until cond(arg) holds (true) or timeout_ms passes (false).
+ * A 20 ms tick keeps the deadline seen on an idle loop. */
+bool bench__run_until(struct bench_load *l, bool (*cond)(void *arg), void *arg,
+                      uint64_t timeout_ms);
+
 /* Closes the clients, runs the loop until they are freed, frees the rest. */
 void bench__load_close(struct bench_load *l);
 
@@ -290,6 +295,9 @@ struct bench_unary_main
     /* Writes params (JSON members and text) for the report. */
     void (*params)(const struct bench_opts *o, struct moor_buf *json,
                    struct moor_buf *text);
+    /* Adds workload figures after the run (may be NULL). */
+    void (*extra)(struct bench_load *l, void *arg, struct moor_buf *json,
+                  struct moor_buf *text);
     void (*teardown)(struct bench_load *l, void *arg);
 };
 int bench__unary_main(const struct bench_unary_main *m, void *arg, int argc,

@@ -119,6 +119,7 @@ int bench_put_main(int argc, char **argv)
         keys_validate,
         NULL,
         bench__kv_params,
+        NULL,
         keys_teardown};
     struct bench_kv_state st;
     memset(&st, 0, sizeof(st));
@@ -241,6 +242,7 @@ int bench_range_main(int argc, char **argv)
         range_validate,
         NULL,
         range_params,
+        NULL,
         NULL};
     struct range_state st;
     memset(&st, 0, sizeof(st));
@@ -360,6 +362,7 @@ int bench_txn_put_main(int argc, char **argv)
         txn_put_validate,
         NULL,
         txn_put_params,
+        NULL,
         keys_teardown};
     struct bench_kv_state st;
     memset(&st, 0, sizeof(st));
@@ -446,6 +449,7 @@ int bench_txn_mixed_main(int argc, char **argv)
         txn_mixed_validate,
         NULL,
         txn_mixed_params,
+        NULL,
         keys_teardown};
     struct bench_kv_state st;
     memset(&st, 0, sizeof(st));

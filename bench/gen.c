@@ -129,10 +129,14 @@ int bench_k8s_list_start(struct bench_k8s_list *l, const char *prefix)
 int bench_k8s_list_page(struct bench_k8s_list *l, const uint8_t *last_key,
                         size_t last_len, size_t n, bool more, int64_t revision)
 {
-    if (revision <= 0 || (l->revision != 0 && revision != l->revision)) {
+    if (revision <= 0) {
         return MOOR_EPROTO;
     }
-    l->revision = revision;
+    /* Later pages read at the first page's revision (their header carries
+     * the store's current revision, which may have moved on). */
+    if (l->revision == 0) {
+        l->revision = revision;
+    }
     l->pages++;
     l->items += n;
     if (!more) {

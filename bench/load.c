@@ -342,6 +342,27 @@ void bench__load_run(struct bench_load *l, const struct bench_workload *w,
     }
 }
 
+static void tick_cb(uv_timer_t *t)
+{
+    (void)t; /* only wakes the loop so a deadline is seen */
+}
+
+bool bench__run_until(struct bench_load *l, bool (*cond)(void *arg), void *arg,
+                      uint64_t timeout_ms)
+{
+    uint64_t deadline = moor_clock_ns() + timeout_ms * 1000000;
+    uv_timer_t t;
+    uv_timer_init(&l->loop, &t);
+    uv_timer_start(&t, tick_cb, 20, 20);
+    bool ok;
+    while (!(ok = cond(arg)) && moor_clock_ns() < deadline) {
+        uv_run(&l->loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&l->loop, UV_RUN_NOWAIT); /* the close callback */
+    return ok;
+}
+
 double bench__load_elapsed(const struct bench_load *l)
 {
     uint64_t end = l->end_ns != 0 ? l->end_ns : moor_clock_ns();
@@ -624,12 +645,23 @@ int bench__unary_main(const struct bench_unary_main *m, void *arg, int argc,
         if (m->params != NULL) {
             m->params(&o, &pj, &pt);
         }
+        struct moor_buf ej;
+        struct moor_buf et;
+        moor_buf_init(&ej);
+        moor_buf_init(&et);
+        if (m->extra != NULL) {
+            m->extra(l, arg, &ej, &et);
+        }
         moor_buf_putc(&pj, 0);
         moor_buf_putc(&pt, 0);
+        moor_buf_putc(&ej, 0);
+        moor_buf_putc(&et, 0);
         bench__report(l, l->hist, bench__load_elapsed(l), (char *)pj.ptr,
-                      (char *)pt.ptr, NULL, NULL);
+                      (char *)pt.ptr, (char *)ej.ptr, (char *)et.ptr);
         moor_buf_close(&pj);
         moor_buf_close(&pt);
+        moor_buf_close(&ej);
+        moor_buf_close(&et);
         code = bench__exit_code(l);
     }
     if (m->teardown != NULL) {

@@ -597,3 +597,60 @@ int bench_http_get(const char *url, uint64_t timeout_ms, struct moor_buf *body,
     }
     return rv;
 }
+
+/* ------------------------------------------------------------------------
+ * Summaries
+ * ---------------------------------------------------------------------- */
+int bench_prom_summary(const char *before, size_t before_len, const char *after,
+                       size_t after_len, const char *name, const char *label,
+                       struct bench_prom_summary *out)
+{
+    struct bench_prom_hist *h = moor_malloc(3 * sizeof(*h));
+    if (h == NULL) {
+        return MOOR_ENOMEM;
+    }
+    memset(out, 0, sizeof(*out));
+    int rv = bench_prom_find_hist(before, before_len, name, label, &h[0]);
+    if (rv == MOOR_OK) {
+        rv = bench_prom_find_hist(after, after_len, name, label, &h[1]);
+    }
+    if (rv == MOOR_OK) {
+        rv = bench_prom_hist_delta(&h[0], &h[1], &h[2]);
+    }
+    if (rv == MOOR_OK) {
+        out->count = h[2].count;
+        out->sum = h[2].sum;
+        out->mean = h[2].count > 0 ? h[2].sum / h[2].count : NAN;
+        out->p50 = bench_prom_quantile(0.5, &h[2]);
+        out->p99 = bench_prom_quantile(0.99, &h[2]);
+    }
+    moor_free(h);
+    return rv;
+}
+
+const char *const bench_stage_names[BENCH_STAGES] = {
+    "propose_to_durable", "durable_to_commit", "commit_to_apply",
+    "apply_to_answer"};
+
+int bench_consensus_stages(const char *before, size_t before_len,
+                           const char *after, size_t after_len,
+                           struct bench_prom_summary out[BENCH_STAGES],
+                           double share[BENCH_STAGES])
+{
+    double total = 0;
+    for (size_t i = 0; i < BENCH_STAGES; i++) {
+        char label[64];
+        snprintf(label, sizeof(label), "stage=\"%s\"", bench_stage_names[i]);
+        int rv = bench_prom_summary(before, before_len, after, after_len,
+                                    "moor_server_stage_duration_seconds", label,
+                                    &out[i]);
+        if (rv != MOOR_OK) {
+            return rv;
+        }
+        total += out[i].sum;
+    }
+    for (size_t i = 0; i < BENCH_STAGES; i++) {
+        share[i] = total > 0 ? out[i].sum / total : 0.0;
+    }
+    return MOOR_OK;
+}
