@@ -26,7 +26,11 @@ pport=$(port)
 fail() { echo "FAIL: $*"; echo "--- server log"; tail -20 "$work/log"; exit 1; }
 
 server=$moord
-[ -n "$etcd" ] && server=$etcd
+kind=moord
+if [ -n "$etcd" ]; then
+    server=$etcd
+    kind=etcd
+fi
 "$server" --name m1 --data-dir "$work/data" \
     --listen-client-urls "http://127.0.0.1:$cport" \
     --advertise-client-urls "http://127.0.0.1:$cport" \
@@ -67,8 +71,19 @@ if name == "k8s":
     assert d["watch_events"] == d["watch_events_expected"] and d["lists"] > 0, d
 if name == "consensus":
     assert d["metrics_url"].endswith("/metrics")
+    if sys.argv[2] == "moord":
+        # moord exposes the per-stage histograms: every put went through
+        # every stage during the run.
+        st = d["stages"]
+        assert st is not None, d.get("stages_unavailable")
+        for s in ("propose_to_durable", "durable_to_commit", "commit_to_apply", "apply_to_answer"):
+            assert st[s]["count"] >= d["requests"], (s, st[s])
+        assert abs(sum(st[s]["share"] for s in st) - 1) < 0.01, st
+        assert d["disk"]["etcd_disk_wal_fsync_duration_seconds"]["count"] > 0, d["disk"]
+    else:
+        assert d["stages"] is None and d["disk"]["etcd_disk_wal_fsync_duration_seconds"]["count"] > 0, d
 print("ok  %-16s %10.1f/s  p99 %.3f ms" % (name, d["throughput"], d["latency_ms"]["p99"]))
-' "$name" || fail "moor-bench $name $*: bad JSON: $out"
+' "$name" "$kind" || fail "moor-bench $name $*: bad JSON: $out"
 }
 
 run put --total 200 --clients 8 --conns 2 --key-space-size 100 --val-size 64
