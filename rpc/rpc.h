@@ -235,7 +235,14 @@ struct rpc_server_config
      * and 20 s. */
     uint64_t keepalive_ms;
     uint64_t keepalive_timeout_ms;
-    /* Answers HTTP/1.1 requests on the same port; NULL answers 404. */
+    /* A connection that has not yet sent an HTTP/2 preface or a complete
+     * HTTP/1.x request head (TLS handshake included), and an HTTP/1.1
+     * keep-alive connection idle between requests (or slow to send the
+     * next head), is closed after idle_timeout_ms; 0 means 120,000 ms.
+     * HTTP/2 connections are watched by keepalive instead. */
+    uint64_t idle_timeout_ms;
+    /* Answers HTTP/1.1 requests on the same port (GET and HEAD; keep-alive
+     * for HTTP/1.1 unless "Connection: close"); NULL answers 404. */
     rpc_http_fn http_fn;
     void *http_arg;
 };

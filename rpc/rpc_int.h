@@ -322,6 +322,12 @@ void rpc__pct_decode(const uint8_t *p, size_t n, char *out, size_t out_size);
 int rpc__http1_parse(const uint8_t *p, size_t n, char *method,
                      size_t method_size, char *target, size_t target_size);
 
+/* For a head p[0..n) that rpc__http1_parse accepted: true when the
+ * connection may serve another request after the answer: HTTP/1.1, no
+ * "close" token in Connection, and no request body (a Content-Length other
+ * than 0, or any Transfer-Encoding: bodies are not read). */
+bool rpc__http1_keep_alive(const uint8_t *p, size_t n);
+
 /* The HTTP/1 reason phrase of a status. Returns borrowed, forever. */
 const char *rpc__http_reason(int status);
 
@@ -332,15 +338,21 @@ const char *rpc__http_reason(int status);
 
 struct rpc__h1
 {
-    struct moor_buf head; /* the request head so far */
-    bool done;            /* answered: the connection closes once written */
+    struct moor_buf head; /* request bytes received and not yet answered */
+    bool done;            /* last answer queued: close once it is written */
+    uint32_t answered;    /* requests answered on this connection */
 };
 
 void rpc__h1_init(struct rpc__h1 *h);
 void rpc__h1_close(struct rpc__h1 *h);
-/* Request bytes in; once the head is complete, writes the answer to c
- * (fn answers GET and HEAD; NULL: 404) and sets h->done. Errors are
- * MOOR_ENOMEM or rpc__conn_write's. */
+/* Request bytes in. Each complete head (at most RPC__H1_HEAD_MAX bytes) is
+ * answered in order through c (fn answers GET and HEAD; NULL: 404);
+ * requests that follow on the connection are served the same way
+ * (HTTP/1.1 keep-alive) until one asks to close, is HTTP/1.0, carries a
+ * body, is malformed, or finds more than RPC__OUT_HWM bytes of earlier
+ * answers not yet written (a pipelining client that does not read): that
+ * answer says "Connection: close" and sets h->done. Errors are MOOR_ENOMEM
+ * or rpc__conn_write's. */
 int rpc__h1_input(struct rpc__h1 *h, struct rpc__conn *c, const uint8_t *p,
                   size_t n, rpc_http_fn fn, void *arg);
 

@@ -957,6 +957,7 @@ static int sconn_h2_start(struct sconn *sc)
         return MOOR_ENOMEM;
     }
     sc->mode = MODE_H2;
+    sc->c.alarm_at = 0; /* keepalive pings watch HTTP/2 connections */
     if (srv->closing) {
         nghttp2_submit_goaway(sc->c.h2, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR,
                               NULL, 0);
@@ -972,6 +973,19 @@ static int sconn_ready(struct rpc__conn *c, const char *alpn)
     return MOOR_OK;
 }
 
+/* HTTP/1.x input; after an answer the connection has idle_timeout_ms
+ * for its next request head. */
+static int sconn_h1_input(struct sconn *sc, const uint8_t *p, size_t n)
+{
+    uint32_t answered = sc->h1.answered;
+    int rv = rpc__h1_input(&sc->h1, &sc->c, p, n, sc->srv->cfg.http_fn,
+                           sc->srv->cfg.http_arg);
+    if (sc->h1.answered != answered && !sc->h1.done) {
+        sc->c.alarm_at = rpc__conn_now(&sc->c) + sc->srv->cfg.idle_timeout_ms;
+    }
+    return rv;
+}
+
 static int sconn_input(struct rpc__conn *c, const uint8_t *p, size_t n)
 {
     struct sconn *sc = (struct sconn *)c;
@@ -979,8 +993,7 @@ static int sconn_input(struct rpc__conn *c, const uint8_t *p, size_t n)
         return rpc__conn_h2_recv(c, p, n);
     }
     if (sc->mode == MODE_H1) {
-        return rpc__h1_input(&sc->h1, c, p, n, sc->srv->cfg.http_fn,
-                             sc->srv->cfg.http_arg);
+        return sconn_h1_input(sc, p, n);
     }
     size_t take = MOOR_MIN(n, H2_PREFACE_LEN - sc->in.len);
     if (moor_buf_append(&sc->in, p, take) != MOOR_OK) {
@@ -1004,12 +1017,10 @@ static int sconn_input(struct rpc__conn *c, const uint8_t *p, size_t n)
         sc->mode = MODE_H1;
         struct moor_buf first = sc->in;
         moor_buf_init(&sc->in);
-        int rv = rpc__h1_input(&sc->h1, c, first.ptr, first.len,
-                               sc->srv->cfg.http_fn, sc->srv->cfg.http_arg);
+        int rv = sconn_h1_input(sc, first.ptr, first.len);
         moor_buf_close(&first);
-        if (rv == MOOR_OK && n > take) {
-            rv = rpc__h1_input(&sc->h1, c, p + take, n - take,
-                               sc->srv->cfg.http_fn, sc->srv->cfg.http_arg);
+        if (rv == MOOR_OK && n > take && !c->dead) {
+            rv = sconn_h1_input(sc, p + take, n - take);
         }
         return rv;
     }
@@ -1082,9 +1093,18 @@ static void sconn_deadline(struct rpc__conn *c, struct rpc__deadline *d)
     rpc__conn_mark_dirty(&sc->c);
 }
 
+/* The idle timeout (HTTP/2 connections have keepalive instead). */
 static void sconn_alarm(struct rpc__conn *c)
 {
-    (void)c;
+    struct sconn *sc = (struct sconn *)c;
+    if (sc->mode == MODE_H2) {
+        return;
+    }
+    moor_errmsg_set(c->errmsg, "%s: idle for %llu ms%s", c->peer,
+                    (unsigned long long)sc->srv->cfg.idle_timeout_ms,
+                    sc->mode == MODE_H1 ? " between HTTP/1.1 requests"
+                                        : " before its first request");
+    rpc__conn_close_soft(c, MOOR_ETIMEDOUT);
 }
 
 static void server_maybe_free(struct rpc_server *srv);
@@ -1141,6 +1161,9 @@ static struct sconn *sconn_new(struct rpc_server *srv, bool fake)
     sc->recv_budget.max = srv->cfg.conn_recv_buffer_bytes;
     sc->recv_budget.parent = &srv->recv_budget;
     sc->window = srv->cfg.conn_recv_buffer_bytes;
+    if (!fake) {
+        sc->c.alarm_at = uv_now(srv->loop) + srv->cfg.idle_timeout_ms;
+    }
     sc->c.keepalive_ms = srv->cfg.keepalive_ms;
     sc->c.keepalive_timeout_ms = srv->cfg.keepalive_timeout_ms;
     rpc__list_push(&srv->conns, &sc->link);
@@ -1350,6 +1373,9 @@ int rpc_server_open(uv_loop_t *loop, const struct rpc_server_config *cfg,
     }
     if (c->keepalive_timeout_ms == 0) {
         c->keepalive_timeout_ms = 20000;
+    }
+    if (c->idle_timeout_ms == 0) {
+        c->idle_timeout_ms = 120000;
     }
     rpc__list_init(&srv->conns);
     srv->recv_budget.max = c->recv_buffer_bytes;

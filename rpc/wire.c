@@ -451,6 +451,65 @@ int rpc__http1_parse(const uint8_t *p, size_t n, char *method,
     return (int)end;
 }
 
+/* True when the header field line p[0..n) is "name: value..." for name
+ * (case-insensitive); *v and *vn are its value without leading spaces. */
+static bool h1_field(const uint8_t *p, size_t n, const char *name,
+                     const uint8_t **v, size_t *vn)
+{
+    size_t k = strlen(name);
+    if (n <= k || p[k] != ':' || strncasecmp((const char *)p, name, k) != 0) {
+        return false;
+    }
+    size_t i = k + 1;
+    while (i < n && (p[i] == ' ' || p[i] == '\t')) {
+        i++;
+    }
+    *v = p + i;
+    *vn = n - i;
+    return true;
+}
+
+bool rpc__http1_keep_alive(const uint8_t *p, size_t n)
+{
+    /* The request line ends "HTTP/1.x\r\n" (rpc__http1_parse checked). */
+    size_t eol = 0;
+    while (eol + 1 < n && !(p[eol] == '\r' && p[eol + 1] == '\n')) {
+        eol++;
+    }
+    if (eol < 1 || p[eol - 1] != '1') {
+        return false; /* HTTP/1.0: one request */
+    }
+    size_t i = eol + 2;
+    while (i + 1 < n) {
+        size_t e = i;
+        while (e + 1 < n && !(p[e] == '\r' && p[e + 1] == '\n')) {
+            e++;
+        }
+        const uint8_t *v;
+        size_t vn;
+        if (h1_field(p + i, e - i, "connection", &v, &vn)) {
+            /* A list of tokens; "close" among them ends the connection. */
+            for (size_t t = 0; t + 5 <= vn; t++) {
+                if (strncasecmp((const char *)v + t, "close", 5) == 0 &&
+                    (t == 0 || v[t - 1] == ',' || v[t - 1] == ' ') &&
+                    (t + 5 == vn || v[t + 5] == ',' || v[t + 5] == ' ')) {
+                    return false;
+                }
+            }
+        } else if (h1_field(p + i, e - i, "transfer-encoding", &v, &vn)) {
+            return false; /* a body we do not read */
+        } else if (h1_field(p + i, e - i, "content-length", &v, &vn)) {
+            for (size_t t = 0; t < vn; t++) {
+                if (v[t] != '0' && v[t] != ' ') {
+                    return false; /* a body (or junk) we do not read */
+                }
+            }
+        }
+        i = e + 2;
+    }
+    return true;
+}
+
 const char *rpc__http_reason(int status)
 {
     switch (status) {

@@ -1088,7 +1088,8 @@ static void test_rpc_http1_get_is_answered_on_the_grpc_port(void **state)
 {
     struct fx *f = *state;
     struct moor_buf r;
-    http_get(f, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", &r);
+    http_get(f, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             &r);
     assert_non_null(strstr((char *)r.ptr, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr((char *)r.ptr, "Content-Type: application/json"));
     assert_non_null(strstr((char *)r.ptr, "\r\n\r\n{\"health\":\"true\"}"));

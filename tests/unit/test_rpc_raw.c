@@ -991,6 +991,286 @@ static void test_rpc_receive_budget_bounds_partial_messages(void **state)
     raw_stop(f, &r);
 }
 
+/* ------------------------------------------------------------------------
+ * HTTP/1.1 keep-alive: a loop client that sends its requests one after the
+ * other (each once the previous answer is complete), or all at once.
+ * ---------------------------------------------------------------------- */
+static int health_fn(const char *path, struct rpc_http_response *resp,
+                     void *arg)
+{
+    (void)arg;
+    if (strcmp(path, "/health") != 0) {
+        resp->status = 404;
+        return MOOR_OK;
+    }
+    return moor_buf_printf(&resp->body, "{\"health\":\"true\"}");
+}
+
+struct h1c
+{
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    uv_write_t wr[4];
+    const char *reqs[4];
+    int nreqs;
+    bool pipelined;
+    int sent;
+    int answers;
+    size_t parsed;
+    struct moor_buf in;
+    char rbuf[4096];
+    bool eof;
+    bool closed;
+};
+
+static void h1c_send(struct h1c *h)
+{
+    const char *r = h->reqs[h->sent];
+    uv_buf_t b = uv_buf_init((char *)r, (unsigned)strlen(r));
+    uv_write(&h->wr[h->sent], (uv_stream_t *)&h->tcp, &b, 1, raw_written);
+    h->sent++;
+}
+
+/* Counts complete answers in h->in (a HEAD request's has no body). */
+static void h1c_parse(struct h1c *h)
+{
+    for (;;) {
+        const char *p = (const char *)h->in.ptr + h->parsed;
+        size_t n = h->in.len - h->parsed;
+        const char *end = memmem(p, n, "\r\n\r\n", 4);
+        if (end == NULL) {
+            return;
+        }
+        size_t head = (size_t)(end - p) + 4;
+        const char *cl = memmem(p, head, "Content-Length: ", 16);
+        size_t body = cl != NULL ? strtoul(cl + 16, NULL, 10) : 0;
+        if (strncmp(h->reqs[h->answers], "HEAD", 4) == 0) {
+            body = 0;
+        }
+        if (n < head + body) {
+            return;
+        }
+        h->parsed += head + body;
+        h->answers++;
+    }
+}
+
+static void h1c_alloc(uv_handle_t *hd, size_t n, uv_buf_t *b)
+{
+    (void)n;
+    struct h1c *h = hd->data;
+    b->base = h->rbuf;
+    b->len = sizeof(h->rbuf);
+}
+
+static void h1c_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct h1c *h = st->data;
+    if (n < 0) {
+        h->eof = true;
+        uv_read_stop(st);
+        return;
+    }
+    moor_buf_append(&h->in, b->base, (size_t)n);
+    h1c_parse(h);
+    if (!h->pipelined && h->answers == h->sent && h->sent < h->nreqs) {
+        h1c_send(h);
+    }
+}
+
+static void h1c_connected(uv_connect_t *c, int status)
+{
+    struct h1c *h = c->data;
+    assert_int_equal(status, 0);
+    uv_read_start((uv_stream_t *)&h->tcp, h1c_alloc, h1c_read);
+    while (h->sent < (h->pipelined ? h->nreqs : MOOR_MIN(h->nreqs, 1))) {
+        h1c_send(h);
+    }
+}
+
+static void h1c_closed(uv_handle_t *hd)
+{
+    struct h1c *h = hd->data;
+    h->closed = true;
+}
+
+/* Sends the requests, runs until the server closes, returns the number of
+ * complete answers; the bytes are in h->in (freed by h1c_done). */
+static int h1c_run(struct fx *f, struct h1c *h)
+{
+    moor_buf_init(&h->in);
+    uv_tcp_init(&f->loop, &h->tcp);
+    h->tcp.data = h;
+    h->conn.data = h;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", f->port, &a);
+    uv_tcp_connect(&h->conn, &h->tcp, (struct sockaddr *)&a, h1c_connected);
+    while (!h->eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    moor_buf_putc(&h->in, 0);
+    return h->answers;
+}
+
+static void h1c_done(struct fx *f, struct h1c *h)
+{
+    uv_close((uv_handle_t *)&h->tcp, h1c_closed);
+    while (!h->closed) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    moor_buf_close(&h->in);
+}
+
+static int count_of(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(s, needle); p != NULL;
+         p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
+static void test_rpc_http1_keep_alive_serves_requests_in_sequence(void **state)
+{
+    struct fx *f = *state;
+    struct rpc_server_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.http_fn = health_fn;
+    open_server_cfg(f, &cfg);
+    /* Three requests, each sent once the previous answer is in: the third
+     * asks to close. */
+    struct h1c h;
+    memset(&h, 0, sizeof(h));
+    h.reqs[0] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    h.reqs[1] = "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    h.reqs[2] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    h.nreqs = 3;
+    assert_int_equal(h1c_run(f, &h), 3);
+    const char *in = (const char *)h.in.ptr;
+    assert_int_equal(count_of(in, "HTTP/1.1 200 OK\r\n"), 3);
+    assert_int_equal(count_of(in, "{\"health\":\"true\"}"), 2);
+    assert_int_equal(count_of(in, "Connection: close"), 1);
+    assert_non_null(strstr(in, "Connection: close\r\n\r\n{\"health\""));
+    h1c_done(f, &h);
+    /* Pipelined: both in one write; HTTP/1.0 closes after its answer. */
+    memset(&h, 0, sizeof(h));
+    h.reqs[0] = "GET /nope HTTP/1.1\r\n\r\n";
+    h.reqs[1] = "GET /health HTTP/1.0\r\n\r\n";
+    h.reqs[2] = "GET /health HTTP/1.1\r\n\r\n"; /* ignored: after the close */
+    h.nreqs = 3;
+    h.pipelined = true;
+    assert_int_equal(h1c_run(f, &h), 2);
+    in = (const char *)h.in.ptr;
+    assert_non_null(strstr(in, "HTTP/1.1 404 Not Found\r\n"));
+    assert_int_equal(count_of(in, "Connection: close"), 1);
+    h1c_done(f, &h);
+    /* A request with a body (not read): answered, then closed. */
+    memset(&h, 0, sizeof(h));
+    h.reqs[0] = "GET /health HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+    h.nreqs = 1;
+    assert_int_equal(h1c_run(f, &h), 1);
+    assert_non_null(strstr((const char *)h.in.ptr, "Connection: close"));
+    h1c_done(f, &h);
+    while (rpc_server_conn_count(f->srv) > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+}
+
+static void test_rpc_idle_connections_are_closed(void **state)
+{
+    struct fx *f = *state;
+    struct rpc_server_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.http_fn = health_fn;
+    cfg.idle_timeout_ms = 20;
+    open_server_cfg(f, &cfg);
+    /* A keep-alive connection is answered, then closed when idle. */
+    struct h1c h;
+    memset(&h, 0, sizeof(h));
+    h.reqs[0] = "GET /health HTTP/1.1\r\n\r\n";
+    h.nreqs = 1;
+    assert_int_equal(h1c_run(f, &h), 1);
+    assert_null(strstr((const char *)h.in.ptr, "Connection: close"));
+    h1c_done(f, &h);
+    /* A connection that never sends a byte is closed too. */
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(h1c_run(f, &h), 0);
+    assert_int_equal(h.in.len, 1); /* the NUL h1c_run adds */
+    h1c_done(f, &h);
+    while (rpc_server_conn_count(f->srv) > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+}
+
+/* curl with two URLs reuses its connection. */
+struct proc
+{
+    uv_process_t p;
+    bool exited;
+    int64_t status;
+};
+
+static void proc_exit(uv_process_t *p, int64_t status, int sig)
+{
+    (void)sig;
+    struct proc *x = p->data;
+    x->exited = true;
+    x->status = status;
+    uv_close((uv_handle_t *)p, NULL);
+}
+
+static void test_rpc_http1_curl_reuses_the_connection(void **state)
+{
+    struct fx *f = *state;
+    struct rpc_server_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.http_fn = health_fn;
+    open_server_cfg(f, &cfg);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/health", f->port);
+    char log[512];
+    snprintf(log, sizeof(log), "%s/tests/rpc_raw_curl.log",
+             getenv("MOOR_BUILD_DIR") != NULL ? getenv("MOOR_BUILD_DIR") : ".");
+    char a0[] = "curl", a1[] = "-sv", a2[] = "--max-time", a3[] = "20";
+    char *args[] = {a0, a1, a2, a3, url, url, NULL};
+    FILE *fp = fopen(log, "w+");
+    assert_non_null(fp);
+    uv_stdio_container_t io[3];
+    io[0].flags = UV_IGNORE;
+    io[1].flags = UV_INHERIT_FD;
+    io[1].data.fd = fileno(fp);
+    io[2].flags = UV_INHERIT_FD;
+    io[2].data.fd = fileno(fp);
+    uv_process_options_t o;
+    memset(&o, 0, sizeof(o));
+    o.file = "curl";
+    o.args = args;
+    o.stdio = io;
+    o.stdio_count = 3;
+    o.exit_cb = proc_exit;
+    struct proc x;
+    memset(&x, 0, sizeof(x));
+    x.p.data = &x;
+    assert_int_equal(uv_spawn(&f->loop, &x.p, &o), 0);
+    while (!x.exited) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(x.status, 0);
+    char out[8192];
+    rewind(fp);
+    size_t n = fread(out, 1, sizeof(out) - 1, fp);
+    out[n] = '\0';
+    fclose(fp);
+    assert_int_equal(count_of(out, "{\"health\":\"true\"}"), 2);
+    assert_int_equal(count_of(out, "< HTTP/1.1 200 OK"), 2);
+    assert_non_null(strstr(out, "Re-using existing connection"));
+    assert_int_equal(count_of(out, "Connected to"), 1);
+    while (rpc_server_conn_count(f->srv) > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+}
+
 int main(void)
 {
     if (rpc_global_init() != MOOR_OK) {
@@ -1010,6 +1290,9 @@ int main(void)
         T(test_rpc_hpack_bomb_resets_the_stream_not_the_process),
         T(test_rpc_announced_sizes_cost_only_what_was_sent),
         T(test_rpc_receive_budget_bounds_partial_messages),
+        T(test_rpc_http1_keep_alive_serves_requests_in_sequence),
+        T(test_rpc_idle_connections_are_closed),
+        T(test_rpc_http1_curl_reuses_the_connection),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -528,7 +528,8 @@ static void *h1_thread(void *arg)
     a.sin_family = AF_INET;
     a.sin_port = htons(g->port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char req[] =
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
         if (!g->use_tls) {
             if (write(fd, req, sizeof(req) - 1) > 0) {

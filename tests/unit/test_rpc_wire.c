@@ -218,6 +218,42 @@ static void test_rpc_deframer_charges_partial_messages_to_its_budget(
     moor_buf_close(&c.all);
 }
 
+static void test_rpc_http1_keep_alive_follows_version_connection_and_body(
+    void **state)
+{
+    (void)state;
+    struct
+    {
+        const char *head;
+        bool keep;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\n\r\n", true},
+        {"GET / HTTP/1.0\r\n\r\n", false},
+        {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nconnection:CLOSE\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\nConnection: closed\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\nX-Connection: close\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\nContent-Length: 10\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+    };
+    for (size_t i = 0; i < MOOR_ARRAY_LEN(cases); i++) {
+        char m[16];
+        char t[64];
+        const uint8_t *p = (const uint8_t *)cases[i].head;
+        int n = rpc__http1_parse(p, strlen(cases[i].head), m, sizeof(m), t,
+                                 sizeof(t));
+        assert_int_equal(n, (int)strlen(cases[i].head));
+        if (rpc__http1_keep_alive(p, (size_t)n) != cases[i].keep) {
+            fail_msg("case %zu: %s", i, cases[i].head);
+        }
+    }
+}
+
 static void test_rpc_timeout_parses_every_unit_and_refuses_junk(void **state)
 {
     (void)state;
@@ -394,6 +430,8 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rpc_deframer_handles_every_split_point),
+        cmocka_unit_test(
+            test_rpc_http1_keep_alive_follows_version_connection_and_body),
         cmocka_unit_test(
             test_rpc_deframer_charges_partial_messages_to_its_budget),
         cmocka_unit_test(
