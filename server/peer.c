@@ -534,7 +534,9 @@ static void inbound_drain(struct srv_inbound *c)
             return;
         }
     }
-    moor_buf_consume(&c->in, off);
+    if (off > 0) {
+        moor_buf_consume(&c->in, off);
+    }
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
