@@ -6,8 +6,11 @@
  * (snap.c keeps 5,000 entries for followers slightly behind), so the
  * snapshot raft asks for is at or below the newest snapshot file. The
  * leader sends the newest file whose index is at or above raft's, and the
- * raft message it sends along names that file's index and term (raft's
- * conf is kept: etcd does the same with its newest snapshot).
+ * raft message it sends along names that file's index and term. The conf
+ * it carries is raft's (the configuration at raft's compaction point):
+ * exact while no membership change lies between that point and the file's
+ * index; otherwise the file's membership block is what must decide (raft
+ * offers no conf-at-index yet).
  *
  * Frames after the handshake, leader -> follower:
  *   Message{type SNAPSHOT, snapshot {index, term, conf}} once, then
