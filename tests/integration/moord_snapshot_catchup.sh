@@ -10,6 +10,7 @@
 set -euo pipefail
 moord=$1
 mode=${2:-tcp}
+keys=${KEYS:-8000} # more: KEYS=50000 moord_snapshot_catchup.sh MOORD
 export ETCDCTL_API=3
 py=/usr/bin/python3
 work=$(mktemp -d)
@@ -110,7 +111,7 @@ o=$(( (l + 2) % 3 ))
 kill -9 "${pids[$f]}"
 wait "${pids[$f]}" 2>/dev/null || true
 pids[$f]=0
-puts "${cports[$l]}" 8000 key- || fail "writes while m$f is down"
+puts "${cports[$l]}" "$keys" key- || fail "writes while m$f is down"
 grep -q "snapshot saved" "$work/m$l.log" || fail "the leader took no snapshot"
 
 t0=$(date +%s%N)
@@ -135,12 +136,23 @@ for _ in $(seq 1 100); do
 done
 t1=$(date +%s%N)
 [ "$same" = 1 ] || fail "members differ: revisions $revs, hashes $hashes"
-got=$(ctl --endpoints="127.0.0.1:${cports[$f]}" get --consistency=s key-007999 --print-value-only)
-[ "$got" = "value-key-007999" ] || fail "m$f serves '$got' for a key written while it was down"
+last=$(printf 'key-%06d' $((keys - 1)))
+got=$(ctl --endpoints="127.0.0.1:${cports[$f]}" get --consistency=s "$last" --print-value-only)
+[ "$got" = "value-$last" ] || fail "m$f serves '$got' for a key written while it was down"
 n=$(ctl --endpoints="127.0.0.1:${cports[$f]}" get --consistency=s --prefix key- --keys-only | grep -c '^key-' || true)
-[ "$n" = 8000 ] || fail "m$f holds $n keys"
+[ "$n" = "$keys" ] || fail "m$f holds $n keys"
 # It keeps working as a member: a write through it reaches the others.
 [ "$(ctl --endpoints="127.0.0.1:${cports[$f]}" put after 2)" = OK ] || fail "put via m$f"
 [ "$(ctl --endpoints="127.0.0.1:${cports[$o]}" get after --print-value-only)" = 2 ] || fail "read after"
-echo "caught up by snapshot in $(( (t1 - t0) / 1000000 )) ms (restart to same HashKV, 8000 keys, $mode)"
+ms=$(( (t1 - t0) / 1000000 ))
+# A restart after the install starts from the installed snapshot.
+kill -9 "${pids[$f]}"
+wait "${pids[$f]}" 2>/dev/null || true
+pids[$f]=0
+start "$f"
+healthy "$f"
+got=$(ctl --endpoints="127.0.0.1:${cports[$f]}" get --consistency=s "$last" --print-value-only)
+[ "$got" = "value-$last" ] || fail "m$f lost the installed snapshot on restart: '$got'"
+[ "$(ctl --endpoints="127.0.0.1:${cports[$f]}" get after --print-value-only)" = 2 ] || fail "read after restart"
+echo "caught up by snapshot in $ms ms (restart to same HashKV, $keys keys, $mode)"
 echo PASS
