@@ -47,6 +47,7 @@ enum srv_req_kind {
     SRV_REQ_LEASE_GRANT = 7,
     SRV_REQ_LEASE_REVOKE = 8,
     SRV_REQ_MOVE_LEADER = 9, /* waits for target to lead */
+    SRV_REQ_MEMBER = 10,     /* a membership change (members.c) */
 };
 
 struct srv_waiter
@@ -70,6 +71,25 @@ struct srv_waiter
 #define SRV_WAITER_BUCKETS 4096
 
 /* ------------------------------------------------------------------------
+ * Membership (members.c): the applied member table.
+ * ---------------------------------------------------------------------- */
+struct srv_member
+{
+    uint64_t id;
+    bool learner;
+    char name[SRV_NAME_MAX]; /* "" until the member published it */
+    struct srv_url_list peer_urls;
+    struct srv_url_list client_urls; /* empty until published */
+};
+
+struct srv_members
+{
+    uint64_t cluster_id;
+    unsigned n;
+    struct srv_member m[SRV_MEMBERS_MAX];
+};
+
+/* ------------------------------------------------------------------------
  * The member
  * ---------------------------------------------------------------------- */
 struct srv_node
@@ -79,6 +99,13 @@ struct srv_node
     uint64_t member_id;
     uint64_t cluster_id;
     char errmsg[MOOR_ERRMSG_SIZE];
+
+    /* The member table (members.c); published: this member's name and
+     * client URLs are in it (or a proposal is retried after
+     * publish_retry_ms). */
+    struct srv_members members;
+    bool published;
+    uint64_t publish_retry_ms;
 
     struct wal_datadir datadir;
     struct wal *wal;
@@ -175,6 +202,8 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
 void srv_node_abort(struct srv_node *n);
 /* Stops serving and closes everything (after the loop ran the closes). */
 void srv_node_close(struct srv_node *n);
+/* Stops the member as SIGTERM does (why is logged), from inside the loop. */
+void srv_node_stop(struct srv_node *n, const char *why);
 
 /* Queues a proposal of an encoded InternalRequest (consumes data on
  * MOOR_OK) for the waiter w (registered by the caller). */
@@ -295,6 +324,11 @@ int srv_peer_encode(const struct raft_message *m, struct moor_buf *out);
  * until the next handshake of that member. */
 unsigned srv_peer_client_urls(struct srv_node *n, uint64_t id,
                               const char **urls, unsigned max);
+/* Starts dialing a member added at run time (nothing when it is known);
+ * forgets a removed one, closing its connections. */
+int srv_peer_add(struct srv_node *n, uint64_t id,
+                 const struct srv_url_list *peer_urls);
+void srv_peer_remove(struct srv_node *n, uint64_t id);
 /* Sends frames encoded earlier with srv_peer_encode to member to. */
 void srv_peer_send_frames(struct srv_node *n, uint64_t to,
                           const struct moor_buf *frames);
@@ -330,6 +364,47 @@ void srv_snap_install(struct srv_node *n, const struct raft_snapshot *s);
 int srv_maint_register(struct srv_node *n, struct rpc_server *srv);
 /* Once per tick: answers a MoveLeader whose target now leads. */
 void srv_maint_tick(struct srv_node *n);
+
+/* ------------------------------------------------------------------------
+ * Membership and the Cluster service (members.c)
+ * ---------------------------------------------------------------------- */
+/* Registers /etcdserverpb.Cluster/Member{Add,Remove,Update,List,Promote}. */
+int srv_members_register(struct srv_node *n, struct rpc_server *srv);
+/* The member with id, or NULL. Returns borrowed (into ms). */
+struct srv_member *srv_members_find(struct srv_members *ms, uint64_t id);
+/* The table of a new cluster from --initial-cluster (ids and cluster id
+ * derived as etcd derives them). */
+void srv_members_from_config(const struct srv_config *cfg,
+                             struct srv_members *ms);
+/* raft's configuration for the table (voters and learners). */
+void srv_members_to_conf(const struct srv_members *ms, struct raft_conf *conf);
+/* The table as a snapshot's membership block (encoded moorpb.Membership);
+ * *out owned. MOOR_ENOMEM. */
+int srv_members_encode(const struct srv_members *ms, struct moor_bytes **out);
+/* Decodes a membership block, checking every member. MOOR_ECORRUPT with
+ * errmsg on a bad block. */
+int srv_members_decode(struct moor_slice blob, struct srv_members *ms,
+                       char *errmsg);
+/* Replaces the table with a snapshot's block (NULL or empty: unchanged).
+ * MOOR_ECORRUPT with n->errmsg. */
+int srv_members_restore(struct srv_node *n, const struct moor_bytes *blob);
+/* <data-dir>/member/membership: the table a new member starts from,
+ * written atomically; load gives MOOR_ENOENT when there is none. */
+int srv_members_save_file(struct srv_node *n);
+int srv_members_load_file(struct srv_node *n);
+/* Dials members added by conf-change entries in rd's appended entries. */
+void srv_members_appended(struct srv_node *n, const struct raft_ready *rd);
+/* Applies a committed conf-change entry to the table and answers its
+ * proposer's client. Stops the member when it removes this member. */
+void srv_members_apply_conf(struct srv_node *n, uint64_t index,
+                            struct moor_slice data);
+/* Applies a MemberUpdate or a member's published attributes; false for
+ * other requests. */
+bool srv_members_apply(struct srv_node *n, uint64_t index,
+                       const Moorpb__InternalRequest *ir);
+/* Once a leader is known: proposes this member's name and client URLs
+ * until the table holds them. */
+void srv_members_publish(struct srv_node *n);
 
 /* ------------------------------------------------------------------------
  * HTTP (http.c): /health, /version, /metrics on the client port.

@@ -90,6 +90,9 @@ static void job_free(struct srv_snap_job *j)
         snap_sender_close(j->sender);
     }
     moor_buf_close(&j->chunk);
+    if (j->meta.membership != NULL) {
+        moor_bytes_unref(j->meta.membership);
+    }
     if (j->n->snap_job == j) {
         j->n->snap_job = NULL;
     }
@@ -318,6 +321,12 @@ int srv_snap_start(struct srv_node *n, struct rpc_call *call)
     j->meta.key_count = kv_store_live_count(n->kv);
     j->meta.lease_count = kv_lease_count(n->kv);
     j->meta.created_unix_ns = moor_clock_realtime_ns();
+    /* The member table at the same applied index (members.c). */
+    rv = srv_members_encode(&n->members, &j->meta.membership);
+    if (rv != MOOR_OK) {
+        job_free(j);
+        return rv;
+    }
     if (call != NULL) {
         snprintf(j->dir, sizeof(j->dir), "%s/backup", n->datadir.snap_dir);
         /* A backup dir from an earlier run may hold a half-written file. */
@@ -413,6 +422,9 @@ int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out)
             moor_errmsg_set(n->errmsg, "%s: %s", path, l.errmsg);
         }
         kv_load_close(&l);
+    }
+    if (rv == MOOR_OK) {
+        rv = srv_members_restore(n, meta.membership);
     }
     if (rv != MOOR_OK) {
         snap_meta_close(&meta);
