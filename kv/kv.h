@@ -100,6 +100,11 @@ uint64_t kv_store_applied_index(const struct kv_store *s);
  * (a conf change, an empty entry). MOOR_EINVAL if index is not above the
  * applied index. */
 int kv_store_note_applied(struct kv_store *s, uint64_t index);
+/* Snapshot restore only (snapshot/restore.c): sets the applied index to
+ * index, above or below the current one, and changes nothing else, so a
+ * loaded backup can start a new cluster's log. Never call it on a store a
+ * member applies entries to: entries would be skipped or applied twice. */
+void kv_store_reset_applied_index(struct kv_store *s, uint64_t index);
 /* Keys currently in the key index (live keys plus keys whose history is
  * still kept), and live keys at the current revision. */
 uint64_t kv_store_key_count(const struct kv_store *s);

@@ -150,6 +150,11 @@ int kv_store_note_applied(struct kv_store *s, uint64_t index)
     return kv__check_index(s, index);
 }
 
+void kv_store_reset_applied_index(struct kv_store *s, uint64_t index)
+{
+    s->applied_index = index;
+}
+
 uint64_t kv_store_key_count(const struct kv_store *s)
 {
     return s->tree.n_keys;

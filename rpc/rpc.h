@@ -50,6 +50,28 @@
 
 #include "common/common.h"
 
+/* Routes the heap use of libuv and OpenSSL through moor_malloc and
+ * moor_free, so moor_alloc_bytes() (and /metrics, and the fault injection
+ * of tests) sees their allocations too, and initialises OpenSSL. Call it
+ * once per process, first thing in main: before any other libuv or
+ * OpenSSL function and before any thread starts. Later calls do nothing
+ * and return the first call's result. Without it everything works; only
+ * the accounting misses those libraries (nghttp2's allocations go through
+ * moor_malloc regardless).
+ * Errors: MOOR_EBUSY when OpenSSL had already allocated (it keeps using
+ * malloc, consistently), MOOR_ETLS when OpenSSL could not initialise,
+ * MOOR_EINVAL when libuv refused the functions. */
+int rpc_global_init(void);
+
+/* Bytes OpenSSL currently holds through moor_malloc, with 16 bytes of
+ * bookkeeping per block (all counted in moor_alloc_bytes() too; 0 without
+ * rpc_global_init). OpenSSL keeps
+ * process-wide caches (algorithms fetched at the first handshake, each
+ * thread's error queue) for the life of the process, so tests that check
+ * rpc/ frees everything it allocated compare moor_alloc_bytes() minus
+ * this. Any thread. */
+size_t rpc_openssl_bytes(void);
+
 /* ------------------------------------------------------------------------
  * gRPC status codes (grpc/doc/statuscodes.md). Callbacks report these, not
  * moor errors: they are what crossed the wire (or what a local failure is

@@ -9,12 +9,120 @@
  * Plaintext written before the handshake completes waits in a buffer.
  */
 #include <arpa/inet.h>
+#include <stdatomic.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 
 #include "rpc_int.h"
+
+/* ------------------------------------------------------------------------
+ * rpc_global_init: libuv's and OpenSSL's heaps through moor's allocator.
+ * ---------------------------------------------------------------------- */
+/* OpenSSL's blocks carry a 16-byte header with their size so the bytes it
+ * holds (headers included) can be told apart from moor's own
+ * (rpc_openssl_bytes): tests check
+ * that rpc/ frees what it allocates while OpenSSL keeps its caches. The
+ * header keeps payloads 16-byte aligned. OpenSSL's own defaults answer
+ * NULL for 0 bytes and free on a realloc to 0 bytes; these do the same. */
+#define OSSL_HDR 16u
+
+static atomic_size_t ossl_bytes;
+
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (n == 0 || n > SIZE_MAX - OSSL_HDR) {
+        return NULL;
+    }
+    uint8_t *p = moor_malloc(n + OSSL_HDR);
+    if (p == NULL) {
+        return NULL;
+    }
+    memcpy(p, &n, sizeof(n));
+    atomic_fetch_add_explicit(&ossl_bytes, n + OSSL_HDR, memory_order_relaxed);
+    return p + OSSL_HDR;
+}
+
+static void ossl_free(void *ptr, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (ptr == NULL) {
+        return;
+    }
+    uint8_t *p = (uint8_t *)ptr - OSSL_HDR;
+    size_t n;
+    memcpy(&n, p, sizeof(n));
+    atomic_fetch_sub_explicit(&ossl_bytes, n + OSSL_HDR, memory_order_relaxed);
+    moor_free(p);
+}
+
+static void *ossl_realloc(void *ptr, size_t n, const char *file, int line)
+{
+    if (ptr == NULL) {
+        return ossl_malloc(n, file, line);
+    }
+    if (n == 0) {
+        ossl_free(ptr, file, line);
+        return NULL;
+    }
+    if (n > SIZE_MAX - OSSL_HDR) {
+        return NULL;
+    }
+    uint8_t *p = (uint8_t *)ptr - OSSL_HDR;
+    size_t old;
+    memcpy(&old, p, sizeof(old));
+    p = moor_realloc(p, n + OSSL_HDR);
+    if (p == NULL) {
+        return NULL;
+    }
+    memcpy(p, &n, sizeof(n));
+    atomic_fetch_add_explicit(&ossl_bytes, n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&ossl_bytes, old, memory_order_relaxed);
+    return p + OSSL_HDR;
+}
+
+size_t rpc_openssl_bytes(void)
+{
+    return atomic_load_explicit(&ossl_bytes, memory_order_relaxed);
+}
+
+int rpc_global_init(void)
+{
+    static bool done;
+    static int result;
+    if (done) {
+        return result;
+    }
+    done = true;
+    result = MOOR_OK;
+    /* libuv keeps no record of what it allocated before: this must come
+     * before any other libuv call, which the header demands. */
+    if (uv_replace_allocator(moor_malloc, moor_realloc, moor_calloc,
+                             moor_free) != 0) {
+        result = MOOR_EINVAL;
+    }
+    /* OpenSSL refuses once it has allocated anything: its blocks then stay
+     * with malloc, consistently, and only the accounting misses them. */
+    if (CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free) != 1) {
+        result = MOOR_EBUSY;
+    }
+    /* Initialise now, not inside the first handshake: the library's
+     * process-wide tables (providers, error strings) are allocated once
+     * here and freed by OpenSSL's own exit handler, so they are not mistaken
+     * for a leak of whatever first used TLS, and a failed allocation in a
+     * later call cannot leave OpenSSL half initialised. */
+    if (OPENSSL_init_ssl(
+            OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS,
+            NULL) != 1) {
+        result = MOOR_ETLS;
+    }
+    return result;
+}
 
 /* ------------------------------------------------------------------------
  * TCP: bytes pass through.

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "server.h"
+#include "snapshot/snapshot.h"
 
 enum flag_type {
     F_STR,           /* char * */
@@ -813,54 +814,19 @@ void srv_config_print_help(FILE *out)
     }
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static uint64_t sha1_prefix(const void *data, size_t len)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    int ok = EVP_Digest(data, len, md, &n, EVP_sha1(), NULL);
-    MOOR_ASSERT(ok == 1 && n >= 8);
-    return moor_get_be64(md);
-}
-
+/* The derivation itself is snapshot/'s, shared with `moorctl snapshot
+ * restore`, so a restored cluster gets the ids moord computes. */
 uint64_t srv_member_id(const struct srv_url_list *peer_urls,
                        const char *cluster_token)
 {
-    const char *sorted[SRV_URLS_MAX];
+    const char *texts[SRV_URLS_MAX];
     for (unsigned i = 0; i < peer_urls->n; i++) {
-        sorted[i] = peer_urls->urls[i].text;
+        texts[i] = peer_urls->urls[i].text;
     }
-    qsort(sorted, peer_urls->n, sizeof(sorted[0]), cmp_str);
-    char buf[SRV_URLS_MAX * 300 + 1024];
-    size_t len = 0;
-    for (unsigned i = 0; i < peer_urls->n; i++) {
-        size_t n = strlen(sorted[i]);
-        memcpy(buf + len, sorted[i], n);
-        len += n;
-    }
-    size_t t = strnlen(cluster_token, 1023);
-    memcpy(buf + len, cluster_token, t);
-    len += t;
-    return sha1_prefix(buf, len);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : (x > y ? 1 : 0);
+    return snap_member_id(texts, peer_urls->n, cluster_token);
 }
 
 uint64_t srv_cluster_id(uint64_t *ids, unsigned n)
 {
-    MOOR_ASSERT(n <= SRV_MEMBERS_MAX * 4);
-    qsort(ids, n, sizeof(ids[0]), cmp_u64);
-    uint8_t buf[SRV_MEMBERS_MAX * 4 * 8];
-    for (unsigned i = 0; i < n; i++) {
-        moor_put_be64(buf + 8 * i, ids[i]);
-    }
-    return sha1_prefix(buf, 8u * n);
+    return snap_cluster_id(ids, n);
 }

@@ -14,6 +14,7 @@ extern char **environ;
 
 int main(int argc, char **argv)
 {
+    rpc_global_init(); /* first: libuv's and OpenSSL's heaps are counted */
     struct srv_config cfg;
     char errmsg[MOOR_ERRMSG_SIZE];
     srv_config_init(&cfg);

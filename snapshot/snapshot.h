@@ -10,7 +10,8 @@
  * The last 32 bytes being the SHA-256 of the rest is also what etcdctl
  * `snapshot save` checks on a Maintenance.Snapshot stream.
  *
- * What it is not: it does not know kv/. The kv state is an opaque byte
+ * What it is not: apart from restore (the last section, which loads and
+ * dumps a kv_store), it does not know kv/. The kv state is an opaque byte
  * stream: when writing, the caller hands chunks in (snap_writer_append, or
  * a producer callback with snap_save); when reading, a consumer callback
  * gets the decompressed chunks (snap_load). server/ glues kv's dump and
@@ -207,5 +208,88 @@ int snap_receiver_finish(struct snap_receiver *r, struct snap_meta *meta,
                          char *path_out, char *errmsg);
 /* Frees the receiver, removing the temporary file unless installed. */
 void snap_receiver_close(struct snap_receiver *r);
+
+/* ------------------------------------------------------------------------
+ * Restore: a backup into a fresh data dir for a new cluster (restore.c),
+ * and etcd's member and cluster ids
+ *
+ * Unlike the rest of this header, restore knows kv/: it loads the backup's
+ * kv stream into a kv_store (which checks every record) and dumps it again
+ * with the applied index a new cluster's log needs. It still treats the
+ * membership block as opaque bytes (server/'s encoding: moorpb.Membership).
+ * ---------------------------------------------------------------------- */
+
+/* Peer URLs of one member that snap_member_id takes. */
+#define SNAP_MEMBER_URLS_MAX 16
+/* The Raft position of a restored snapshot: a restored member's log
+ * starts after index 1, in term 1. */
+#define SNAP_RESTORE_TERM 1u
+#define SNAP_RESTORE_INDEX 1u
+
+/* etcd's member id: the first 8 bytes (big-endian) of SHA-1 over the
+ * member's peer URLs sorted (strcmp) and concatenated, then the cluster
+ * token. URLs must be in their normalised text form ("http://host:port",
+ * IPv6 hosts in brackets), n <= SNAP_MEMBER_URLS_MAX. Borrows everything.
+ * The same URLs and token give the ids etcd gives, so `member list`
+ * matches and a restored cluster's ids are the ones moord computes. */
+uint64_t snap_member_id(const char *const *peer_urls, size_t n,
+                        const char *cluster_token);
+
+/* etcd's cluster id: the first 8 bytes (big-endian) of SHA-1 over the
+ * member ids sorted ascending, each as 8 big-endian bytes. Sorts ids in
+ * place. */
+uint64_t snap_cluster_id(uint64_t *ids, size_t n);
+
+enum snap_restore_phase {
+    SNAP_RESTORE_VERIFY = 0, /* SHA-256 and lz4 frame: (0, raw bytes) once */
+    SNAP_RESTORE_LOAD = 1,   /* kv stream bytes loaded of the raw total */
+    SNAP_RESTORE_WRITE = 2,  /* keys written of the keys loaded */
+};
+
+/* Progress report (done <= total). Called on the calling thread, often
+ * (every 64 KiB loaded, every 1 MiB written): throttle any drawing. */
+typedef void (*snap_restore_progress_cb)(void *arg,
+                                         enum snap_restore_phase phase,
+                                         uint64_t done, uint64_t total);
+
+struct snap_restore_opts
+{
+    const char *backup_path; /* a snapshot file (snapshot save's output) */
+    const char *data_dir;    /* must not exist, or be an empty directory */
+    /* The new cluster's encoded membership (1 .. SNAP_MEMBERSHIP_MAX
+     * bytes), written as the snapshot's membership block. Borrowed. */
+    struct moor_bytes *membership;
+    snap_restore_progress_cb progress_cb; /* NULL: none */
+    void *progress_arg;
+};
+
+struct snap_restore_result
+{
+    char snap_dir[SNAP_PATH_MAX]; /* <data-dir>/member/snap */
+    char path[SNAP_PATH_MAX];     /* the snapshot written ("" on failure) */
+    uint64_t revision;            /* the backup's, kept */
+    uint64_t compact_revision;
+    uint64_t key_count; /* live keys */
+    uint64_t lease_count;
+};
+
+/* Restores a backup into a fresh data dir: verifies the whole file
+ * (snap_load: sizes, SHA-256, lz4 frame), loads its kv stream into a
+ * kv_store (kv's record checks and crc32c; the header's revision and
+ * compact revision must match the stream's), sets the applied index to
+ * SNAP_RESTORE_INDEX, and only then creates <data-dir>/member/snap (0700
+ * each, missing parents too) and writes <term>-<index>.snap there with
+ * snap_save (term SNAP_RESTORE_TERM, index and applied index
+ * SNAP_RESTORE_INDEX, the backup's revision, compact revision and counts,
+ * o->membership), then fsyncs the new directories. No WAL is written.
+ * Blocks; memory grows with the keyspace (it is loaded whole).
+ * Errors, with errmsg (MOOR_ERRMSG_SIZE, may be NULL) naming the file and
+ * the problem: MOOR_EEXIST (data dir not empty or not a directory),
+ * MOOR_ECORRUPT (bad backup: nothing is created), MOOR_ENOENT (no backup
+ * file), MOOR_EINVAL (no membership, path too long), MOOR_EIO,
+ * MOOR_ENOSPC, MOOR_ENOMEM. On any error the data dir is left as found.
+ * Borrows o; fills *res. */
+int snap_restore(const struct snap_restore_opts *o,
+                 struct snap_restore_result *res, char *errmsg);
 
 #endif /* MOOR_SNAPSHOT_H */

@@ -683,6 +683,10 @@ static int teardown(void **state)
 
 int main(void)
 {
+    if (rpc_global_init() != MOOR_OK) {
+        fprintf(stderr, "rpc_global_init failed\n");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_rpc_grpcio_client_talks_to_our_server, setup, teardown),

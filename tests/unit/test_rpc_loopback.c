@@ -1267,6 +1267,10 @@ static void test_rpc_every_allocation_failure_is_survived(void **state)
 
 int main(void)
 {
+    if (rpc_global_init() != MOOR_OK) {
+        fprintf(stderr, "rpc_global_init failed\n");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
         T(test_rpc_unary_echo_roundtrips_small_empty_and_large),

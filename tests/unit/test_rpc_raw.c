@@ -849,6 +849,10 @@ static void test_rpc_announced_sizes_cost_only_what_was_sent(void **state)
 
 int main(void)
 {
+    if (rpc_global_init() != MOOR_OK) {
+        fprintf(stderr, "rpc_global_init failed\n");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
         T(test_rpc_server_pings_and_drops_a_peer_that_never_acks),

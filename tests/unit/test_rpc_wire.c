@@ -312,6 +312,10 @@ static void test_rpc_status_names_cover_the_table(void **state)
 
 int main(void)
 {
+    if (rpc_global_init() != MOOR_OK) {
+        fprintf(stderr, "rpc_global_init failed\n");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rpc_deframer_handles_every_split_point),
         cmocka_unit_test(
