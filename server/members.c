@@ -143,27 +143,58 @@ static void member_to_pb(const struct srv_member *m, Moorpb__Member *pm,
     pm->n_client_urls = m->client_urls.n;
 }
 
-int srv_members_encode(const struct srv_members *ms, struct moor_bytes **out)
+/* A moorpb.Membership pointing into a table (and into itself). */
+struct membership_pb
 {
+    Moorpb__Membership pb;
     Moorpb__Member pms[SRV_MEMBERS_MAX];
     Moorpb__Member *ptrs[SRV_MEMBERS_MAX];
     char *peer[SRV_MEMBERS_MAX][SRV_URLS_MAX];
     char *client[SRV_MEMBERS_MAX][SRV_URLS_MAX];
+};
+
+static void membership_pb_fill(const struct srv_members *ms,
+                               struct membership_pb *p)
+{
     for (unsigned i = 0; i < ms->n; i++) {
-        member_to_pb(&ms->m[i], &pms[i], peer[i], client[i]);
-        ptrs[i] = &pms[i];
+        member_to_pb(&ms->m[i], &p->pms[i], p->peer[i], p->client[i]);
+        p->ptrs[i] = &p->pms[i];
     }
-    Moorpb__Membership pb = MOORPB__MEMBERSHIP__INIT;
-    pb.cluster_id = ms->cluster_id;
-    pb.members = ptrs;
-    pb.n_members = ms->n;
-    size_t len = moorpb__membership__get_packed_size(&pb);
+    moorpb__membership__init(&p->pb);
+    p->pb.cluster_id = ms->cluster_id;
+    p->pb.members = p->ptrs;
+    p->pb.n_members = ms->n;
+}
+
+int srv_members_encode(const struct srv_members *ms, struct moor_bytes **out)
+{
+    static struct membership_pb p; /* loop thread only; large */
+    membership_pb_fill(ms, &p);
+    size_t len = moorpb__membership__get_packed_size(&p.pb);
     struct moor_bytes *b = moor_bytes_new(len);
     if (b == NULL) {
         return MOOR_ENOMEM;
     }
-    moorpb__membership__pack(&pb, b->data);
+    moorpb__membership__pack(&p.pb, b->data);
     *out = b;
+    return MOOR_OK;
+}
+
+int srv_members_join_answer(struct srv_node *n, struct moor_buf *out)
+{
+    static struct membership_pb p; /* loop thread only; large */
+    membership_pb_fill(&n->members, &p);
+    Moorpb__Frame f = MOORPB__FRAME__INIT;
+    f.body_case = MOORPB__FRAME__BODY_MEMBERSHIP;
+    f.membership = &p.pb;
+    size_t len = moorpb__frame__get_packed_size(&f);
+    int rv = moor_buf_reserve(out, len + 4);
+    if (rv != MOOR_OK) {
+        return rv;
+    }
+    moor_put_be32(out->ptr + out->len, (uint32_t)len);
+    moorpb__frame__pack(&f, out->ptr + out->len + 4);
+    out->len += len + 4;
     return MOOR_OK;
 }
 

@@ -671,12 +671,6 @@ static int ids_from_config(struct srv_node *n)
         }
     }
     n->cluster_id = srv_cluster_id(ids, cfg->n_initial_members);
-    if (cfg->initial_cluster_state == SRV_CLUSTER_EXISTING) {
-        moor_errmsg_set(n->errmsg,
-                        "--initial-cluster-state existing: joining "
-                        "a running cluster is not built yet");
-        return MOOR_EINVAL;
-    }
     return MOOR_OK;
 }
 
@@ -793,10 +787,6 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
     if (rv != MOOR_OK) {
         return rv;
     }
-    /* Request ids: the member's low bits, then the start time, then a
-     * counter, so ids of one member never repeat across restarts. */
-    n->next_id = ((n->member_id & 0xffffu) << 48) |
-                 ((moor_clock_realtime_ns() / 1000000u & 0xffffffffffull) << 8);
 
     rv = wal_datadir_open(&n->datadir, cfg->data_dir, n->errmsg);
     if (rv != MOOR_OK) {
@@ -833,6 +823,14 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
             return rv;
         }
         restored = true;
+    } else if (pos.index == 0 && dir_is_empty(wal_dir) &&
+               cfg->initial_cluster_state == SRV_CLUSTER_EXISTING) {
+        /* A new member of a running cluster: its id, the cluster's and
+         * the table come from the other members. */
+        rv = srv_join_cluster(n);
+        if (rv != MOOR_OK) {
+            return rv;
+        }
     }
     /* --wal-dir puts the WAL on its own disk. */
     if (cfg->wal_dir[0] != '\0' && mkdir(cfg->wal_dir, 0700) != 0 &&
@@ -893,6 +891,10 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
             MOOR_MAX(replay.hard_state.commit, pos.index);
     }
 
+    /* Request ids: the member's low bits, then the start time, then a
+     * counter, so ids of one member never repeat across restarts. */
+    n->next_id = ((n->member_id & 0xffffu) << 48) |
+                 ((moor_clock_realtime_ns() / 1000000u & 0xffffffffffull) << 8);
     struct raft_config rc;
     raft_config_init(&rc, n->member_id);
     /* The configuration of the table: the bootstrap one (the same on

@@ -36,7 +36,7 @@
 #define PEER_OUT_MAX (64u << 20)
 #define PEER_BACKOFF_MIN_MS 50
 #define PEER_BACKOFF_MAX_MS 1000
-#define PEER_PROTOCOL_VERSION 1
+#define PEER_PROTOCOL_VERSION SRV_PEER_PROTOCOL_VERSION
 
 /* What a member learned of another from its handshake (peer.c keeps one
  * per other member; MemberList reads it). */
@@ -509,6 +509,51 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->in.cap - c->in.len;
 }
 
+/* A "join" handshake (join.c): the answer is written, then the
+ * connection closes. */
+struct join_write
+{
+    uv_write_t req;
+    struct srv_inbound *c;
+    struct moor_buf buf;
+};
+
+static void join_written_cb(uv_write_t *req, int status)
+{
+    struct join_write *jw = MOOR_CONTAINER_OF(req, struct join_write, req);
+    (void)status;
+    inbound_close(jw->c, NULL);
+    moor_buf_close(&jw->buf);
+    moor_free(jw);
+}
+
+static void inbound_answer_join(struct srv_inbound *c)
+{
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    struct join_write *jw = moor_calloc(1, sizeof(*jw));
+    if (jw == NULL) {
+        inbound_close(c, "join: out of memory");
+        return;
+    }
+    jw->c = c;
+    moor_buf_init(&jw->buf);
+    if (srv_members_join_answer(c->n, &jw->buf) != MOOR_OK) {
+        moor_free(jw);
+        inbound_close(c, "join: out of memory");
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)jw->buf.ptr, (unsigned)jw->buf.len);
+    if (uv_write(&jw->req, (uv_stream_t *)&c->tcp, &b, 1, join_written_cb) !=
+        0) {
+        moor_buf_close(&jw->buf);
+        moor_free(jw);
+        inbound_close(c, "join: write failed");
+        return;
+    }
+    MOOR_LOG_INFO("peer", "answered a joining member's membership request",
+                  NULL);
+}
+
 /* Handles one frame body; false closes the connection. */
 static bool inbound_frame(struct srv_inbound *c, const uint8_t *body,
                           size_t len)
@@ -527,6 +572,9 @@ static bool inbound_frame(struct srv_inbound *c, const uint8_t *body,
         if (f->body_case != MOORPB__FRAME__BODY_HANDSHAKE ||
             hs->protocol_version != PEER_PROTOCOL_VERSION) {
             inbound_close(c, "no handshake");
+            ok = false;
+        } else if (hs->stream != NULL && strcmp(hs->stream, "join") == 0) {
+            inbound_answer_join(c);
             ok = false;
         } else if (hs->cluster_id != n->cluster_id) {
             inbound_close(c, "a member of another cluster");

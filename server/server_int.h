@@ -308,6 +308,8 @@ void srv_autocompact_tick(struct srv_node *n);
 /* ------------------------------------------------------------------------
  * Peers (peer.c)
  * ---------------------------------------------------------------------- */
+/* The peer protocol's version, first in every handshake. */
+#define SRV_PEER_PROTOCOL_VERSION 1
 struct srv_peer;
 struct srv_inbound;
 /* Listens on --listen-peer-urls and starts dialing every other member. */
@@ -402,6 +404,15 @@ void srv_members_apply_conf(struct srv_node *n, uint64_t index,
  * other requests. */
 bool srv_members_apply(struct srv_node *n, uint64_t index,
                        const Moorpb__InternalRequest *ir);
+/* Appends to out the answer to a "join" handshake (peer.proto): one
+ * length-prefixed Frame holding the table. MOOR_ENOMEM. */
+int srv_members_join_answer(struct srv_node *n, struct moor_buf *out);
+/* --initial-cluster-state existing, before anything is opened: asks the
+ * other members of --initial-cluster for the membership and takes this
+ * member's id, the cluster id and the table from it (join.c). Blocks, at
+ * most about 15 s. MOOR_ENOENT with n->errmsg when no member answers or
+ * this member was not added. */
+int srv_join_cluster(struct srv_node *n);
 /* Once a leader is known: proposes this member's name and client URLs
  * until the table holds them. */
 void srv_members_publish(struct srv_node *n);
