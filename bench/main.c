@@ -20,6 +20,24 @@ static const struct subcommand subcommands[] = {
     {"kv", bench_kv_main, "MVCC keyspace: puts, ranges, memory, fan-out, dump"},
     {"rpc", bench_rpc_main,
      "gRPC loopback: unary calls/s (1 and 16 conns), streamed msgs/s"},
+    /* Client-API workloads: etcd v3 gRPC against moord or etcd. */
+    {"put", bench_put_main, "Put: throughput and latency"},
+    {"range", bench_range_main,
+     "Range over a key, its prefix or [key, end): l or s consistency"},
+    {"txn-put", bench_txn_put_main, "Txns of --txn-ops puts"},
+    {"txn-mixed", bench_txn_mixed_main,
+     "Txns that read or write, --rw-ratio reads per write"},
+    {"watch", bench_watch_main,
+     "events/s delivered to --streams x --watchers watchers under puts"},
+    {"watch-latency", bench_watch_latency_main,
+     "delay from a put to its event at each watcher"},
+    {"lease-keepalive", bench_lease_keepalive_main,
+     "LeaseKeepAlive round trips, one lease per client"},
+    {"k8s", bench_k8s_main,
+     "a Kubernetes API server's pattern: CAS creates/updates/deletes, "
+     "paginated lists, prefix watches, lease-bound events"},
+    {"consensus", bench_consensus_main,
+     "put's load plus per-stage write latency from the server's /metrics"},
     {NULL, NULL, NULL},
 };
 
@@ -27,7 +45,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: moor-bench <subcommand> [flags]\n\nsubcommands:\n");
     for (const struct subcommand *s = subcommands; s->name != NULL; s++) {
-        fprintf(out, "  %-10s %s\n", s->name, s->help);
+        fprintf(out, "  %-16s %s\n", s->name, s->help);
     }
     fprintf(out, "\nmoor-bench <subcommand> --help shows its flags.\n");
 }

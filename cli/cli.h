@@ -8,14 +8,13 @@
  * Commands: get, put, del, txn, compaction, watch, lease {grant, revoke,
  * timetolive, list, keep-alive}, member {list, add, remove, update,
  * promote}, endpoint {health, status, hashkv}, alarm {list, disarm},
- * defrag, move-leader, snapshot save, snapshot status (of moor's snapshot
- * files), auth {enable, disable}, user {add, delete, get, list, passwd,
- * grant-role, revoke-role}, role {add, delete, get, list,
- * grant-permission, revoke-permission}, version. docs/moorctl.md is the
+ * defrag, move-leader, snapshot save, snapshot status and snapshot
+ * restore (of moor's snapshot files), auth {enable, disable}, user {add,
+ * delete, get, list, passwd, grant-role, revoke-role}, role {add, delete, get,
+ * list, grant-permission, revoke-permission}, version. docs/moorctl.md is the
  * operator's page.
  *
- * What it is not (yet): snapshot restore (it builds a moord data dir,
- * which needs moord's layout), lock/elect, make-mirror, check perf, the
+ * What it is not (yet): lock/elect, make-mirror, check perf, the
  * --discovery-srv flags.
  *
  * Exit status: 0 on success, 1 when the server (or the connection) failed
@@ -349,5 +348,46 @@ int mc_print_snapshot_status(struct moor_buf *out, const struct mc_print *p,
  * strings, row-major. */
 int mc_table(struct moor_buf *out, const char *const *hdr, size_t cols,
              const char *const *cells, size_t rows);
+
+/* ------------------------------------------------------------------------
+ * snapshot restore: the new cluster's membership from etcd's flags
+ * ---------------------------------------------------------------------- */
+#define MC_RESTORE_MEMBERS_MAX 16 /* moord's limit on --initial-cluster */
+#define MC_RESTORE_URLS_MAX 8     /* peer URLs of one member */
+#define MC_RESTORE_URL_MAX 300    /* one URL's text */
+#define MC_RESTORE_NAME_MAX 256   /* one member name, with its NUL */
+
+struct mc_restore_member
+{
+    char name[MC_RESTORE_NAME_MAX];
+    char urls[MC_RESTORE_URLS_MAX][MC_RESTORE_URL_MAX]; /* normalised */
+    size_t n_urls;
+    uint64_t id; /* etcd's: snap_member_id(urls, token) */
+};
+
+struct mc_restore_cluster
+{
+    struct mc_restore_member members[MC_RESTORE_MEMBERS_MAX];
+    size_t n;
+    size_t self; /* index of --name */
+    uint64_t cluster_id;
+};
+
+/* Parses --initial-cluster ("name=url,..."; a name may repeat to give a
+ * member several URLs), normalises every URL as moord does
+ * ("scheme://host:port"), computes etcd's member and cluster ids with the
+ * token, and checks, as etcd does, that name is a member whose URLs are
+ * exactly advertise (comma-separated). MOOR_EINVAL with errtext in etcd's
+ * words ("couldn't find local name ...", "--initial-cluster has ... but
+ * missing from --initial-advertise-peer-urls=..."). */
+int mc_restore_cluster_parse(const char *initial_cluster, const char *token,
+                             const char *name, const char *advertise,
+                             struct mc_restore_cluster *rc, char *errtext);
+
+/* Appends rc as an encoded moorpb.Membership (the snapshot's membership
+ * block): cluster id, then each member's id, name and peer URLs, in
+ * --initial-cluster's order, no client URLs, no learners. MOOR_ENOMEM. */
+int mc_restore_membership_encode(const struct mc_restore_cluster *rc,
+                                 struct moor_buf *out);
 
 #endif /* MOOR_CLI_H */

@@ -202,6 +202,12 @@ int mc_cmd_role_grant(struct mc_ctx *c, void *opts, char **args, size_t n);
 int mc_cmd_role_revoke(struct mc_ctx *c, void *opts, char **args, size_t n);
 int mc_cmd_snapshot_save(struct mc_ctx *c, void *opts, char **args, size_t n);
 int mc_cmd_snapshot_status(struct mc_ctx *c, void *opts, char **args, size_t n);
+int mc_cmd_snapshot_restore(struct mc_ctx *c, void *opts, char **args,
+                            size_t n);
+
+/* Whether path starts like an etcd (bbolt) database: the magic 0xED0CDAED
+ * at offset 16 of page 0. */
+bool mc_is_bbolt(const char *path);
 
 /* Option structs and flag tables of the commands outside kv. */
 struct mc_txn_opts
@@ -242,6 +248,15 @@ struct mc_auth_opts
 void mc_auth_opts_defaults(void *opts);
 extern const struct mc_flag mc_auth_flags[];
 extern const size_t mc_auth_flags_len;
+
+/* snapshot restore; NULL strings take etcdctl's defaults. */
+struct mc_restore_opts
+{
+    char *data_dir, *name, *initial_cluster, *token, *advertise; /* owned */
+    bool skip_hash_check;
+};
+extern const struct mc_flag mc_restore_flags[];
+extern const size_t mc_restore_flags_len;
 
 extern const struct mc_flag mc_txn_flags[];
 extern const size_t mc_txn_flags_len;

@@ -368,13 +368,12 @@ out:
  * stream, SHA-256 trailer), checks it completely (snap_load: sizes, the
  * SHA-256 and the lz4 frame, before anything is believed) and prints
  * etcdctl's four columns: hash, revision, total keys, total size. The hash
- * is the crc32c of the decompressed kv stream, so two snapshots of the
- * same state show the same hash whatever their compression; the size is
- * the file's. An etcd (bbolt) file is recognised and refused by name.
+ * is the crc32c of the decompressed kv stream without its final 4 bytes
+ * (which are that crc itself), so two snapshots of the same state show the
+ * same hash whatever their compression; the size is the file's. An etcd (bbolt) file is recognised and refused by name.
  * ---------------------------------------------------------------------- */
 
-/* bbolt's meta page: the magic 0xED0CDAED at offset 16 of page 0. */
-static bool is_bbolt(const char *path)
+bool mc_is_bbolt(const char *path)
 {
     uint8_t b[20];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -386,10 +385,36 @@ static bool is_bbolt(const char *path)
     return n == (ssize_t)sizeof(b) && moor_get_le32(b + 16) == 0xED0CDAEDu;
 }
 
+/* The crc32c of the kv stream except its last 4 bytes. A kv stream ends in
+ * the crc32c of everything before it, and a crc over data followed by its
+ * own crc is the same constant (0x48674bc7) for every stream: the hash
+ * must stop short of it to tell states apart. */
+struct status_hash
+{
+    uint32_t crc;
+    uint8_t tail[4]; /* the last bytes seen, not hashed yet */
+    size_t tail_len;
+};
+
 static int crc_consume(void *arg, const uint8_t *data, size_t len)
 {
-    uint32_t *crc = arg;
-    *crc = moor_crc32c(*crc, data, len);
+    struct status_hash *h = arg;
+    if (len >= sizeof(h->tail)) {
+        h->crc = moor_crc32c(h->crc, h->tail, h->tail_len);
+        h->crc = moor_crc32c(h->crc, data, len - sizeof(h->tail));
+        memcpy(h->tail, data + len - sizeof(h->tail), sizeof(h->tail));
+        h->tail_len = sizeof(h->tail);
+        return MOOR_OK;
+    }
+    size_t keep = sizeof(h->tail) - len;
+    if (h->tail_len > keep) {
+        size_t drop = h->tail_len - keep;
+        h->crc = moor_crc32c(h->crc, h->tail, drop);
+        memmove(h->tail, h->tail + drop, keep);
+        h->tail_len = keep;
+    }
+    memcpy(h->tail + h->tail_len, data, len);
+    h->tail_len += len;
     return MOOR_OK;
 }
 
@@ -458,7 +483,7 @@ int mc_cmd_snapshot_status(struct mc_ctx *c, void *opts, char **args, size_t n)
         why[0] = (char)tolower((unsigned char)why[0]);
         return mc_fail(c, MC_EXIT_ERROR, "stat %s: %s", path, why);
     }
-    if (is_bbolt(path)) {
+    if (mc_is_bbolt(path)) {
         return mc_fail(c, MC_EXIT_ERROR,
                        "%s is an etcd (bbolt) snapshot, not a moor one: "
                        "read it with etcdctl snapshot status",
@@ -466,14 +491,14 @@ int mc_cmd_snapshot_status(struct mc_ctx *c, void *opts, char **args, size_t n)
     }
     struct snap_meta meta;
     memset(&meta, 0, sizeof(meta));
-    uint32_t crc = 0;
+    struct status_hash h = {0, {0}, 0};
     char e[MOOR_ERRMSG_SIZE] = "";
-    int rv = snap_load(path, &meta, crc_consume, &crc, e);
+    int rv = snap_load(path, &meta, crc_consume, &h, e);
     if (rv != MOOR_OK) {
         return mc_fail(c, MC_EXIT_ERROR, "invalid snapshot: %s",
                        e[0] != 0 ? e : moor_strerror(rv));
     }
-    struct mc_snapshot_status s = {crc, (int64_t)meta.revision, meta.key_count,
+    struct mc_snapshot_status s = {h.crc, (int64_t)meta.revision, meta.key_count,
                                    (uint64_t)st.st_size};
     snap_meta_close(&meta);
     struct moor_buf out;

@@ -81,6 +81,10 @@ static const struct mc_cmd cmds[] = {
     {"snapshot", "save", "snapshot save <filename>",
      "Stores an etcd node backend snapshot to a given file", NULL,
      sizeof(struct mc_ep_opts), mc_cmd_snapshot_save, NULL},
+    {"snapshot", "restore", "snapshot restore <filename> [options]",
+     "Restores a moor snapshot file into a data directory for a new cluster",
+     mc_restore_flags, sizeof(struct mc_restore_opts), mc_cmd_snapshot_restore,
+     NULL},
     {"auth", "enable", "auth enable", "Enables authentication", NULL,
      sizeof(struct mc_auth_opts), mc_cmd_auth_enable, NULL},
     {"auth", "disable", "auth disable", "Disables authentication", NULL,
@@ -142,6 +146,7 @@ static size_t cmd_flags_len(const struct mc_cmd *cmd)
         {mc_member_flags, &mc_member_flags_len},
         {mc_ep_flags, &mc_ep_flags_len},
         {mc_auth_flags, &mc_auth_flags_len},
+        {mc_restore_flags, &mc_restore_flags_len},
     };
     for (size_t i = 0; i < MOOR_ARRAY_LEN(lens); i++) {
         if (lens[i].t == cmd->flags) {

@@ -1205,7 +1205,7 @@ int rpc_stream_start(struct rpc_client *cl, const char *path,
     moor_buf_init(&s->md);
     moor_buf_init(&s->outq);
     moor_buf_init(&s->held);
-    rpc__deframer_init(&s->df);
+    rpc__deframer_init(&s->df, NULL);
     s->deadline.idx = RPC__NOT_IN_HEAP;
     s->path = moor_strdup(path);
     int rv = s->path == NULL ? MOOR_ENOMEM : MOOR_OK;

@@ -192,7 +192,7 @@ struct rpc_server_config
     /* TLS for the listeners opened with tls = true; NULL if none. */
     const struct rpc_tls_config *tls;
     /* Largest request message accepted; larger: RESOURCE_EXHAUSTED. 0 means
-     * 4 MiB. (etcd: --max-request-bytes + 512 KiB.) */
+     * 4 MiB; at most 1 GiB - 64 KiB. (etcd: --max-request-bytes + 512 KiB.) */
     size_t max_recv_msg_bytes;
     /* SETTINGS_MAX_CONCURRENT_STREAMS; 0 means 4096. (etcd advertises no
      * limit; its clients multiplex watches on few streams.) */
@@ -206,6 +206,22 @@ struct rpc_server_config
      * (rpc_call_send says MOOR_EAGAIN beyond it; each call may overshoot
      * by one message); 0 means 16 MiB. */
     size_t conn_send_buffer_bytes;
+    /* Bound on the receive buffers of one connection's calls: request
+     * messages not yet complete (by buffer capacity) and request metadata.
+     * It is also the connection's HTTP/2 receive window, and bytes of
+     * incomplete messages are given back to that window only once the
+     * message completes or is dropped, so a client that honours flow
+     * control cannot push more than this unprocessed; incomplete messages
+     * are kept below half of it (nghttp2 reopens a window once half is
+     * consumed). The call whose data or headers would go past either
+     * bound ends with RESOURCE_EXHAUSTED and its buffers are freed; the
+     * connection and its other calls go on. 0 means 16 MiB; raised to at
+     * least 2 * max_recv_msg_bytes + 64 KiB (so one largest message always
+     * fits), at most 2^31 - 1. */
+    size_t conn_recv_buffer_bytes;
+    /* The same bound over all connections together (no window); 0 means
+     * 256 MiB; raised to at least conn_recv_buffer_bytes. */
+    size_t recv_buffer_bytes;
     /* Connections open at once; more are closed at accept. 0 means
      * 10,000. */
     uint32_t max_conns;

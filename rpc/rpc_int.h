@@ -248,26 +248,52 @@ uint64_t rpc__conn_now(const struct rpc__conn *c);
  * wire.c: pure helpers
  * ---------------------------------------------------------------------- */
 
-/* Reassembles length-prefixed gRPC messages from DATA bytes. */
+/* A bound on bytes held, checked at every level up: a server connection's
+ * receive budget has the server's as parent. */
+struct rpc__budget
+{
+    size_t used;
+    size_t max;
+    struct rpc__budget *parent; /* NULL at the top */
+};
+
+/* Takes n bytes from b and its parents. When one of them would go over
+ * its max nothing is taken and that budget is returned; NULL on success. */
+struct rpc__budget *rpc__budget_take(struct rpc__budget *b, size_t n);
+/* Gives back n bytes taken from b (and its parents). */
+void rpc__budget_give(struct rpc__budget *b, size_t n);
+
+/* Reassembles length-prefixed gRPC messages from DATA bytes. The body of
+ * a message split over chunks is copied into a buffer grown as bytes
+ * arrive (never reserved at the announced length, never beyond it) and
+ * freed once the message is delivered; its capacity is charged to budget
+ * when there is one. */
 struct rpc__deframer
 {
     uint8_t hdr[RPC__PREFIX];
     uint32_t hdr_len;
     uint32_t need; /* body bytes of the current message */
     struct moor_buf body;
+    struct rpc__budget *budget; /* NULL: unbounded (the client's) */
 };
 
 typedef int (*rpc__msg_fn)(struct moor_slice msg, void *arg);
 
-void rpc__deframer_init(struct rpc__deframer *d);
+/* budget (borrowed, may be NULL) must outlive the deframer. */
+void rpc__deframer_init(struct rpc__deframer *d, struct rpc__budget *budget);
+/* Frees the partial message (giving its bytes back to the budget); the
+ * deframer is idle and may be fed again. */
 void rpc__deframer_close(struct rpc__deframer *d);
 /* True when no partial message is held. */
 bool rpc__deframer_idle(const struct rpc__deframer *d);
+/* Stream bytes of the partial message held (prefix and body so far). */
+size_t rpc__deframer_held(const struct rpc__deframer *d);
 /* Feeds n bytes; calls msg_fn for each complete message (borrowed for the
  * call; a nonzero return stops and is returned). On a bad message returns
- * RPC__EFRAME with *status and errmsg set (RESOURCE_EXHAUSTED for size,
- * UNIMPLEMENTED for compression, INTERNAL for a bad flag byte); the
- * deframer must not be fed again. MOOR_ENOMEM on allocation failure. */
+ * RPC__EFRAME with *status and errmsg set (RESOURCE_EXHAUSTED for size or
+ * when the budget cannot cover the buffer, UNIMPLEMENTED for compression,
+ * INTERNAL for a bad flag byte); the deframer must not be fed again.
+ * MOOR_ENOMEM on allocation failure. */
 #define RPC__EFRAME 1
 int rpc__deframer_feed(struct rpc__deframer *d, const uint8_t *p, size_t n,
                        size_t max_bytes, rpc__msg_fn msg_fn, void *arg,

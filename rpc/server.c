@@ -70,6 +70,7 @@ struct rpc_server
     struct rpc__list conns;
     size_t conns_len;
     size_t calls_active;
+    struct rpc__budget recv_budget; /* every connection's, together */
     bool closing;
     bool freeing;
     uv_timer_t grace;
@@ -95,6 +96,14 @@ struct sconn
     struct rpc__list writable; /* calls whose writable_cb is due */
     struct rpc__list blocked;  /* calls waiting for the connection budget */
     size_t queued;             /* bytes queued by all calls, unsent */
+    /* Receive buffers of the calls (partial messages and metadata, by
+     * capacity), charged here and to the server's budget. */
+    struct rpc__budget recv_budget;
+    /* Stream bytes of incomplete messages: DATA received and not yet given
+     * back to the connection's flow-control window (see on_data_chunk_recv).
+     * Kept below half the window. */
+    size_t held;
+    size_t window; /* the connection's receive window: the budget's max */
     uint32_t resets;
     uint64_t resets_window_start;
 };
@@ -129,6 +138,7 @@ struct rpc_call
     bool want_writable;
     bool remote_closed;
     bool trailers_queued;
+    bool md_refused; /* metadata did not fit the receive budget */
     uint64_t timeout_ms;
     struct rpc__deadline deadline;
     struct rpc__deframer df;
@@ -185,7 +195,7 @@ static struct rpc_call *call_new(struct sconn *sc, int32_t stream_id)
     moor_buf_init(&call->md);
     moor_buf_init(&call->outq);
     moor_buf_init(&call->trailer_msg);
-    rpc__deframer_init(&call->df);
+    rpc__deframer_init(&call->df, &sc->recv_budget);
     call->deadline.idx = RPC__NOT_IN_HEAP;
     rpc__list_push(&sc->calls, &call->link);
     return call;
@@ -198,8 +208,25 @@ static void call_drop_queue(struct rpc_call *call)
     call->outq_off = 0;
 }
 
+/* Frees the call's partial message, giving its bytes back to the budget
+ * and, when consume is set (the session lives on), to the connection's
+ * window. */
+static void call_drop_partial(struct rpc_call *call, bool consume)
+{
+    struct sconn *sc = call->sc;
+    size_t held = rpc__deframer_held(&call->df);
+    rpc__deframer_close(&call->df);
+    sc->held -= held;
+    if (consume && held > 0 && sc->c.h2 != NULL && !sc->c.dead) {
+        nghttp2_session_consume_connection(sc->c.h2, held);
+        rpc__conn_mark_dirty(&sc->c);
+    }
+}
+
 static void call_free(struct rpc_call *call)
 {
+    call_drop_partial(call, true);
+    rpc__budget_give(&call->sc->recv_budget, call->md.cap);
     call_drop_queue(call);
     rpc__list_remove(&call->link);
     rpc__list_remove(&call->wlink);
@@ -208,7 +235,6 @@ static void call_free(struct rpc_call *call)
     moor_buf_close(&call->md);
     moor_buf_close(&call->outq);
     moor_buf_close(&call->trailer_msg);
-    rpc__deframer_close(&call->df);
     moor_free(call);
 }
 
@@ -421,6 +447,16 @@ static void call_start(struct rpc_call *call, bool end_stream)
     if (call->bad_encoding) {
         call_finish(call, 200, RPC_UNIMPLEMENTED,
                     "grpc: unsupported grpc-encoding (identity only)");
+        return;
+    }
+    if (call->md_refused) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "rpc: receive buffer full (metadata does not fit: %zu of "
+                 "%zu bytes held by this connection, %zu of %zu by all)",
+                 sc->recv_budget.used, sc->recv_budget.max,
+                 srv->recv_budget.used, srv->recv_budget.max);
+        call_finish(call, 200, RPC_RESOURCE_EXHAUSTED, msg);
         return;
     }
     if (call->method == NULL) {
@@ -717,8 +753,23 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
         (namelen >= 5 && memcmp(name, "grpc-", 5) == 0)) {
         return 0;
     }
+    if (call->md_refused) {
+        return 0;
+    }
+    /* Metadata lives as long as the call: its buffer is charged to the
+     * receive budget, so thousands of open calls with large headers cannot
+     * pin more than the budget. */
+    size_t cap = call->md.cap;
     if (moor_buf_reserve(&call->md, namelen + valuelen + 2) != MOOR_OK) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    if (call->md.cap > cap &&
+        rpc__budget_take(&sc->recv_budget, call->md.cap - cap) != NULL) {
+        rpc__budget_give(&sc->recv_budget, cap);
+        moor_buf_close(&call->md);
+        call->md_count = 0;
+        call->md_refused = true;
+        return 0;
     }
     moor_buf_append(&call->md, name, namelen);
     moor_buf_putc(&call->md, 0);
@@ -741,6 +792,16 @@ static int call_msg_cb(struct moor_slice msg, void *arg)
     return 0;
 }
 
+/* Flow control: the server reopens windows by hand. A stream's window is
+ * given back at once (the per-message bound and the receive budget bound
+ * what one stream holds); the connection's only for bytes that left the
+ * buffers: complete messages, and partial ones when dropped. So a client
+ * that honours the window never has more than the budget (the window's
+ * size) received and unprocessed. Because nghttp2 sends WINDOW_UPDATE only
+ * once half the window is consumed, incomplete messages must hold less
+ * than half of it, or every stream could stall on a full window while
+ * waiting for the rest of its message: the chunk that reaches half ends
+ * its call RESOURCE_EXHAUSTED, which drops that call's partial message. */
 static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags,
                               int32_t stream_id, const uint8_t *data,
                               size_t len, void *user_data)
@@ -749,18 +810,42 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags,
     struct sconn *sc = user_data;
     struct rpc_call *call =
         nghttp2_session_get_stream_user_data(session, stream_id);
-    if (call == NULL || call->state != CALL_ACTIVE || !call->started) {
-        return 0;
+    size_t before = call != NULL ? rpc__deframer_held(&call->df) : 0;
+    if (call != NULL && call->state == CALL_ACTIVE && call->started) {
+        int status = RPC_INTERNAL;
+        char msg[MOOR_ERRMSG_SIZE];
+        int rv = rpc__deframer_feed(&call->df, data, len,
+                                    sc->srv->cfg.max_recv_msg_bytes,
+                                    call_msg_cb, call, &status, msg);
+        if (rv == RPC__EFRAME) {
+            call_finish(call, 200, status, msg);
+        } else if (rv == MOOR_ENOMEM) {
+            call_finish(call, 200, RPC_RESOURCE_EXHAUSTED, "out of memory");
+        } else if (call->state == CALL_ACTIVE &&
+                   sc->held + rpc__deframer_held(&call->df) - before >=
+                       sc->window / 2) {
+            char m[160];
+            snprintf(m, sizeof(m),
+                     "rpc: receive window full (%zu bytes of incomplete "
+                     "messages on this connection, at most %zu)",
+                     sc->held + rpc__deframer_held(&call->df) - before,
+                     sc->window / 2 - 1);
+            call_finish(call, 200, RPC_RESOURCE_EXHAUSTED, m);
+        }
     }
-    int status = RPC_INTERNAL;
-    char msg[MOOR_ERRMSG_SIZE];
-    int rv = rpc__deframer_feed(&call->df, data, len,
-                                sc->srv->cfg.max_recv_msg_bytes, call_msg_cb,
-                                call, &status, msg);
-    if (rv == RPC__EFRAME) {
-        call_finish(call, 200, status, msg);
-    } else if (rv == MOOR_ENOMEM) {
-        call_finish(call, 200, RPC_RESOURCE_EXHAUSTED, "out of memory");
+    size_t after = before;
+    if (call != NULL) {
+        if (call->state != CALL_ACTIVE) {
+            /* Ended (now or earlier): what it held is of no use. */
+            rpc__deframer_close(&call->df);
+        }
+        after = rpc__deframer_held(&call->df);
+    }
+    sc->held = sc->held + after - before;
+    if (nghttp2_session_consume_stream(session, stream_id, len) != 0 ||
+        nghttp2_session_consume_connection(session, len + before - after) !=
+            0) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     return 0;
 }
@@ -868,7 +953,7 @@ static int sconn_h2_start(struct sconn *sc)
     if (nghttp2_submit_settings(sc->c.h2, NGHTTP2_FLAG_NONE, iv,
                                 MOOR_ARRAY_LEN(iv)) != 0 ||
         nghttp2_session_set_local_window_size(sc->c.h2, NGHTTP2_FLAG_NONE, 0,
-                                              16 << 20) != 0) {
+                                              (int32_t)sc->window) != 0) {
         return MOOR_ENOMEM;
     }
     sc->mode = MODE_H2;
@@ -1053,6 +1138,9 @@ static struct sconn *sconn_new(struct rpc_server *srv, bool fake)
     rpc__list_init(&sc->calls);
     rpc__list_init(&sc->writable);
     rpc__list_init(&sc->blocked);
+    sc->recv_budget.max = srv->cfg.conn_recv_buffer_bytes;
+    sc->recv_budget.parent = &srv->recv_budget;
+    sc->window = srv->cfg.conn_recv_buffer_bytes;
     sc->c.keepalive_ms = srv->cfg.keepalive_ms;
     sc->c.keepalive_timeout_ms = srv->cfg.keepalive_timeout_ms;
     rpc__list_push(&srv->conns, &sc->link);
@@ -1232,6 +1320,25 @@ int rpc_server_open(uv_loop_t *loop, const struct rpc_server_config *cfg,
     if (c->max_conns == 0) {
         c->max_conns = 10000;
     }
+    /* One largest message must fit in less than half the window (see
+     * on_data_chunk_recv), with room for metadata; the window is at most
+     * 2^31 - 1 (RFC 9113 §6.9.1). */
+    if (c->max_recv_msg_bytes > (1u << 30) - (64u << 10)) {
+        c->max_recv_msg_bytes = (1u << 30) - (64u << 10);
+    }
+    if (c->conn_recv_buffer_bytes == 0) {
+        c->conn_recv_buffer_bytes = 16u << 20;
+    }
+    c->conn_recv_buffer_bytes =
+        MOOR_MAX(c->conn_recv_buffer_bytes,
+                 2 * (c->max_recv_msg_bytes + RPC__PREFIX) + (64u << 10));
+    c->conn_recv_buffer_bytes =
+        MOOR_MIN(c->conn_recv_buffer_bytes, (size_t)INT32_MAX);
+    if (c->recv_buffer_bytes == 0) {
+        c->recv_buffer_bytes = 256u << 20;
+    }
+    c->recv_buffer_bytes =
+        MOOR_MAX(c->recv_buffer_bytes, c->conn_recv_buffer_bytes);
     if (c->resets_max == 0) {
         c->resets_max = 1000;
     }
@@ -1245,6 +1352,7 @@ int rpc_server_open(uv_loop_t *loop, const struct rpc_server_config *cfg,
         c->keepalive_timeout_ms = 20000;
     }
     rpc__list_init(&srv->conns);
+    srv->recv_budget.max = c->recv_buffer_bytes;
     srv->mem.mem_user_data = NULL;
     srv->mem.malloc = mem_malloc;
     srv->mem.free = mem_free;
@@ -1277,6 +1385,8 @@ int rpc_server_open(uv_loop_t *loop, const struct rpc_server_config *cfg,
     /* Closed streams are not kept for priority bookkeeping: memory per
      * connection stays bounded by the open streams. */
     nghttp2_option_set_no_closed_streams(srv->opt, 1);
+    /* Windows are given back by hand: see on_data_chunk_recv. */
+    nghttp2_option_set_no_auto_window_update(srv->opt, 1);
     nghttp2_option_set_max_settings(srv->opt, 32);
     /* grpc-go clients given an endpoint with a scheme (etcdctl's --cluster
      * uses the members' client URLs) send ":authority: http://host:port",

@@ -49,21 +49,97 @@ const char *rpc_status_name(int status)
 /* ------------------------------------------------------------------------
  * Deframer
  * ---------------------------------------------------------------------- */
-void rpc__deframer_init(struct rpc__deframer *d)
+struct rpc__budget *rpc__budget_take(struct rpc__budget *b, size_t n)
+{
+    for (struct rpc__budget *x = b; x != NULL; x = x->parent) {
+        if (n > x->max || x->used > x->max - n) {
+            return x;
+        }
+    }
+    for (struct rpc__budget *x = b; x != NULL; x = x->parent) {
+        x->used += n;
+    }
+    return NULL;
+}
+
+void rpc__budget_give(struct rpc__budget *b, size_t n)
+{
+    for (struct rpc__budget *x = b; x != NULL; x = x->parent) {
+        MOOR_ASSERT(x->used >= n);
+        x->used -= n;
+    }
+}
+
+void rpc__deframer_init(struct rpc__deframer *d, struct rpc__budget *budget)
 {
     d->hdr_len = 0;
     d->need = 0;
     moor_buf_init(&d->body);
+    d->budget = budget;
 }
 
 void rpc__deframer_close(struct rpc__deframer *d)
 {
+    if (d->budget != NULL) {
+        rpc__budget_give(d->budget, d->body.cap);
+    }
     moor_buf_close(&d->body);
+    d->hdr_len = 0;
+    d->need = 0;
 }
 
 bool rpc__deframer_idle(const struct rpc__deframer *d)
 {
     return d->hdr_len == 0;
+}
+
+size_t rpc__deframer_held(const struct rpc__deframer *d)
+{
+    return d->hdr_len + d->body.len;
+}
+
+/* Makes room for add more body bytes: doubling (from 4 KiB) but never past
+ * the announced length, and only as far as the budget allows (down to an
+ * exact fit). RPC__EFRAME with *status RESOURCE_EXHAUSTED when even that
+ * does not fit. */
+static int deframer_grow(struct rpc__deframer *d, size_t add, int *status,
+                         char *errmsg)
+{
+    size_t want = d->body.len + add;
+    size_t old = d->body.cap;
+    if (want <= old) {
+        return MOOR_OK;
+    }
+    size_t cap =
+        MOOR_MIN(MOOR_MAX(MOOR_MAX(old * 2, 4096u), want), (size_t)d->need);
+    if (d->budget != NULL) {
+        struct rpc__budget *full = rpc__budget_take(d->budget, cap - old);
+        if (full != NULL && cap > want) {
+            cap = want;
+            full = rpc__budget_take(d->budget, cap - old);
+        }
+        if (full != NULL) {
+            *status = RPC_RESOURCE_EXHAUSTED;
+            moor_errmsg_set(errmsg,
+                            "rpc: receive buffer full (%zu of %zu bytes held "
+                            "by partial messages and metadata%s)",
+                            full->used, full->max,
+                            full->parent == NULL && full != d->budget
+                                ? " of all connections"
+                                : "");
+            return RPC__EFRAME;
+        }
+    }
+    uint8_t *p = moor_realloc(d->body.ptr, cap);
+    if (p == NULL) {
+        if (d->budget != NULL) {
+            rpc__budget_give(d->budget, cap - old);
+        }
+        return MOOR_ENOMEM;
+    }
+    d->body.ptr = p;
+    d->body.cap = cap;
+    return MOOR_OK;
 }
 
 void rpc__prefix_put(uint8_t *p, uint32_t len)
@@ -129,21 +205,24 @@ int rpc__deframer_feed(struct rpc__deframer *d, const uint8_t *p, size_t n,
          * peer that announces large messages and sends slowly holds only
          * what it sent. */
         size_t take = MOOR_MIN(n, d->need - d->body.len);
-        int rv = moor_buf_append(&d->body, p, take);
+        if (take == 0) {
+            break; /* the prefix ended the input */
+        }
+        int rv = deframer_grow(d, take, status, errmsg);
         if (rv != MOOR_OK) {
             return rv;
         }
+        memcpy(d->body.ptr + d->body.len, p, take);
+        d->body.len += take;
         p += take;
         n -= take;
         if (d->body.len == d->need) {
             d->hdr_len = 0;
             struct moor_slice m = moor_slice_make(d->body.ptr, d->body.len);
             rv = msg_fn(m, arg);
-            d->body.len = 0;
-            if (d->body.cap > RPC__KEEP_BYTES) {
-                /* Do not keep one large message's buffer per stream. */
-                moor_buf_close(&d->body);
-            }
+            /* Freed, not kept: an idle stream holds no buffer (and no
+             * budget). */
+            rpc__deframer_close(d);
             if (rv != 0) {
                 return rv;
             }

@@ -1,7 +1,8 @@
 /*
  * http.c: plain HTTP/1.1 on the client port: /health and /version as
- * etcd answers them, and /metrics in Prometheus text with etcd's metric
- * names where the meaning is the same.
+ * etcd answers them, and /metrics in Prometheus text (observe.c renders
+ * it: etcd's metric names where the meaning is the same, moor's own
+ * per-stage write latencies).
  */
 #include "server_int.h"
 
@@ -36,36 +37,7 @@ int srv_http(const char *path, struct rpc_http_response *resp, void *arg)
     }
     if (path_is(path, "/metrics")) {
         resp->content_type = "text/plain; version=0.0.4";
-        uint64_t leader = raft_node_leader(n->raft);
-        return moor_buf_printf(
-            &resp->body,
-            "# HELP etcd_server_has_leader Whether or not a leader exists. 1 "
-            "is existence, 0 is not.\n"
-            "# TYPE etcd_server_has_leader gauge\n"
-            "etcd_server_has_leader %d\n"
-            "# HELP etcd_server_is_leader Whether or not this member is a "
-            "leader.\n"
-            "# TYPE etcd_server_is_leader gauge\n"
-            "etcd_server_is_leader %d\n"
-            "# HELP etcd_mvcc_db_total_size_in_bytes Total size of the "
-            "keyspace in bytes (moor: bytes allocated by the member).\n"
-            "# TYPE etcd_mvcc_db_total_size_in_bytes gauge\n"
-            "etcd_mvcc_db_total_size_in_bytes %zu\n"
-            "# HELP etcd_debugging_mvcc_current_revision The current "
-            "revision of the store.\n"
-            "# TYPE etcd_debugging_mvcc_current_revision gauge\n"
-            "etcd_debugging_mvcc_current_revision %lld\n"
-            "# HELP etcd_server_proposals_applied_total The total number of "
-            "consensus proposals applied.\n"
-            "# TYPE etcd_server_proposals_applied_total gauge\n"
-            "etcd_server_proposals_applied_total %llu\n"
-            "# HELP etcd_server_proposals_pending The current number of "
-            "pending proposals to commit.\n"
-            "# TYPE etcd_server_proposals_pending gauge\n"
-            "etcd_server_proposals_pending %zu\n",
-            leader != 0, leader == n->member_id, moor_alloc_bytes(),
-            (long long)kv_store_revision(n->kv),
-            (unsigned long long)kv_store_applied_index(n->kv), n->n_waiters);
+        return srv_obs_render(n, &resp->body);
     }
     resp->status = 404;
     return moor_buf_printf(&resp->body, "404 page not found\n");

@@ -386,6 +386,7 @@ static void txn_resp_to_pb(const struct kv_txn_resp *r,
 static void serve_range(struct srv_node *n, struct rpc_call *call,
                         const Etcdserverpb__RangeRequest *req)
 {
+    srv_obs_kv_request(n, MOORPB__INTERNAL_REQUEST__REQUEST_RANGE);
     struct kv_range_req kr;
     range_from_pb(req, &kr);
     struct kv_range_resp r;
@@ -421,6 +422,9 @@ static void serve_txn(struct srv_node *n, struct rpc_call *call, uint64_t index,
     kv_txn_resp_init(&r);
     if (rv == MOOR_OK) {
         rv = kv_txn(n->kv, index, &kr, &r);
+    }
+    if (call != NULL) {
+        srv_obs_applied(rpc_call_user(call));
     }
     if (call == NULL) {
         kv_txn_resp_close(&r);
@@ -481,6 +485,7 @@ static void apply_put(struct srv_node *n, uint64_t index,
     if (w == NULL) {
         return;
     }
+    srv_obs_applied(w);
     if (w->call != NULL) {
         if (rv != MOOR_OK) {
             srv_call_fail(w->call, rv);
@@ -510,6 +515,7 @@ static void apply_delete(struct srv_node *n, uint64_t index,
     kv_delete_resp_init(&r);
     int rv = kv_delete(n->kv, index, &kr, &r);
     struct srv_waiter *w = waiter_take(n, ir->id, SRV_REQ_DELETE);
+    srv_obs_applied(w);
     if (w != NULL && w->call != NULL) {
         if (rv != MOOR_OK) {
             srv_call_fail(w->call, rv);
@@ -544,6 +550,7 @@ static void apply_compact(struct srv_node *n, uint64_t index,
     if (w == NULL) {
         return;
     }
+    srv_obs_applied(w);
     if (w->call != NULL) {
         if (rv != MOOR_OK) {
             srv_call_fail(w->call, rv);
@@ -573,6 +580,7 @@ void srv_kv_apply(struct srv_node *n, uint64_t index, struct moor_slice data)
         return;
     }
     const Moorpb__InternalRequest *ir = (const Moorpb__InternalRequest *)m;
+    srv_obs_kv_request(n, (int)ir->request_case);
     switch (ir->request_case) {
     case MOORPB__INTERNAL_REQUEST__REQUEST_PUT:
         apply_put(n, index, ir);
@@ -590,6 +598,9 @@ void srv_kv_apply(struct srv_node *n, uint64_t index, struct moor_slice data)
     }
     case MOORPB__INTERNAL_REQUEST__REQUEST_COMPACTION:
         apply_compact(n, index, ir);
+        break;
+    case MOORPB__INTERNAL_REQUEST__REQUEST_ALARM:
+        srv_alarm_apply(n, index, ir);
         break;
     default:
         if (!srv_lease_apply(n, index, ir) &&

@@ -4,8 +4,8 @@
  *
  * Defragment is an honest no-op: moor's keyspace lives in memory and
  * compaction frees old versions online (kv_compact_step, every loop turn),
- * so there is no file to rewrite and nothing stops the member. Alarms:
- * this member's NOSPACE alarm (quota.c); CORRUPT is never raised yet.
+ * so there is no file to rewrite and nothing stops the member. Alarms go
+ * through Raft (quota.c); CORRUPT is never raised by moor yet.
  */
 #include "server_int.h"
 
@@ -71,24 +71,9 @@ static void on_alarm(struct rpc_call *call, struct moor_slice msg, void *arg)
     struct srv_node *n = arg;
     Etcdserverpb__AlarmRequest *req = (Etcdserverpb__AlarmRequest *)srv_decode(
         n, call, &etcdserverpb__alarm_request__descriptor, msg);
-    if (req == NULL) {
-        return;
+    if (req != NULL) {
+        srv_alarm_request(n, call, req); /* quota.c */
     }
-    srv_alarm_handle(n, (int)req->action, (int)req->alarm);
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    srv_header_fill(n, &h, kv_store_revision(n->kv));
-    Etcdserverpb__AlarmResponse out = ETCDSERVERPB__ALARM_RESPONSE__INIT;
-    out.header = &h;
-    Etcdserverpb__AlarmMember am = ETCDSERVERPB__ALARM_MEMBER__INIT;
-    Etcdserverpb__AlarmMember *list[1] = {&am};
-    if (n->alarm_nospace) {
-        am.memberid = n->member_id;
-        am.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
-        out.alarms = list;
-        out.n_alarms = 1;
-    }
-    srv_reply(call, &out.base);
-    protobuf_c_message_free_unpacked(&req->base, &moor_pb_allocator);
 }
 
 static void on_defragment(struct rpc_call *call, struct moor_slice msg,

@@ -96,6 +96,7 @@ void srv_waiter_free(struct srv_node *n, struct srv_waiter *w)
         pp = &(*pp)->hash_next;
     }
     MOOR_ASSERT(*pp == w);
+    srv_obs_waiter_done(n, w);
     *pp = w->hash_next;
     n->n_waiters--;
     if (w->in_reads) {
@@ -250,6 +251,7 @@ void srv_propose_request(struct srv_node *n, struct rpc_call *call,
             return;
         }
         ir->id = w->id;
+        srv_obs_proposed(n, w);
     } else {
         ir->id = n->next_id++;
     }
@@ -380,13 +382,9 @@ static void durable_collect(struct srv_node *n)
                    "err=%s detail=\"%s\"", moor_errname(rv),
                    wal_errmsg(n->wal));
     }
-    if (d.nospace && !n->alarm_nospace) {
-        /* The WAL could not prepare its next segment: the disk is nearly
-         * full. Refuse new data before writes start failing. */
-        n->alarm_nospace = true;
-        MOOR_LOG_WARN("quota", "alarm raised: NOSPACE (the WAL disk is full)",
-                      NULL);
-    }
+    /* The WAL could not prepare its next segment: the disk is nearly
+     * full. The NOSPACE alarm goes through Raft before writes fail. */
+    srv_alarm_wal_space(n, d.nospace);
     size_t k = 0;
     uint64_t index = 0, term = 0;
     while (k < n->n_inflight && n->inflight[k].seq <= d.seq) {
@@ -403,6 +401,7 @@ static void durable_collect(struct srv_node *n)
     }
     if (index != 0) {
         raft_node_persisted(n->raft, index, term);
+        srv_obs_durable(n, index);
     }
     deferred_release(n, d.seq);
 }
@@ -461,7 +460,9 @@ static void ready_apply(struct srv_node *n, const struct raft_ready *rd)
         }
         if (e->type == RAFT_ENTRY_NORMAL && e->data != NULL &&
             e->data->len > 0) {
+            uint64_t t0 = srv_obs_apply_begin(n, e);
             srv_kv_apply(n, e->index, moor_bytes_slice(e->data));
+            srv_obs_apply_end(n, t0);
         } else if (e->type == RAFT_ENTRY_CONF_CHANGE && e->data != NULL) {
             srv_members_apply_conf(n, e->index, moor_bytes_slice(e->data));
         } else {
@@ -497,14 +498,12 @@ void srv_node_process(struct srv_node *n)
             break;
         }
         if (rd.soft_state_changed) {
-            MOOR_LOG_INFO("raft", "role changed",
-                          "role=%u leader=%llx term=%llu", rd.role,
-                          (unsigned long long)rd.leader,
-                          (unsigned long long)raft_node_term(n->raft));
+            srv_obs_soft_state(n, &rd);
         }
         /* A member added in these entries is dialed before the appends
          * to it leave. */
         srv_members_appended(n, &rd);
+        srv_obs_persisting(n, &rd);
         uint64_t seq = ready_persist(n, &rd);
         if (rd.persist_index != 0) {
             inflight_push(n, seq, rd.persist_index, rd.persist_term);
@@ -788,6 +787,11 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
         return rv;
     }
 
+    rv = srv_obs_open(n);
+    if (rv != MOOR_OK) {
+        moor_errmsg_set(n->errmsg, "setting up metrics: out of memory");
+        return rv;
+    }
     rv = wal_datadir_open(&n->datadir, cfg->data_dir, n->errmsg);
     if (rv != MOOR_OK) {
         return rv;
@@ -847,6 +851,7 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
     wo.meta.member_id = n->member_id;
     wo.start.index = pos.index;
     wo.start.term = pos.term;
+    wo.fs = srv_obs_wal_fs(n);
     wo.notify_cb = wal_notify;
     wo.notify_arg = n;
     struct wal_replay replay;
@@ -996,6 +1001,7 @@ void srv_node_close(struct srv_node *n)
         n->kv = NULL;
     }
     wal_datadir_close(&n->datadir);
+    srv_obs_close(n);
 }
 
 void srv_header_fill(struct srv_node *n, Etcdserverpb__ResponseHeader *h,

@@ -7,9 +7,18 @@
  * alarm: writes that add data (Put, a Txn with a put, LeaseGrant) are
  * refused with etcd's "database space exceeded"; reads, deletes, revokes
  * and compaction still run, so an operator can free space and then
- * `alarm disarm`. The alarm is this member's own (each member holds the
- * same data, so each raises it at about the same point); etcd replicates
- * it through Raft, which moor does not do yet.
+ * `alarm disarm`. The WAL's early warning (its next segment cannot be
+ * preallocated) counts as over the quota.
+ *
+ * Alarms go through Raft, as etcd's: a member over its quota refuses
+ * writes at once and proposes AlarmRequest{ACTIVATE, itself, NOSPACE};
+ * applied on every member, it refuses writes cluster-wide. Maintenance.
+ * Alarm ACTIVATE/DEACTIVATE are proposed the same way (`alarm disarm` on
+ * any member clears the alarm everywhere); GET lists the applied alarms.
+ * Alarms live in memory: a restart replays the WAL after the newest
+ * snapshot (re-applying the alarm entries there), and a member still over
+ * its quota or low on WAL space raises its alarm again; an alarm older
+ * than the snapshot whose cause is gone is not restored.
  *
  * Auto compaction (leader only), as etcd's --auto-compaction-mode:
  *   periodic: keep --auto-compaction-retention of history. The leader
@@ -30,19 +39,74 @@ static uint64_t quota_bytes(const struct srv_node *n)
                : (uint64_t)SRV_DEFAULT_QUOTA_BYTES;
 }
 
+static bool over_quota(const struct srv_node *n)
+{
+    return moor_alloc_bytes() > quota_bytes(n) || n->wal_low_space;
+}
+
+static struct srv_alarm *alarm_find(struct srv_node *n, uint64_t member,
+                                    int type)
+{
+    for (size_t i = 0; i < n->n_alarms; i++) {
+        if (n->alarms[i].member_id == member && n->alarms[i].type == type) {
+            return &n->alarms[i];
+        }
+    }
+    return NULL;
+}
+
 void srv_quota_check(struct srv_node *n)
 {
-    if (!n->alarm_nospace && moor_alloc_bytes() > quota_bytes(n)) {
-        n->alarm_nospace = true;
-        MOOR_LOG_WARN("quota", "alarm raised: NOSPACE", "bytes=%zu quota=%llu",
-                      moor_alloc_bytes(), (unsigned long long)quota_bytes(n));
+    if (!over_quota(n) || n->stopping ||
+        alarm_find(n, n->member_id, ETCDSERVERPB__ALARM_TYPE__NOSPACE) !=
+            NULL) {
+        return;
+    }
+    /* Proposed without a waiter: lost when there is no leader or the
+     * entry is dropped, so tried again after two election timeouts. */
+    uint64_t now = uv_now(n->loop);
+    if (n->alarm_raise_ms != 0 &&
+        now - n->alarm_raise_ms < 2u * n->cfg->election_ms) {
+        return;
+    }
+    n->alarm_raise_ms = now;
+    Etcdserverpb__AlarmRequest ar = ETCDSERVERPB__ALARM_REQUEST__INIT;
+    ar.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
+    ar.memberid = n->member_id;
+    ar.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+    Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+    ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_ALARM;
+    ir.alarm = &ar;
+    srv_propose_request(n, NULL, 0, &ir);
+    MOOR_LOG_WARN("alarm", "raising alarm",
+                  "alarm=NOSPACE reason=%s bytes=%zu quota=%llu",
+                  n->wal_low_space ? "wal-disk-full" : "quota",
+                  moor_alloc_bytes(), (unsigned long long)quota_bytes(n));
+}
+
+void srv_alarm_wal_space(struct srv_node *n, bool low)
+{
+    if (low == n->wal_low_space) {
+        return;
+    }
+    n->wal_low_space = low;
+    if (low) {
+        MOOR_LOG_WARN(
+            "wal",
+            "disk nearly full: the next segment cannot be "
+            "prepared",
+            "dir=%s",
+            n->cfg->wal_dir[0] != '\0' ? n->cfg->wal_dir : n->datadir.wal_dir);
+        srv_quota_check(n);
+    } else {
+        MOOR_LOG_INFO("wal", "disk space available again", NULL);
     }
 }
 
 bool srv_quota_refuses(const struct srv_node *n,
                        const Moorpb__InternalRequest *ir)
 {
-    if (!n->alarm_nospace) {
+    if (!n->alarm_nospace && !over_quota(n)) {
         return false;
     }
     switch (ir->request_case) {
@@ -68,24 +132,117 @@ bool srv_quota_refuses(const struct srv_node *n,
     }
 }
 
-int srv_alarm_handle(struct srv_node *n, int action, int alarm)
+/* Answers call with the header and the given alarms. */
+static void alarm_reply(struct srv_node *n, struct rpc_call *call,
+                        const struct srv_alarm *alarms, size_t count)
 {
-    if (alarm != ETCDSERVERPB__ALARM_TYPE__NOSPACE &&
-        alarm != ETCDSERVERPB__ALARM_TYPE__NONE) {
-        return MOOR_OK; /* CORRUPT is never raised by moor yet */
+    Etcdserverpb__AlarmMember ams[SRV_ALARMS_MAX];
+    Etcdserverpb__AlarmMember *ptrs[SRV_ALARMS_MAX];
+    for (size_t i = 0; i < count; i++) {
+        etcdserverpb__alarm_member__init(&ams[i]);
+        ams[i].memberid = alarms[i].member_id;
+        ams[i].alarm = (Etcdserverpb__AlarmType)alarms[i].type;
+        ptrs[i] = &ams[i];
     }
-    if (action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE &&
-        alarm == ETCDSERVERPB__ALARM_TYPE__NOSPACE) {
-        n->alarm_nospace = true;
-    } else if (action ==
-               ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE) {
-        n->alarm_nospace = false;
-        MOOR_LOG_INFO("quota", "alarm disarmed: NOSPACE", "bytes=%zu",
-                      moor_alloc_bytes());
-        /* Still over the quota: it comes straight back, as in etcd. */
-        srv_quota_check(n);
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    srv_header_fill(n, &h, kv_store_revision(n->kv));
+    Etcdserverpb__AlarmResponse out = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+    out.header = &h;
+    out.alarms = count > 0 ? ptrs : NULL;
+    out.n_alarms = count;
+    srv_reply(call, &out.base);
+}
+
+void srv_alarm_request(struct srv_node *n, struct rpc_call *call,
+                       Etcdserverpb__AlarmRequest *req)
+{
+    if (req->action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE ||
+        req->action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE) {
+        /* Through Raft, as etcd: applied on every member, answered here
+         * once applied. */
+        Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+        ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_ALARM;
+        ir.alarm = req;
+        srv_propose_request(n, call, SRV_REQ_ALARM, &ir);
+    } else {
+        /* GET (and an unknown action, which etcd applies as nothing: an
+         * empty answer): the alarms of the given type, all for NONE. */
+        struct srv_alarm list[SRV_ALARMS_MAX];
+        size_t k = 0;
+        for (size_t i = 0; i < n->n_alarms; i++) {
+            if (req->action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET &&
+                (req->alarm == ETCDSERVERPB__ALARM_TYPE__NONE ||
+                 (int)req->alarm == n->alarms[i].type)) {
+                list[k++] = n->alarms[i];
+            }
+        }
+        alarm_reply(n, call, list, k);
     }
-    return MOOR_OK;
+    protobuf_c_message_free_unpacked(&req->base, &moor_pb_allocator);
+}
+
+static const char *alarm_name(int type)
+{
+    return type == ETCDSERVERPB__ALARM_TYPE__NOSPACE   ? "NOSPACE"
+           : type == ETCDSERVERPB__ALARM_TYPE__CORRUPT ? "CORRUPT"
+                                                       : "NONE";
+}
+
+void srv_alarm_apply(struct srv_node *n, uint64_t index,
+                     const Moorpb__InternalRequest *ir)
+{
+    const Etcdserverpb__AlarmRequest *ar = ir->alarm;
+    kv_store_note_applied(n->kv, index);
+    struct srv_alarm changed = {ar->memberid, (int)ar->alarm};
+    bool have = false;
+    /* Only NOSPACE is acted on: moor never raises CORRUPT, and an alarm it
+     * would list but not enforce would mislead. */
+    bool known = ar->alarm == ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+    struct srv_alarm *a = alarm_find(n, changed.member_id, changed.type);
+    if (ar->action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE &&
+        known) {
+        if (a != NULL) {
+            have = true; /* already raised: answered with it, as etcd */
+        } else if (n->n_alarms < SRV_ALARMS_MAX) {
+            n->alarms[n->n_alarms++] = changed;
+            have = true;
+            MOOR_LOG_WARN("alarm", "alarm raised",
+                          "alarm=%s member=%llx index=%llu bytes=%zu",
+                          alarm_name(changed.type),
+                          (unsigned long long)changed.member_id,
+                          (unsigned long long)index, moor_alloc_bytes());
+        } else {
+            MOOR_LOG_ERROR("alarm", "too many alarms, one dropped",
+                           "alarm=%s member=%llx", alarm_name(changed.type),
+                           (unsigned long long)changed.member_id);
+        }
+    } else if (ar->action ==
+                   ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE &&
+               a != NULL) {
+        *a = n->alarms[--n->n_alarms];
+        have = true;
+        MOOR_LOG_INFO("alarm", "alarm disarmed",
+                      "alarm=%s member=%llx index=%llu bytes=%zu",
+                      alarm_name(changed.type),
+                      (unsigned long long)changed.member_id,
+                      (unsigned long long)index, moor_alloc_bytes());
+        if (changed.member_id == n->member_id) {
+            n->alarm_raise_ms = 0; /* still over: raised again at once */
+        }
+    }
+    n->alarm_nospace = false;
+    for (size_t i = 0; i < n->n_alarms; i++) {
+        if (n->alarms[i].type == ETCDSERVERPB__ALARM_TYPE__NOSPACE) {
+            n->alarm_nospace = true;
+        }
+    }
+    struct srv_waiter *w = srv_waiter_find(n, ir->id);
+    if (w != NULL && w->kind == SRV_REQ_ALARM) {
+        if (w->call != NULL) {
+            alarm_reply(n, w->call, &changed, have ? 1 : 0);
+        }
+        srv_waiter_free(n, w);
+    }
 }
 
 static void propose_compaction(struct srv_node *n, int64_t rev)

@@ -47,7 +47,19 @@ enum srv_req_kind {
     SRV_REQ_LEASE_GRANT = 7,
     SRV_REQ_LEASE_REVOKE = 8,
     SRV_REQ_MOVE_LEADER = 9, /* waits for target to lead */
-    SRV_REQ_MEMBER = 10,     /* a membership change (members.c) */
+    SRV_REQ_ALARM = 10,      /* Maintenance.Alarm ACTIVATE/DEACTIVATE */
+    SRV_REQ_MEMBER = 11,     /* a membership change (members.c) */
+};
+
+/* The moments of a write's life on the member that proposed it, for the
+ * per-stage latency histograms (observe.c): proposed, durable in this
+ * member's WAL, committed, applied. Monotonic ns, 0 until reached. */
+enum srv_stage {
+    SRV_STAGE_PROPOSED = 0,
+    SRV_STAGE_DURABLE = 1,
+    SRV_STAGE_COMMITTED = 2,
+    SRV_STAGE_APPLIED = 3,
+    SRV_STAGE_COUNT = 4,
 };
 
 struct srv_waiter
@@ -62,6 +74,7 @@ struct srv_waiter
     bool in_reads;   /* on the node's list of linearizable reads */
     uint64_t target; /* SRV_REQ_MOVE_LEADER: the member to lead */
     uint64_t deadline_ms;
+    uint64_t stage_ns[SRV_STAGE_COUNT]; /* observe.c */
     struct srv_waiter *hash_next;
     struct srv_waiter *read_next;
 };
@@ -69,6 +82,8 @@ struct srv_waiter
 /* Most client requests waiting at once; beyond: "too many requests". */
 #define SRV_WAITERS_MAX 65536
 #define SRV_WAITER_BUCKETS 4096
+/* Alarms held at once (member, type); more are logged and dropped. */
+#define SRV_ALARMS_MAX (2 * SRV_MEMBERS_MAX)
 
 /* ------------------------------------------------------------------------
  * Membership (members.c): the applied member table.
@@ -170,8 +185,21 @@ struct srv_node
     struct srv_snap_job *snap_job;
     uint64_t snap_index;
 
-    /* Quota and auto compaction (quota.c). */
+    /* Metrics, stage timings, the WAL's fsync timing (observe.c). */
+    struct srv_obs *obs;
+
+    /* Alarms (quota.c): applied through Raft, the same on every member.
+     * alarm_nospace: some member's NOSPACE alarm is active. */
     bool alarm_nospace;
+    struct srv_alarm
+    {
+        uint64_t member_id;
+        int type; /* Etcdserverpb__AlarmType */
+    } alarms[SRV_ALARMS_MAX];
+    size_t n_alarms;
+    bool wal_low_space;      /* the WAL's early warning is on */
+    uint64_t alarm_raise_ms; /* when this member last proposed NOSPACE */
+    /* Auto compaction (quota.c). */
     uint64_t compact_last_ms;
     struct srv_rev_sample
     {
@@ -295,15 +323,68 @@ void srv_watch_deliver(struct srv_node *n);
 /* ------------------------------------------------------------------------
  * Quota and auto compaction (quota.c)
  * ---------------------------------------------------------------------- */
-/* Raises the NOSPACE alarm when the member holds more than the quota. */
+/* Proposes this member's NOSPACE alarm when it holds more than the quota
+ * or the WAL warned that its disk is nearly full (again after two election
+ * timeouts while it is not applied). */
 void srv_quota_check(struct srv_node *n);
-/* True when the NOSPACE alarm refuses ir (a write that adds data). */
+/* True when ir (a write that adds data) must be refused: a NOSPACE alarm
+ * is active in the cluster, or this member is over its quota or low on
+ * WAL space (refused here before the alarm is applied, as etcd does). */
 bool srv_quota_refuses(const struct srv_node *n,
                        const Moorpb__InternalRequest *ir);
-/* Maintenance.Alarm ACTIVATE/DEACTIVATE of alarm (GET changes nothing). */
-int srv_alarm_handle(struct srv_node *n, int action, int alarm);
+/* The WAL's early warning (wal_durable.nospace) as of this collect: logs
+ * a change and raises the alarm through srv_quota_check. */
+void srv_alarm_wal_space(struct srv_node *n, bool low);
+/* Maintenance.Alarm: GET answered from the applied alarms; ACTIVATE and
+ * DEACTIVATE proposed and answered when applied. Consumes req. */
+void srv_alarm_request(struct srv_node *n, struct rpc_call *call,
+                       Etcdserverpb__AlarmRequest *req);
+/* Applies a committed AlarmRequest at index on every member, answering
+ * its waiter if this member has one. */
+void srv_alarm_apply(struct srv_node *n, uint64_t index,
+                     const Moorpb__InternalRequest *ir);
 /* The leader's auto compaction, once per tick. */
 void srv_autocompact_tick(struct srv_node *n);
+
+/* ------------------------------------------------------------------------
+ * Observability (observe.c): the /metrics registry and what feeds it,
+ * per-stage latencies of writes, the WAL's fdatasync timing, leader-change
+ * and slow-apply log lines. Loop thread only, except the WAL fs table
+ * (writer thread, atomics).
+ * ---------------------------------------------------------------------- */
+struct srv_obs;
+/* Allocates n->obs (MOOR_ENOMEM). Before wal_open. */
+int srv_obs_open(struct srv_node *n);
+/* Frees n->obs; after wal_close. Safe when it was never opened. */
+void srv_obs_close(struct srv_node *n);
+/* The file operations the WAL should use: the POSIX ones, with every
+ * fdatasync timed (etcd_disk_wal_fsync_duration_seconds) and one taking
+ * over a second logged ("slow fdatasync"). Returns borrowed, valid until
+ * srv_obs_close. */
+const struct wal_fs *srv_obs_wal_fs(struct srv_node *n);
+/* Raft's soft state changed: logs the role, counts and logs a new
+ * leader. */
+void srv_obs_soft_state(struct srv_node *n, const struct raft_ready *rd);
+/* A write's waiter was proposed (stamps SRV_STAGE_PROPOSED). */
+void srv_obs_proposed(struct srv_node *n, struct srv_waiter *w);
+/* rd's entries go to the WAL: remembers which are this member's writes. */
+void srv_obs_persisting(struct srv_node *n, const struct raft_ready *rd);
+/* The WAL is durable up to index. */
+void srv_obs_durable(struct srv_node *n, uint64_t index);
+/* Around applying one committed entry: begin stamps its waiter committed
+ * and returns the time; end counts a slow apply. */
+uint64_t srv_obs_apply_begin(struct srv_node *n, const struct raft_entry *e);
+void srv_obs_apply_end(struct srv_node *n, uint64_t begin_ns);
+/* kv applied w's request (w may be NULL). */
+void srv_obs_applied(struct srv_waiter *w);
+/* w is being freed: records its stages (when it was answered) or a
+ * failed proposal. */
+void srv_obs_waiter_done(struct srv_node *n, const struct srv_waiter *w);
+/* Counts a kv request by its InternalRequest case (applied writes) or a
+ * Range served (MOORPB__INTERNAL_REQUEST__REQUEST_RANGE). */
+void srv_obs_kv_request(struct srv_node *n, int request_case);
+/* Appends the whole /metrics exposition to out. */
+int srv_obs_render(struct srv_node *n, struct moor_buf *out);
 
 /* ------------------------------------------------------------------------
  * Peers (peer.c)

@@ -52,13 +52,20 @@ static void echo_msg(struct rpc_call *call, struct moor_slice msg, void *arg)
     rpc_call_finish(call, RPC_OK, NULL);
 }
 
+static void open_server_cfg(struct fx *f, const struct rpc_server_config *cfg);
+
 static void open_server(struct fx *f, uint64_t keepalive_ms)
 {
     struct rpc_server_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.keepalive_ms = keepalive_ms;
     cfg.keepalive_timeout_ms = keepalive_ms;
-    assert_int_equal(rpc_server_open(&f->loop, &cfg, &f->srv, NULL), MOOR_OK);
+    open_server_cfg(f, &cfg);
+}
+
+static void open_server_cfg(struct fx *f, const struct rpc_server_config *cfg)
+{
+    assert_int_equal(rpc_server_open(&f->loop, cfg, &f->srv, NULL), MOOR_OK);
     static const struct rpc_method_ops hang = {NULL, NULL, NULL, NULL,
                                                hang_done};
     static const struct rpc_method_ops echo = {NULL, echo_msg, NULL, NULL,
@@ -110,6 +117,7 @@ enum {
     F_SETTINGS = 4,
     F_PING = 6,
     F_GOAWAY = 7,
+    F_WINDOW_UPDATE = 8,
 };
 
 static void put_frame(struct moor_buf *b, uint8_t type, uint8_t flags,
@@ -180,6 +188,12 @@ struct raw
     uv_connect_t conn;
     uv_write_t wr;
     struct moor_buf out;
+    /* Frames sent after out as the connection window allows (DATA waits
+     * for credit, the server's WINDOW_UPDATEs add to it). */
+    struct moor_buf later;
+    size_t later_off;
+    int64_t credit;
+    int writes; /* uv_write requests in flight for later */
     struct moor_buf in;
     char rbuf[65536];
     bool eof;
@@ -193,6 +207,8 @@ struct raw
     char status_1[8];  /* :status of stream 1 */
     int grpc_status_1; /* -1 until seen */
     char grpc_message_1[256];
+    int exhausted; /* streams ended with RESOURCE_EXHAUSTED */
+    int grpc_ok;   /* streams ended with OK */
     nghttp2_hd_inflater *inf;
 };
 
@@ -202,7 +218,8 @@ static void raw_close_cb(uv_handle_t *h)
     r->closed = true;
 }
 
-static void raw_headers(struct raw *r, const uint8_t *p, size_t n)
+static void raw_headers(struct raw *r, uint32_t stream, const uint8_t *p,
+                        size_t n)
 {
     for (;;) {
         nghttp2_nv nv;
@@ -216,7 +233,13 @@ static void raw_headers(struct raw *r, const uint8_t *p, size_t n)
             snprintf(name, sizeof(name), "%.*s", (int)nv.namelen, nv.name);
             char value[256];
             snprintf(value, sizeof(value), "%.*s", (int)nv.valuelen, nv.value);
-            if (strcmp(name, ":status") == 0) {
+            if (strcmp(name, "grpc-status") == 0) {
+                r->exhausted += atoi(value) == RPC_RESOURCE_EXHAUSTED;
+                r->grpc_ok += atoi(value) == RPC_OK;
+            }
+            if (stream != 1) {
+                /* decoded all the same: HPACK's table is shared */
+            } else if (strcmp(name, ":status") == 0) {
                 snprintf(r->status_1, sizeof(r->status_1), "%.7s", value);
             } else if (strcmp(name, "grpc-status") == 0) {
                 r->grpc_status_1 = atoi(value);
@@ -253,8 +276,10 @@ static void raw_parse(struct raw *r)
             r->goaways++;
         } else if (type == F_RST && stream == 1) {
             r->rsts++;
-        } else if (type == F_HEADERS && stream == 1) {
-            raw_headers(r, p, len);
+        } else if (type == F_HEADERS) {
+            raw_headers(r, stream, p, len);
+        } else if (type == F_WINDOW_UPDATE && stream == 0 && len == 4) {
+            r->credit += moor_get_be32(p) & 0x7fffffffu;
         }
         if ((type == F_HEADERS || type == F_DATA) && stream == 1 &&
             (flags & 1)) {
@@ -272,6 +297,40 @@ static void raw_alloc(uv_handle_t *h, size_t n, uv_buf_t *b)
     b->len = sizeof(r->rbuf);
 }
 
+static void raw_later_written(uv_write_t *w, int status)
+{
+    (void)status;
+    struct raw *r = w->data;
+    r->writes--;
+    moor_free(w);
+}
+
+/* Writes the frames of r->later the connection window allows. */
+static void raw_pump(struct raw *r)
+{
+    size_t from = r->later_off;
+    while (r->later.len - r->later_off >= 9) {
+        const uint8_t *h = r->later.ptr + r->later_off;
+        size_t len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+        if (h[3] == F_DATA) {
+            if ((int64_t)len > r->credit) {
+                break;
+            }
+            r->credit -= (int64_t)len;
+        }
+        r->later_off += 9 + len;
+    }
+    if (r->later_off == from || r->eof) {
+        return;
+    }
+    uv_write_t *w = moor_malloc(sizeof(*w));
+    w->data = r;
+    uv_buf_t b = uv_buf_init((char *)r->later.ptr + from,
+                             (unsigned)(r->later_off - from));
+    r->writes++;
+    uv_write(w, (uv_stream_t *)&r->tcp, &b, 1, raw_later_written);
+}
+
 static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct raw *r = s->data;
@@ -282,6 +341,7 @@ static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     }
     moor_buf_append(&r->in, b->base, (size_t)n);
     raw_parse(r);
+    raw_pump(r);
 }
 
 static void raw_written(uv_write_t *w, int status)
@@ -297,12 +357,14 @@ static void raw_connected(uv_connect_t *c, int status)
     uv_buf_t b = uv_buf_init((char *)r->out.ptr, (unsigned)r->out.len);
     uv_write(&r->wr, (uv_stream_t *)&r->tcp, &b, 1, raw_written);
     uv_read_start((uv_stream_t *)&r->tcp, raw_alloc, raw_read);
+    raw_pump(r);
 }
 
 /* Connects and writes r->out (filled by the caller). */
 static void raw_start(struct fx *f, struct raw *r)
 {
     r->grpc_status_1 = -1;
+    r->credit = 65535; /* RFC 9113 §6.9.2 */
     moor_buf_init(&r->in);
     assert_int_equal(nghttp2_hd_inflate_new(&r->inf), 0);
     uv_tcp_init(&f->loop, &r->tcp);
@@ -322,6 +384,7 @@ static void raw_stop(struct fx *f, struct raw *r)
     nghttp2_hd_inflate_del(r->inf);
     moor_buf_close(&r->in);
     moor_buf_close(&r->out);
+    moor_buf_close(&r->later);
 }
 
 /* ------------------------------------------------------------------------
@@ -847,6 +910,87 @@ static void test_rpc_announced_sizes_cost_only_what_was_sent(void **state)
     raw_stop(f, &r);
 }
 
+/* A client that honours flow control opens 200 streams and sends 60,000
+ * bytes of a 200,000-byte message on each, never finishing any: 12 MB
+ * that a server without a receive budget would hold. The connection's
+ * budget (and window) of 1 MiB bounds what the server holds: streams past
+ * it end RESOURCE_EXHAUSTED, the connection lives, a complete request on
+ * it is still answered, and so is another connection. */
+static void test_rpc_receive_budget_bounds_partial_messages(void **state)
+{
+    struct fx *f = *state;
+    struct rpc_server_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.max_recv_msg_bytes = 256u << 10;
+    cfg.conn_recv_buffer_bytes = 1u << 20;
+    open_server_cfg(f, &cfg);
+    struct raw r;
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    moor_buf_init(&r.later);
+    put_preface(&r.out);
+    /* Stream 1 first (ids must grow); its message goes last. */
+    put_request(&r.out, 1, "/t.S/Echo", "application/grpc", "x-a", "b", false);
+    uint8_t *part = moor_malloc(60000);
+    memset(part, 'p', 60000);
+    part[0] = 0;
+    moor_put_be32(part + 1, 200000);
+    for (uint32_t id = 3; id < 403; id += 2) {
+        put_request(&r.later, id, "/t.S/Echo", "application/grpc", "x-a", "b",
+                    false);
+        /* Frames of at most 16,384 bytes (SETTINGS_MAX_FRAME_SIZE). */
+        for (size_t off = 0; off < 60000; off += 15000) {
+            put_frame(&r.later, F_DATA, 0, id, part + off, 15000);
+        }
+    }
+    moor_free(part);
+    static const uint8_t hi[] = {0, 0, 0, 0, 2, 'h', 'i'};
+    put_frame(&r.later, F_DATA, 1, 1, hi, sizeof(hi));
+    size_t before = moor_alloc_bytes();
+    size_t peak = before;
+    raw_start(f, &r);
+    while (!r.end_stream_1 && !r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+        peak = MOOR_MAX(peak, moor_alloc_bytes());
+    }
+    assert_false(r.eof);
+    assert_int_equal(r.later_off, r.later.len); /* everything was sent */
+    assert_int_equal(r.grpc_status_1, RPC_OK);
+    assert_int_equal(f->messages, 1);
+    assert_true(r.exhausted >= 100);
+    assert_int_equal(rpc_server_conn_count(f->srv), 1);
+    /* The budget plus bookkeeping of 200 streams on both sides of the
+     * socket (the raw client's buffers are counted too). */
+    assert_true(peak - before < (1u << 20) + (1u << 20));
+    /* Another connection is served. */
+    const char *eps[1];
+    char ep[64];
+    snprintf(ep, sizeof(ep), "127.0.0.1:%u", f->port);
+    eps[0] = ep;
+    struct rpc_client_config ccfg;
+    memset(&ccfg, 0, sizeof(ccfg));
+    ccfg.endpoints = eps;
+    ccfg.endpoints_len = 1;
+    struct rpc_client *cl;
+    assert_int_equal(rpc_client_open(&f->loop, &ccfg, &cl, NULL), MOOR_OK);
+    struct moor_buf resp;
+    moor_buf_init(&resp);
+    assert_int_equal(
+        rpc_client_unary_sync(cl, "/t.S/Echo", NULL, 0, moor_slice_str("x"),
+                              5000, &resp, NULL),
+        RPC_OK);
+    moor_buf_close(&resp);
+    bool closed = false;
+    rpc_client_close(cl, set_flag, &closed);
+    while (!closed) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    while (r.writes > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    raw_stop(f, &r);
+}
+
 int main(void)
 {
     if (rpc_global_init() != MOOR_OK) {
@@ -865,6 +1009,7 @@ int main(void)
         T(test_rpc_client_refuses_a_non_grpc_response),
         T(test_rpc_hpack_bomb_resets_the_stream_not_the_process),
         T(test_rpc_announced_sizes_cost_only_what_was_sent),
+        T(test_rpc_receive_budget_bounds_partial_messages),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

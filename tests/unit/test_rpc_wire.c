@@ -51,7 +51,7 @@ static void test_rpc_deframer_handles_every_split_point(void **state)
     frame(&in, "a longer message that spans chunks");
     for (size_t split = 0; split <= in.len; split++) {
         struct rpc__deframer d;
-        rpc__deframer_init(&d);
+        rpc__deframer_init(&d, NULL);
         struct msgs c = {0, {NULL, 0, 0}, 0};
         int status = -1;
         char err[MOOR_ERRMSG_SIZE];
@@ -71,7 +71,7 @@ static void test_rpc_deframer_handles_every_split_point(void **state)
     }
     /* Byte by byte. */
     struct rpc__deframer d;
-    rpc__deframer_init(&d);
+    rpc__deframer_init(&d, NULL);
     struct msgs c = {0, {NULL, 0, 0}, 0};
     int status = -1;
     char err[MOOR_ERRMSG_SIZE];
@@ -107,7 +107,7 @@ static void test_rpc_deframer_refuses_bad_messages_with_grpc_statuses(
     };
     for (size_t i = 0; i < MOOR_ARRAY_LEN(cases); i++) {
         struct rpc__deframer d;
-        rpc__deframer_init(&d);
+        rpc__deframer_init(&d, NULL);
         struct msgs c = {0, {NULL, 0, 0}, 0};
         int status = -1;
         char err[MOOR_ERRMSG_SIZE] = "";
@@ -129,7 +129,7 @@ static void test_rpc_deframer_stops_when_the_callback_says_so(void **state)
     frame(&in, "one");
     frame(&in, "two");
     struct rpc__deframer d;
-    rpc__deframer_init(&d);
+    rpc__deframer_init(&d, NULL);
     struct msgs c = {0, {NULL, 0, 0}, 1};
     int status;
     char err[MOOR_ERRMSG_SIZE];
@@ -140,6 +140,82 @@ static void test_rpc_deframer_stops_when_the_callback_says_so(void **state)
     moor_buf_close(&c.all);
     moor_buf_close(&in);
     rpc__deframer_close(&d);
+}
+
+/* A partial message's buffer is charged to the budget (and its parent) as
+ * it grows, never beyond the announced length; a buffer the budget cannot
+ * cover ends the message RESOURCE_EXHAUSTED; delivery and close give the
+ * bytes back. */
+static void test_rpc_deframer_charges_partial_messages_to_its_budget(
+    void **state)
+{
+    (void)state;
+    struct rpc__budget top = {0, 12000, NULL};
+    struct rpc__budget conn = {0, 1u << 20, &top};
+    uint8_t prefix[5] = {0, 0, 0, 0x27, 0x10}; /* 10,000 bytes */
+    uint8_t body[10000];
+    memset(body, 'b', sizeof(body));
+    struct msgs c = {0, {NULL, 0, 0}, 0};
+    int status = -1;
+    char err[MOOR_ERRMSG_SIZE] = "";
+    struct rpc__deframer a;
+    rpc__deframer_init(&a, &conn);
+    assert_int_equal(
+        rpc__deframer_feed(&a, prefix, 5, 1u << 20, collect, &c, &status, err),
+        MOOR_OK);
+    assert_int_equal(conn.used, 0); /* a prefix costs no buffer */
+    assert_int_equal(
+        rpc__deframer_feed(&a, body, 100, 1u << 20, collect, &c, &status, err),
+        MOOR_OK);
+    assert_int_equal(conn.used, 4096);
+    assert_int_equal(top.used, 4096);
+    assert_int_equal(rpc__deframer_held(&a), 105);
+    assert_int_equal(
+        rpc__deframer_feed(&a, body, 5000, 1u << 20, collect, &c, &status, err),
+        MOOR_OK);
+    assert_int_equal(conn.used, 8192); /* doubled */
+    /* A second message on another stream finds the top budget short even
+     * for an exact fit. */
+    struct rpc__deframer b;
+    rpc__deframer_init(&b, &conn);
+    assert_int_equal(
+        rpc__deframer_feed(&b, prefix, 5, 1u << 20, collect, &c, &status, err),
+        MOOR_OK);
+    assert_int_equal(
+        rpc__deframer_feed(&b, body, 3900, 1u << 20, collect, &c, &status, err),
+        RPC__EFRAME);
+    assert_int_equal(status, RPC_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(err, "8192 of 12000 bytes"));
+    assert_non_null(strstr(err, "of all connections"));
+    assert_int_equal(top.used, 8192);
+    rpc__deframer_close(&b);
+    /* An exact fit still goes through. */
+    rpc__deframer_init(&b, &conn);
+    assert_int_equal(
+        rpc__deframer_feed(&b, prefix, 5, 1u << 20, collect, &c, &status, err),
+        MOOR_OK);
+    assert_int_equal(
+        rpc__deframer_feed(&b, body, 3000, 1u << 20, collect, &c, &status, err),
+        MOOR_OK);
+    assert_int_equal(top.used, 8192 + 3000);
+    rpc__deframer_close(&b);
+    assert_int_equal(top.used, 8192);
+    /* The rest of a's message: its buffer grows to the announced length
+     * and no further, then the message is delivered, the buffer freed and
+     * the budget given back. */
+    assert_int_equal(
+        rpc__deframer_feed(&a, body, 4000, 1u << 20, collect, &c, &status, err),
+        MOOR_OK);
+    assert_int_equal(conn.used, 10000);
+    assert_int_equal(
+        rpc__deframer_feed(&a, body, 900, 1u << 20, collect, &c, &status, err),
+        MOOR_OK);
+    assert_int_equal(c.count, 1);
+    assert_true(rpc__deframer_idle(&a));
+    assert_int_equal(conn.used, 0);
+    assert_int_equal(top.used, 0);
+    rpc__deframer_close(&a);
+    moor_buf_close(&c.all);
 }
 
 static void test_rpc_timeout_parses_every_unit_and_refuses_junk(void **state)
@@ -318,6 +394,8 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rpc_deframer_handles_every_split_point),
+        cmocka_unit_test(
+            test_rpc_deframer_charges_partial_messages_to_its_budget),
         cmocka_unit_test(
             test_rpc_deframer_refuses_bad_messages_with_grpc_statuses),
         cmocka_unit_test(test_rpc_deframer_stops_when_the_callback_says_so),

@@ -1,7 +1,8 @@
 """gRPC calls to one moord member, and the history record of each.
 
-One Conn is one grpc channel to one member's client URL (127.0.0.1
-only), used by one thread at a time.  execute() sends one history
+One Conn is one grpc channel to one member's client address ("host:port":
+127.0.0.1, or a member's address inside the harness's own network
+namespaces), used by one thread at a time.  execute() sends one history
 operation, fills in its outcome and response fields as docs/chaos.md §1
 says, and never raises for what the cluster answered: a definite error
 is `fail`, anything that may have taken effect is `info`.
@@ -45,14 +46,14 @@ class Indefinite(Exception):
 
 
 class Conn:
-    def __init__(self, port, timeout_s):
-        self.port = port
+    def __init__(self, addr, timeout_s):
+        self.addr = addr
         self.timeout_s = timeout_s
         self.channel = None
         self._open()
 
     def _open(self):
-        self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.port,
+        self.channel = grpc.insecure_channel(self.addr,
                                              options=OPTIONS)
         self._calls = {}
 

@@ -29,8 +29,7 @@ import tempfile
 import threading
 import time
 
-from . import client, nemesis, watcher, workload
-from .cluster import Cluster
+from . import client, cluster, nemesis, watcher, workload
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKER = os.path.join(HERE, "checker.py")
@@ -49,7 +48,7 @@ def final_reads(c, hist, deadline):
     final, through any member, until each succeeds or the deadline passes.
     Returns the highest revision read, or None."""
     rev = None
-    conns = [client.Conn(p, 2.0) for p in c.client_ports]
+    conns = [client.Conn(a, 2.0) for a in c.client_addrs[:c.n]]
     try:
         for key, end in FINAL_RANGES:
             i = 0
@@ -104,16 +103,20 @@ def run_one(a, name, workdir, seed):
     os.makedirs(workdir)
     path = os.path.join(workdir, "history.jsonl")
     hist = workload.History(path)
-    c = Cluster(a.moord, a.members, workdir, seed)
+    kind = cluster.NetnsCluster if a.net == "netns" else \
+        cluster.ProxyCluster
+    c = kind(a.moord, a.members, workdir, seed)
+    nem = nemesis.Nemesis(name, c, hist, rnd)
     res = {"nemesis": name, "crashes": [], "no_hashkv": [], "faults": 0,
-           "no_final_read": False, "watch_stuck": []}
+           "no_final_read": False, "watch_stuck": [], "problems": []}
     clients = []
     watchers = []
     stop = threading.Event()
     try:
         hist.write({"type": "meta", "version": 1, "nemesis": name,
-                    "seed": seed, "members": a.members,
+                    "seed": seed, "members": a.members, "net": a.net,
                     "duration_s": a.duration, "workload": "register+set+watch"})
+        nem.prepare(workdir)
         c.start()
         if c.wait_leader(30.0) is None:
             raise HarnessError("%s: no leader 30 s after start%s (logs in "
@@ -123,15 +126,19 @@ def run_one(a, name, workdir, seed):
         kinds = ["register"] * a.register_clients + ["set"] * a.set_clients
         for cid, kind in enumerate(kinds):
             clients.append(workload.Client(
-                cid, kind, c.client_ports, hist, keys, seed, a.op_timeout,
+                cid, kind, c.client_addrs[:c.n], hist, keys, seed, a.op_timeout,
                 a.max_ops, deadline, stop))
         for k in range(a.watchers):
             key, end, prev_kv = WATCH_RANGES[k % len(WATCH_RANGES)]
             watchers.append(watcher.Watcher("w%d" % k, key, end, prev_kv,
-                                            c.client_ports, k % c.n, hist))
+                                            c.client_addrs[:c.n], k % c.n,
+                                            hist))
+        if name == "disk-full":
+            nem.disk_full = threading.Event()
+            clients.append(workload.Bulk(len(clients), c.client_addrs[:c.n],
+                                         nem.disk_full, deadline, stop))
         for t in clients + watchers:
             t.start()
-        nem = nemesis.Nemesis(name, c, hist, rnd)
         # The nemesis runs here, in the main thread (cluster.py).
         res["faults"] = nem.run(deadline)
         while time.monotonic() < deadline:
@@ -173,11 +180,16 @@ def run_one(a, name, workdir, seed):
             res["crashes"].append("m%d exited with status %s after the heal"
                                   % (i, c.procs[i].returncode))
         res["crashes"] = c.crashes + res["crashes"]
+        nem.check_logs()
+        res["problems"] = nem.problems
+        res["bulk"] = [t.summary() for t in clients
+                       if isinstance(t, workload.Bulk)]
     finally:
         stop.set()
         for w in watchers:
             w.stop()
         c.close()
+        nem.cleanup()
         hist.close()
     res["ops_recorded"] = hist.ops
     vpath = os.path.join(workdir, "verdicts.json")
@@ -200,7 +212,8 @@ def run_one(a, name, workdir, seed):
 def print_result(r, out):
     v = r["verdicts"]
     extra = (len(r["crashes"]) + len(r["no_hashkv"]) +
-             int(r["no_final_read"]) + len(r["watch_stuck"]))
+             int(r["no_final_read"]) + len(r["watch_stuck"]) +
+             len(r["problems"]))
     anomalies = v["anomalies"] + extra
     kinds = dict(v["by_kind"])
     if r["crashes"]:
@@ -211,6 +224,8 @@ def print_result(r, out):
         kinds["no-final-read"] = 1
     if r["watch_stuck"]:
         kinds["watch-stuck"] = len(r["watch_stuck"])
+    if r["problems"]:
+        kinds["nemesis"] = len(r["problems"])
     out.write(
         "%-17s ops %5d (ok %d, fail %d, info %d), watchers %d (events "
         "%d), faults %d, linearizability %s, anomalies %d, lost writes %d, "
@@ -220,7 +235,7 @@ def print_result(r, out):
             anomalies, v["lost_writes"], v["watch_violations"],
             (" " + json.dumps(kinds, sort_keys=True)) if kinds else ""))
     notes = (r["crashes"] + ["no HashKV from " + x for x in r["no_hashkv"]] +
-             r["watch_stuck"])
+             r["watch_stuck"] + r["problems"] + r.get("bulk", []))
     if r["no_final_read"]:
         notes.append("no linearizable final read succeeded in 30 s after "
                      "the heal, with a leader")
@@ -249,6 +264,11 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=1,
                     help="histories per nemesis (seeds seed, seed+1, ...)")
     ap.add_argument("--members", type=int, default=3)
+    ap.add_argument("--net", choices=("proxy", "netns"), default="proxy",
+                    help="proxy: members on 127.0.0.1 behind the fault "
+                    "proxy (default); netns: each member in its own network "
+                    "namespace, partitions with iptables (root, ip, "
+                    "iptables; falls back to proxy when unavailable)"),
     ap.add_argument("--register-clients", type=int, default=6)
     ap.add_argument("--set-clients", type=int, default=2)
     ap.add_argument("--watchers", type=int, default=2,
@@ -278,15 +298,38 @@ def main(argv=None):
     if not os.access(a.moord, os.X_OK):
         ap.error("no moord at %s (--moord)" % a.moord)
     a.moord = os.path.abspath(a.moord)
+    if a.members < 3 and any(n in ("partition-bridge",) for n in names):
+        ap.error("partition-bridge needs at least 3 members")
+    if a.net == "netns":
+        why = cluster.netns_unavailable()
+        if why is not None:
+            print("chaos: netns mode unavailable (%s): falling back to the "
+                  "loopback proxy" % why, flush=True)
+            a.net = "proxy"
+        else:
+            gone = cluster.sweep()
+            if gone:
+                print("chaos: removed what a killed run left: %s" %
+                      " ".join(gone), flush=True)
+    if a.net == "netns":
+        bad = [n for n in names if n in nemesis.NETNS_UNSUPPORTED]
+        if bad:
+            ap.error("%s: not in netns mode (no netem in this kernel); use "
+                     "--net proxy" % ",".join(bad))
+    if "clock-jump" in names and not os.path.exists(nemesis.FAKETIME_LIB):
+        ap.error("clock-jump needs Debian's libfaketime (%s)" %
+                 nemesis.FAKETIME_LIB)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     own_dir = a.workdir is None
     root = a.workdir or tempfile.mkdtemp(prefix="moor-chaos-")
     os.makedirs(root, exist_ok=True)
-    print("chaos: %d member(s) on loopback behind the fault proxy, "
+    where = "on loopback behind the fault proxy" if a.net == "proxy" else \
+        "in network namespaces (iptables partitions)"
+    print("chaos: %d member(s) %s, "
           "%d register + %d set clients, %d watchers, nemeses %s, "
           "%g s each, seed %d, %d run(s), work dir %s" % (
-              a.members, a.register_clients, a.set_clients, a.watchers,
+              a.members, where, a.register_clients, a.set_clients, a.watchers,
               ",".join(names), a.duration, a.seed, a.runs, root),
           flush=True)
     histories = anomalies = lost = 0
@@ -313,8 +356,9 @@ def main(argv=None):
                     print("    history: %s" % os.path.join(
                         wd, "history.jsonl"), flush=True)
                     print("    same plan: tests/chaos/run.sh --duration %g "
-                          "--members %d --nemesis %s --seed %d" % (
-                              a.duration, a.members, name, seed), flush=True)
+                          "--members %d --net %s --nemesis %s --seed %d" % (
+                              a.duration, a.members, a.net, name, seed),
+                          flush=True)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         status = 130

@@ -12,26 +12,48 @@ fault starts, so the schedule is reproducible, the timing is not.
   pause             SIGSTOP the leader or a random member; SIGCONT
   partition-leader  cut the leader from everyone, both directions
   partition-halves  split the members into two random sides
+  partition-bridge  two sides that cannot talk, and one member (the
+                    bridge) that talks to both (A <-> B <-> C, A -/- C)
   partition-oneway  cut one to n random directions (src -> dst) one way
   delay             every direction delayed by 20-200 ms per frame
   loss              every direction loses 5-30 % of frames and
                     duplicates 0-20 %
-  mix               each fault one of the above, drawn from the seed
+  torn-wal          kill -9 the leader or a random member, cut its newest
+                    WAL segment's last record at a random byte (the file
+                    truncated there, or the record's sectors from there
+                    zeroed), restart it: it must log the torn tail, cut
+                    it and catch up (disk.py)
+  disk-full         one member's data dir lives on a small tmpfs; fill it
+                    while a bulk client writes 1 MiB values; the member
+                    must raise NOSPACE or stop through its WAL-failure
+                    exit, never corrupt; free it, restart (disk.py)
+  clock-jump        every member runs under libfaketime; jump the wall
+                    clock of the leader or a random member forward or
+                    back (CLOCK_MONOTONIC untouched: DONT_FAKE_MONOTONIC)
+  mix               each fault one of the kill .. loss above, drawn from
+                    the seed
 
 Partitions are silent (stall, as iptables DROP) or loud (reset) at random.
 Call from the main thread only: kill restarts members (cluster.py).
 """
 
+import os
 import time
 
-from .proxy import Rule
+from . import disk
 
 QUIET_S = (1.0, 2.5)
 HOLD_S = (1.0, 3.0)
 
 SIMPLE = ("kill", "kill-all", "pause", "partition-leader", "partition-halves",
-          "partition-oneway", "delay", "loss")
-NAMES = SIMPLE + ("mix",)
+          "partition-bridge", "partition-oneway", "delay", "loss")
+NAMES = SIMPLE + ("torn-wal", "disk-full", "clock-jump", "mix")
+# What netns mode cannot do (no netem in this kernel).
+NETNS_UNSUPPORTED = ("delay",)
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+CLOCK_JUMPS_S = (-86400, -3600, -300, -60, 60, 300, 3600, 86400)
+DISK_FULL_HOLD_S = (4.0, 8.0)
 
 
 class Nemesis:
@@ -39,6 +61,59 @@ class Nemesis:
         assert name in NAMES, name
         self.name, self.c, self.hist, self.rnd = name, cluster, hist, rnd
         self.faults = 0
+        self.problems = []   # what the nemesis saw go wrong (anomalies)
+        self.torn = {}       # member -> torn tails it cut
+        self.tmpfs = None    # disk-full: (member, disk.Tmpfs)
+        self.disk_full = None  # threading.Event: set while the disk is full
+        self.kinds = [k for k in SIMPLE
+                      if not (cluster.net == "netns" and
+                              k in NETNS_UNSUPPORTED)]
+
+    def prepare(self, workdir):
+        """Before the cluster starts: the tmpfs of disk-full, libfaketime
+        of clock-jump."""
+        c = self.c
+        if self.name == "disk-full":
+            t = self.rnd.randrange(c.n)
+            fs = disk.Tmpfs(os.path.join(workdir, "tmpfs-m%d" % t),
+                            disk.TMPFS_BYTES)
+            fs.mount()
+            self.tmpfs = (t, fs)
+            c.data_dirs[t] = os.path.join(fs.path, "data")
+            # Snapshots often, so they too meet the full disk.
+            c.member_args[t] = ["--snapshot-count", "500"]
+        if self.name == "clock-jump":
+            for i in range(c.slots):
+                path = os.path.join(workdir, "faketime-m%d" % i)
+                with open(path, "w") as f:
+                    f.write("+0\n")
+                c.env[i] = ["LD_PRELOAD=" + FAKETIME_LIB,
+                            "FAKETIME_TIMESTAMP_FILE=" + path,
+                            "FAKETIME_CACHE_DURATION=1",
+                            "DONT_FAKE_MONOTONIC=1"]
+
+    def cleanup(self):
+        """After the cluster closed (its members dead): unmount."""
+        if self.tmpfs is not None:
+            self.tmpfs[1].unmount()
+
+    def _clock(self, i, offset_s):
+        path = os.path.join(self.c.dir, "faketime-m%d" % i)
+        with open(path + ".tmp", "w") as f:
+            f.write("%+ds\n" % offset_s)
+        os.replace(path + ".tmp", path)
+
+    def check_logs(self):
+        """After the run: every torn tail the nemesis cut was logged by its
+        member (moord's WARN "torn write at the tail of the log")."""
+        for i, cut in sorted(self.torn.items()):
+            path = os.path.join(self.c.dir, "m%d.log" % i)
+            with open(path, "rb") as f:
+                seen = f.read().count(b"torn write at the tail of the log")
+            if seen < cut:
+                self.problems.append(
+                    "m%d: %d torn WAL tail(s) cut, %d logged as torn by "
+                    "moord (%s)" % (i, cut, seen, path))
 
     def log(self, action, detail):
         self.hist.write({"type": "fault", "time_ns": self.hist.clock(),
@@ -55,7 +130,7 @@ class Nemesis:
         return self.rnd.randrange(self.c.n), "random"
 
     def cut(self, src, dst, mode):
-        self.c.proxy.set_rule(src, dst, Rule(mode))
+        self.c.cut(src, dst, mode)
 
     def start(self, kind):
         """Inject one fault of kind; returns (undo, detail)."""
@@ -77,6 +152,38 @@ class Nemesis:
             i, why = self.target()
             c.pause(i)
             return (lambda: c.resume(i)), "SIGSTOP m%d (%s)" % (i, why)
+        if kind == "torn-wal":
+            i, why = self.target()
+            c.kill(i)
+            detail, visible = disk.tear_wal(
+                os.path.join(c.data_dirs[i], "member", "wal"), rnd)
+            if visible:
+                self.torn[i] = self.torn.get(i, 0) + 1
+            return (lambda: c.restart(i)), "m%d (%s): %s" % (i, why, detail)
+        if kind == "clock-jump":
+            i, why = self.target()
+            off = rnd.choice(CLOCK_JUMPS_S)
+            self._clock(i, off)
+            return (lambda: self._clock(i, 0)), \
+                "m%d (%s) wall clock %+d s" % (i, why, off)
+        if kind == "disk-full":
+            t, fs = self.tmpfs
+            free = fs.fill()
+            self.disk_full.set()
+
+            def undo():
+                self.disk_full.clear()
+                fs.free()
+                p = c.procs[t]
+                if p is not None and p.poll() is not None:
+                    why = disk.wal_failure_exit(
+                        os.path.join(c.dir, "m%d.log" % t), p.returncode)
+                    if why is not None:
+                        self.problems.append("m%d on a full disk: %s" %
+                                             (t, why))
+                c.kill(t, may_be_dead=True)
+                c.restart(t)
+            return undo, "m%d's tmpfs filled (%d bytes were free)" % (t, free)
         mode = rnd.choice(("stall", "reset"))
         if kind == "partition-leader":
             lead = c.leader()
@@ -85,7 +192,7 @@ class Nemesis:
                 if j != i:
                     self.cut(i, j, mode)
                     self.cut(j, i, mode)
-            return c.proxy.heal, "isolate m%d (%s, %s)" % (
+            return c.heal_net, "isolate m%d (%s, %s)" % (
                 i, "leader" if lead is not None else "no leader", mode)
         if kind == "partition-halves":
             order = list(range(n))
@@ -96,32 +203,47 @@ class Nemesis:
                 for j in b:
                     self.cut(i, j, mode)
                     self.cut(j, i, mode)
-            return c.proxy.heal, "halves %s | %s (%s)" % (
+            return c.heal_net, "halves %s | %s (%s)" % (
                 " ".join("m%d" % i for i in sorted(a)),
                 " ".join("m%d" % i for i in sorted(b)), mode)
+        if kind == "partition-bridge":
+            order = list(range(n))
+            rnd.shuffle(order)
+            b, rest = order[0], order[1:]
+            k = rnd.randrange(1, len(rest))
+            a, z = rest[:k], rest[k:]
+            for i in a:
+                for j in z:
+                    self.cut(i, j, mode)
+                    self.cut(j, i, mode)
+            return c.heal_net, "bridge m%d between %s | %s (%s)" % (
+                b, " ".join("m%d" % i for i in sorted(a)),
+                " ".join("m%d" % i for i in sorted(z)), mode)
         if kind == "partition-oneway":
             pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
             rnd.shuffle(pairs)
             pairs = pairs[:rnd.randrange(1, n + 1)]
             for i, j in pairs:
                 self.cut(i, j, mode)
-            return c.proxy.heal, "one-way %s (%s)" % (
+            return c.heal_net, "one-way %s (%s)" % (
                 " ".join("m%d->m%d" % p for p in pairs), mode)
         if kind == "delay":
             ms = rnd.randrange(20, 201)
             for i in range(n):
                 for j in range(n):
                     if i != j:
-                        c.proxy.set_rule(i, j, Rule(delay_ms=ms))
-            return c.proxy.heal, "delay %d ms every direction" % ms
+                        c.shape(i, j, delay_ms=ms)
+            return c.heal_net, "delay %d ms every direction" % ms
         if kind == "loss":
             loss = round(rnd.uniform(0.05, 0.3), 2)
             dup = round(rnd.uniform(0.0, 0.2), 2)
+            if c.net == "netns":
+                dup = 0.0  # iptables can lose, not duplicate
             for i in range(n):
                 for j in range(n):
                     if i != j:
-                        c.proxy.set_rule(i, j, Rule(loss=loss, dup=dup))
-            return c.proxy.heal, "loss %.2f dup %.2f every direction" % (
+                        c.shape(i, j, loss=loss, dup=dup)
+            return c.heal_net, "loss %.2f dup %.2f every direction" % (
                 loss, dup)
         raise ValueError(kind)
 
@@ -129,13 +251,15 @@ class Nemesis:
         """Faults until deadline (monotonic seconds); returns how many."""
         while True:
             quiet = self.rnd.uniform(*QUIET_S)
-            hold = self.rnd.uniform(*HOLD_S)
+            hold = self.rnd.uniform(*(DISK_FULL_HOLD_S
+                                      if self.name == "disk-full"
+                                      else HOLD_S))
             if time.monotonic() + quiet + hold > deadline:
                 break
             time.sleep(quiet)
             kind = self.name
             if kind == "mix":
-                kind = self.rnd.choice(SIMPLE)
+                kind = self.rnd.choice(self.kinds)
             undo, detail = self.start(kind)
             self.faults += 1
             self.log("start", "%s: %s" % (kind, detail))

@@ -61,11 +61,11 @@ def response(b):
 
 
 class Watcher(threading.Thread):
-    def __init__(self, name, key, range_end, prev_kv, ports, first, hist):
+    def __init__(self, name, key, range_end, prev_kv, addrs, first, hist):
         super().__init__(name="watch-" + name, daemon=True)
         self.base, self.key, self.range_end = name, key, range_end
         self.prev_kv = prev_kv
-        self.ports, self.cur = ports, first
+        self.addrs, self.cur = addrs, first
         self.hist = hist
         self.next_rev = 1          # first revision not known delivered
         self.target = None         # finish(): progress wanted at or above
@@ -115,7 +115,7 @@ class Watcher(threading.Thread):
                 prev = wid
                 failures = 0 if got else min(failures + 1, 5)
                 if not self.stopping.is_set() and not self.done.is_set():
-                    self.cur = (self.cur + 1) % len(self.ports)
+                    self.cur = (self.cur + 1) % len(self.addrs)
                     self.stopping.wait(0.1 * max(failures, 1))
         except Exception as e:  # a harness bug: reported, fails the run
             self.error = "%s: %r" % (self.name, e)
@@ -139,7 +139,7 @@ class Watcher(threading.Thread):
                     return
                 yield r
 
-        ch = grpc.insecure_channel("127.0.0.1:%d" % self.ports[self.cur],
+        ch = grpc.insecure_channel(self.addrs[self.cur],
                                    options=client.OPTIONS)
         with self.lock:
             if self.stopping.is_set():

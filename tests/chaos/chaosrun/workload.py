@@ -81,12 +81,12 @@ class Keys:
 
 
 class Client(threading.Thread):
-    def __init__(self, cid, kind, ports, hist, keys, seed, timeout_s,
+    def __init__(self, cid, kind, addrs, hist, keys, seed, timeout_s,
                  max_ops, deadline, stop):
         super().__init__(name="client-%d" % cid, daemon=True)
         self.cid, self.kind = cid, kind
-        self.conns = [client.Conn(p, timeout_s) for p in ports]
-        self.cur = cid % len(ports)
+        self.conns = [client.Conn(a, timeout_s) for a in addrs]
+        self.cur = cid % len(addrs)
         self.hist, self.keys = hist, keys
         self.rnd = random.Random(seed * 7919 + cid)
         self.max_ops, self.deadline, self.stop = max_ops, deadline, stop
@@ -162,3 +162,56 @@ class Client(threading.Thread):
     def set_op(self):
         v = self.value()
         return {"op": "put", "key": "s/" + v, "value": v}
+
+
+class Bulk(threading.Thread):
+    """disk-full's bulk writer: while `full` is set, puts of BULK_BYTES
+    values to b/<k> (4 keys), so the WAL of the member on the full disk
+    reaches the point where it needs space (the spare segment, a
+    rollover).  Not recorded in the history (no checker needs 1 MiB
+    values); summary() says how many it wrote.  Bounded by the deadline
+    and stop; one request at a time, each with BULK_TIMEOUT_S."""
+
+    BULK_BYTES = 1 << 20
+    BULK_TIMEOUT_S = 5.0
+
+    def __init__(self, cid, addrs, full, deadline, stop):
+        super().__init__(name="bulk-%d" % cid, daemon=True)
+        self.conns = [client.Conn(a, self.BULK_TIMEOUT_S) for a in addrs]
+        self.cur = cid % len(addrs)
+        self.full, self.deadline, self.stop = full, deadline, stop
+        self.ok = self.failed = 0
+        self.errors = {}
+        self.error = None
+
+    def summary(self):
+        top = sorted(self.errors.items(), key=lambda x: -x[1])[:3]
+        return "bulk writer: %d x %d KiB put ok, %d refused or failed%s" % (
+            self.ok, self.BULK_BYTES >> 10, self.failed,
+            (" (" + "; ".join("%d: %s" % (n, e) for e, n in top) + ")")
+            if top else "")
+
+    def run(self):
+        value = b"x" * self.BULK_BYTES
+        n = 0
+        try:
+            while not self.stop.is_set() and time.monotonic() < self.deadline:
+                if not self.full.wait(0.1):
+                    continue
+                n += 1
+                try:
+                    self.conns[self.cur].call(
+                        client.KV + "Put",
+                        client.pb.put_req("b/%d" % (n % 4), value))
+                    self.ok += 1
+                except (client.Definite, client.Indefinite) as e:
+                    self.failed += 1
+                    msg = str(e)[:80]
+                    self.errors[msg] = self.errors.get(msg, 0) + 1
+                    self.cur = (self.cur + 1) % len(self.conns)
+                    self.stop.wait(0.1)
+        except Exception as e:  # a harness bug: reported, fails the run
+            self.error = "%s: %r" % (self.name, e)
+        finally:
+            for c in self.conns:
+                c.close()
