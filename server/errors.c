@@ -105,6 +105,9 @@ void srv_call_done(struct rpc_call *call, int status, void *arg)
     struct srv_waiter *w = rpc_call_user(call);
     if (w != NULL) {
         w->call = NULL;
+        if (w->kind == SRV_REQ_FORWARD) {
+            srv_forward_call_gone(w);
+        }
     }
 }
 

@@ -753,6 +753,11 @@ static void on_member_add(struct rpc_call *call, struct moor_slice msg,
                           void *arg)
 {
     struct srv_node *n = arg;
+    if (raft_node_role(n->raft) != RAFT_LEADER) {
+        /* raft takes membership changes at the leader. */
+        srv_forward_unary(n, call, msg);
+        return;
+    }
     ProtobufCMessage *m =
         srv_decode(n, call, &etcdserverpb__member_add_request__descriptor, msg);
     if (m == NULL) {
@@ -795,6 +800,11 @@ static void on_member_remove(struct rpc_call *call, struct moor_slice msg,
                              void *arg)
 {
     struct srv_node *n = arg;
+    if (raft_node_role(n->raft) != RAFT_LEADER) {
+        /* raft takes membership changes at the leader. */
+        srv_forward_unary(n, call, msg);
+        return;
+    }
     ProtobufCMessage *m = srv_decode(
         n, call, &etcdserverpb__member_remove_request__descriptor, msg);
     if (m == NULL) {
@@ -813,6 +823,11 @@ static void on_member_promote(struct rpc_call *call, struct moor_slice msg,
                               void *arg)
 {
     struct srv_node *n = arg;
+    if (raft_node_role(n->raft) != RAFT_LEADER) {
+        /* raft takes membership changes at the leader. */
+        srv_forward_unary(n, call, msg);
+        return;
+    }
     ProtobufCMessage *m = srv_decode(
         n, call, &etcdserverpb__member_promote_request__descriptor, msg);
     if (m == NULL) {

@@ -589,6 +589,7 @@ static void rpc_closed_cb(void *arg)
 {
     struct srv_node *n = arg;
     n->rpc = NULL;
+    srv_forward_close(n);
     srv_peer_close(n);
     /* Calls are gone; what was proposed and not yet durable is dropped
      * with the member (never acknowledged, so nothing is lost). */

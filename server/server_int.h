@@ -49,6 +49,7 @@ enum srv_req_kind {
     SRV_REQ_MOVE_LEADER = 9, /* waits for target to lead */
     SRV_REQ_ALARM = 10,      /* Maintenance.Alarm ACTIVATE/DEACTIVATE */
     SRV_REQ_MEMBER = 11,     /* a membership change (members.c) */
+    SRV_REQ_FORWARD = 12,    /* a call forwarded to the leader */
 };
 
 /* The moments of a write's life on the member that proposed it, for the
@@ -71,8 +72,9 @@ struct srv_waiter
      * wait for once known (0 until the read state arrives). */
     ProtobufCMessage *req;
     uint64_t read_index;
-    bool in_reads;   /* on the node's list of linearizable reads */
-    uint64_t target; /* SRV_REQ_MOVE_LEADER: the member to lead */
+    bool in_reads;       /* on the node's list of linearizable reads */
+    uint64_t target;     /* SRV_REQ_MOVE_LEADER: the member to lead */
+    struct srv_fwd *fwd; /* SRV_REQ_FORWARD of a stream (forward.c) */
     uint64_t deadline_ms;
     uint64_t stage_ns[SRV_STAGE_COUNT]; /* observe.c */
     struct srv_waiter *hash_next;
@@ -121,6 +123,9 @@ struct srv_node
     struct srv_members members;
     bool published;
     uint64_t publish_retry_ms;
+    /* The client to the leader for forwarded calls (forward.c). */
+    struct rpc_client *fwd_client;
+    uint64_t fwd_leader;
 
     struct wal_datadir datadir;
     struct wal *wal;
@@ -497,6 +502,25 @@ int srv_join_cluster(struct srv_node *n);
 /* Once a leader is known: proposes this member's name and client URLs
  * until the table holds them. */
 void srv_members_publish(struct srv_node *n);
+
+/* ------------------------------------------------------------------------
+ * Forwarding to the leader (forward.c)
+ * ---------------------------------------------------------------------- */
+struct srv_fwd;
+/* Passes a unary call to the leader and relays its answer or status. */
+void srv_forward_unary(struct srv_node *n, struct rpc_call *call,
+                       struct moor_slice msg);
+/* A message of a stream only the leader serves (LeaseKeepAlive): false
+ * when this member leads and the stream is not forwarded (serve it here);
+ * true when it was forwarded (or failed with an answer). */
+bool srv_forward_stream_message(struct srv_node *n, struct rpc_call *call,
+                                struct moor_slice msg);
+/* The client half-closed a stream: true when it was a forwarded one. */
+bool srv_forward_stream_half_close(struct rpc_call *call);
+/* The client of a forwarded call went away (srv_call_done). */
+void srv_forward_call_gone(struct srv_waiter *w);
+/* Closes the client to the leader (stopping). */
+void srv_forward_close(struct srv_node *n);
 
 /* ------------------------------------------------------------------------
  * HTTP (http.c): /health, /version, /metrics on the client port.
