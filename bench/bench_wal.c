@@ -19,10 +19,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,17 +52,27 @@ struct wal_bench_result
     double p99_ms;
 };
 
-static pthread_mutex_t bw_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t bw_cond = PTHREAD_COND_INITIALIZER;
-static uint64_t bw_notifies;
+/* The writer's notify wakes the bench thread the way it wakes moord's loop
+ * (uv_async_send is a write to an eventfd the loop polls): one write, no
+ * lock. The bench thread blocks in read(2) on the same eventfd. */
+static int bw_efd = -1;
+static atomic_uint_fast64_t bw_notifies;
 
 static void bw_notify(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&bw_mu);
-    bw_notifies++;
-    pthread_cond_broadcast(&bw_cond);
-    pthread_mutex_unlock(&bw_mu);
+    atomic_fetch_add(&bw_notifies, 1);
+    uint64_t one = 1;
+    ssize_t n = write(bw_efd, &one, sizeof(one));
+    (void)n; /* cannot fail short of a bug: the counter never nears max */
+}
+
+/* Blocks until the writer has notified since the last call. */
+static void bw_wait(void)
+{
+    uint64_t v;
+    while (read(bw_efd, &v, sizeof(v)) < 0 && errno == EINTR) {
+    }
 }
 
 static int rm_cb(const char *path, const struct stat *st, int flag,
@@ -175,12 +186,10 @@ static int wal_step(struct wal_ctx *c, uint64_t inflight)
     if (rv != MOOR_OK) {
         return rv;
     }
-    pthread_mutex_lock(&bw_mu);
     while (wal_collect(c->w, &c->d) == MOOR_OK &&
            c->seq - c->d.seq >= inflight) {
-        pthread_cond_wait(&bw_cond, &bw_mu);
+        bw_wait();
     }
-    pthread_mutex_unlock(&bw_mu);
     if (c->d.err != MOOR_OK) {
         fprintf(stderr, "moor-bench wal: %s\n", wal_errmsg(c->w));
     }
@@ -281,9 +290,7 @@ static int run_pipe(const struct wal_bench_opts *o, const char *root,
     struct wal_ctx wc;
     memset(res, 0, sizeof(*res));
     int rv = wal_ctx_open(&wc, dir, batch, o->entry_bytes);
-    pthread_mutex_lock(&bw_mu);
-    uint64_t notifies0 = bw_notifies;
-    pthread_mutex_unlock(&bw_mu);
+    uint64_t notifies0 = atomic_load(&bw_notifies);
     double t0 = now_s();
     while (rv == MOOR_OK && now_s() - t0 < o->seconds) {
         rv = wal_step(&wc, o->inflight);
@@ -292,9 +299,7 @@ static int run_pipe(const struct wal_bench_opts *o, const char *root,
         rv = wal_step(&wc, 1); /* drain: everything durable */
     }
     double el = now_s() - t0;
-    pthread_mutex_lock(&bw_mu);
-    uint64_t syncs = bw_notifies - notifies0;
-    pthread_mutex_unlock(&bw_mu);
+    uint64_t syncs = atomic_load(&bw_notifies) - notifies0;
     uint64_t durable = wc.d.seq;
     wal_ctx_close(&wc);
     nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
@@ -385,11 +390,17 @@ int bench_wal_main(int argc, char **argv)
         return 2;
     }
     moor_log_set_level(MOOR_LOG_WARN);
+    bw_efd = eventfd(0, EFD_CLOEXEC);
+    if (bw_efd < 0) {
+        fprintf(stderr, "moor-bench wal: eventfd: %s\n", strerror(errno));
+        return 1;
+    }
     char root[1024];
     snprintf(root, sizeof(root), "%s/moor-bench-wal-XXXXXX", o.dir);
     if (mkdtemp(root) == NULL) {
         fprintf(stderr, "moor-bench wal: mkdtemp in %s: %s\n", o.dir,
                 strerror(errno));
+        close(bw_efd);
         return 1;
     }
     struct moor_buf js;
@@ -459,5 +470,7 @@ int bench_wal_main(int argc, char **argv)
     }
     moor_buf_close(&js);
     nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    close(bw_efd);
+    bw_efd = -1;
     return status;
 }

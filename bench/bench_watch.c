@@ -28,7 +28,6 @@ struct watch_run
     uint32_t open_streams;
     uint64_t created;
     uint64_t events;
-    uint64_t first_event_ns;
     uint64_t last_event_ns;
     uint64_t *sent_ns;      /* watch-latency: send time by key index */
     struct bench_hist *lat; /* watch-latency: put-to-event delays */
@@ -110,9 +109,6 @@ static void ws_message(struct rpc_stream *s, struct moor_slice msg, void *arg)
         bench__load_note(r->l, "watch canceled: %s", resp->cancel_reason);
     }
     for (size_t i = 0; i < resp->n_events; i++) {
-        if (r->events == 0) {
-            r->first_event_ns = now;
-        }
         r->events++;
         r->last_event_ns = now;
         if (r->latency) {
@@ -217,7 +213,6 @@ static int open_streams(struct watch_run *r)
         r->open_streams++;
         send_creates(w);
     }
-    uint64_t t0 = moor_clock_ns();
     if (!bench__run_until(l, all_created, r, bench__timeout_ms(l->o)) ||
         r->open_streams < r->nstreams) {
         fprintf(stderr,
@@ -228,7 +223,6 @@ static int open_streams(struct watch_run *r)
                 l->first_error[0] ? l->first_error : "no error seen");
         return MOOR_ETIMEDOUT;
     }
-    (void)t0;
     return MOOR_OK;
 }
 

@@ -19,7 +19,6 @@ struct flag
 
 #define OFF(f) offsetof(struct bench_opts, f)
 #define BW_KEYS (BW_PUT | BW_TXN_PUT | BW_TXN_MIXED | BW_CONSENSUS)
-#define BW_UNARY_RATE (BW_ALL)
 
 static const struct flag flags[] = {
     {"endpoints", F_STR, OFF(endpoints_arg), BW_ALL,

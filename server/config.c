@@ -28,6 +28,7 @@ enum flag_type {
     F_CLUSTER_STATE, /* enum srv_cluster_state */
     F_COMPACT_MODE,  /* enum srv_compaction_mode */
     F_RETENTION,     /* kept as text until the mode is known */
+    F_DURATION_MS,   /* uint64_t ms, from a Go duration ("10m", "200ms") */
     F_LOG_LEVEL,     /* enum moor_log_level */
     F_LOG_FORMAT,    /* enum moor_log_format */
     F_HELP,          /* sets want_help */
@@ -81,6 +82,9 @@ static const struct flag flags[] = {
      "Maximum number of operations permitted in a transaction."},
     {"max-request-bytes", F_U32, OFF(max_request_bytes), "1572864", NULL,
      "Maximum client request size in bytes the server will accept."},
+    {"experimental-watch-progress-notify-interval", F_DURATION_MS,
+     OFF(watch_progress_notify_ms), "10m", NULL,
+     "Duration of periodic watch progress notifications."},
 
     {"initial-advertise-peer-urls", F_URLS, OFF(initial_advertise_peer_urls),
      "http://localhost:2380", "Clustering",
@@ -448,6 +452,9 @@ static int flag_set(struct srv_config *cfg, const struct flag *f, const char *v,
             break;
         }
         snprintf(retention_text, sizeof(retention_text), "%s", v);
+        break;
+    case F_DURATION_MS:
+        rv = parse_duration_ms(v, field);
         break;
     case F_LOG_LEVEL:
         rv = moor_log_parse_level(v, field);

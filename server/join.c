@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "peer_int.h"
 #include "server_int.h"
 
 /* Bounds: one attempt, and the whole search. */

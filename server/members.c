@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "peer_int.h"
 #include "server_int.h"
 
 /* ------------------------------------------------------------------------

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "peer_int.h"
 #include "server_int.h"
 
 /* ------------------------------------------------------------------------

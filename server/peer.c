@@ -1,241 +1,47 @@
 /*
- * peer.c: the member-to-member transport (cleartext TCP, first slice).
+ * peer.c: the member-to-member transport over cleartext TCP: the raft
+ * message streams, reconnecting, and membership changes of the peer set.
  *
  * Every member dials every other member and keeps that connection for
  * the raft messages it sends; it accepts the others' connections and only
  * reads from them. So each direction of each pair is one long-lived TCP
  * stream, and a slow reader can only slow its own inbound stream.
  *
- * Frames (proto/moor/peer.proto):
- *   OFFSET SIZE MEANING
- *   0      4    length N of the frame body, big-endian, 1 <= N <= 64 MiB
- *   4      N    a moorpb.Frame
- * The first frame on a connection is a Handshake; the acceptor checks the
- * cluster id and that it is the member addressed, and closes a connection
- * that fails either (a member from another cluster is refused). Any
- * malformed or oversize frame closes that connection, never the process.
+ * Frames are the table in peer_int.h, decoded by peer_frame.c. The first
+ * frame on a connection is a Handshake; the acceptor checks the cluster id
+ * and that it is the member addressed, and closes a connection that fails
+ * either (a member from another cluster is refused). Any malformed or
+ * oversize frame closes that connection, never the process (read_cb: an
+ * error from srv_peer_frame_next closes the inbound connection; a raft
+ * message that srv_peer_msg_decode refuses, or one that speaks for another
+ * member, does the same in inbound_frame).
  *
  * Sending never blocks and never waits: a message goes into the peer's
  * outbound buffer, bounded (PEER_OUT_MAX); beyond it messages are dropped,
  * which raft tolerates (it retries appends and heartbeats). A failed
- * connection is retried with backoff, and raft is told the peer is
- * unreachable. When the connection to the current leader is refused or
- * reset, the leader's process is gone: raft is told at once
+ * connection is retried after a delay drawn uniformly from [b/2, b], where
+ * b doubles from PEER_BACKOFF_MIN_MS up to PEER_BACKOFF_MAX_MS with every
+ * failure and resets on a connect (the jitter keeps members that lost each
+ * other at once from redialing in lockstep); raft is told the peer is
+ * unreachable at every failure. When the connection to the current leader is
+ * refused or reset, the leader's process is gone: raft is told at once
  * (raft_node_report_leader_lost), so a pre-vote starts within ticks rather
  * than an election timeout.
  *
- * Not yet: TLS and peer certificates, the separate snapshot stream (a
- * follower behind the leader's log start cannot catch up yet), membership
- * changes.
+ * Snapshots travel on their own connections (peer_snap.c): raft's
+ * RAFT_MSG_SNAPSHOT is handed there instead of the message stream, and an
+ * accepted connection whose handshake says "snapshot" is read by the
+ * snapshot receiver.
+ *
+ * Not yet: TLS and peer certificates (https peer URLs are refused).
  */
 #include <stdlib.h>
 
-#include "server_int.h"
+#include "peer_int.h"
 
-#define PEER_FRAME_MAX (64u << 20)
 #define PEER_OUT_MAX (64u << 20)
 #define PEER_BACKOFF_MIN_MS 50
 #define PEER_BACKOFF_MAX_MS 1000
-#define PEER_PROTOCOL_VERSION SRV_PEER_PROTOCOL_VERSION
-
-/* What a member learned of another from its handshake (peer.c keeps one
- * per other member; MemberList reads it). */
-struct srv_peer_info
-{
-    char client_urls[SRV_URLS_MAX][300];
-    unsigned n_client_urls;
-};
-
-struct srv_peer
-{
-    struct srv_node *n;
-    uint64_t id;
-    struct sockaddr_storage addr;
-    char url[300];
-    /* Outbound connection. */
-    uv_tcp_t tcp;
-    uv_connect_t connect_req;
-    uv_write_t write_req;
-    uv_timer_t retry;
-    bool tcp_open; /* tcp initialised and not yet closed */
-    bool connected;
-    bool writing;
-    uint64_t backoff_ms;
-    struct moor_buf out;         /* frames waiting */
-    struct moor_buf writing_buf; /* frames in the write in flight */
-    uint64_t dropped;
-    struct srv_peer_info info;
-    bool released; /* srv_peer_close has handed the peer to its closes */
-};
-
-/* An accepted connection: reads frames from one peer. */
-struct srv_inbound
-{
-    struct srv_node *n;
-    uv_tcp_t tcp;
-    struct moor_buf in;
-    uint64_t from;                   /* 0 until the handshake */
-    struct srv_inbound *prev, *next; /* the node's inbound list */
-};
-
-/* ------------------------------------------------------------------------
- * Conversion between raft's C message and moorpb.Message
- * ---------------------------------------------------------------------- */
-int srv_peer_encode(const struct raft_message *m, struct moor_buf *out)
-{
-    Moorpb__Entry *ents = NULL;
-    Moorpb__Entry **eptrs = NULL;
-    if (m->n_entries > 0) {
-        ents = moor_calloc(m->n_entries, sizeof(*ents));
-        eptrs = moor_calloc(m->n_entries, sizeof(*eptrs));
-        if (ents == NULL || eptrs == NULL) {
-            moor_free(ents);
-            moor_free(eptrs);
-            return MOOR_ENOMEM;
-        }
-    }
-    for (size_t i = 0; i < m->n_entries; i++) {
-        const struct raft_entry *e = &m->entries[i];
-        moorpb__entry__init(&ents[i]);
-        ents[i].term = e->term;
-        ents[i].index = e->index;
-        ents[i].type = (Moorpb__EntryType)e->type;
-        if (e->data != NULL) {
-            ents[i].data.data = e->data->data;
-            ents[i].data.len = e->data->len;
-        }
-        eptrs[i] = &ents[i];
-    }
-    uint64_t voters[RAFT_MEMBERS_MAX], learners[RAFT_MEMBERS_MAX];
-    size_t nv = 0, nl = 0;
-    Moorpb__ConfState cs = MOORPB__CONF_STATE__INIT;
-    Moorpb__SnapshotMeta sm = MOORPB__SNAPSHOT_META__INIT;
-    Moorpb__Message pm = MOORPB__MESSAGE__INIT;
-    if (m->type == RAFT_MSG_SNAPSHOT) {
-        for (uint32_t i = 0; i < m->snapshot.conf.n; i++) {
-            const struct raft_member *mb = &m->snapshot.conf.members[i];
-            if (mb->learner) {
-                learners[nl++] = mb->id;
-            } else {
-                voters[nv++] = mb->id;
-            }
-        }
-        cs.voters = voters;
-        cs.n_voters = nv;
-        cs.learners = learners;
-        cs.n_learners = nl;
-        sm.index = m->snapshot.index;
-        sm.term = m->snapshot.term;
-        sm.conf = &cs;
-        pm.snapshot = &sm;
-    }
-    pm.type = (Moorpb__MessageType)m->type;
-    pm.to = m->to;
-    pm.from = m->from;
-    pm.term = m->term;
-    pm.log_term = m->log_term;
-    pm.index = m->index;
-    pm.entries = eptrs;
-    pm.n_entries = m->n_entries;
-    pm.commit = m->commit;
-    pm.reject = m->reject;
-    pm.reject_hint = m->reject_hint;
-    pm.transfer = m->transfer;
-    pm.round = m->round;
-    if (m->context != NULL) {
-        pm.context.data = m->context->data;
-        pm.context.len = m->context->len;
-    }
-    Moorpb__Frame f = MOORPB__FRAME__INIT;
-    f.body_case = MOORPB__FRAME__BODY_MESSAGE;
-    f.message = &pm;
-    size_t len = protobuf_c_message_get_packed_size(&f.base);
-    int rv = MOOR_ETOOBIG;
-    if (len <= PEER_FRAME_MAX) {
-        rv = moor_buf_reserve(out, 4 + len);
-    }
-    if (rv == MOOR_OK) {
-        moor_put_be32(out->ptr + out->len, (uint32_t)len);
-        protobuf_c_message_pack(&f.base, out->ptr + out->len + 4);
-        out->len += 4 + len;
-    }
-    moor_free(ents);
-    moor_free(eptrs);
-    return rv;
-}
-
-/* Fills m from pm; entry payloads and the context are copied into new
- * refcounted blocks (release with msg_release). */
-static int msg_decode(const Moorpb__Message *pm, struct raft_message *m,
-                      struct raft_entry *ents, size_t ents_cap)
-{
-    memset(m, 0, sizeof(*m));
-    if ((int)pm->type < 1 || (int)pm->type > (int)RAFT_MSG_READ_INDEX_RESP ||
-        pm->n_entries > ents_cap) {
-        return MOOR_EPROTO;
-    }
-    m->type = (uint8_t)pm->type;
-    m->reject = pm->reject;
-    m->transfer = pm->transfer;
-    m->from = pm->from;
-    m->to = pm->to;
-    m->term = pm->term;
-    m->log_term = pm->log_term;
-    m->index = pm->index;
-    m->commit = pm->commit;
-    m->reject_hint = pm->reject_hint;
-    m->round = pm->round;
-    m->entries = ents;
-    for (size_t i = 0; i < pm->n_entries; i++) {
-        const Moorpb__Entry *e = pm->entries[i];
-        ents[i].term = e->term;
-        ents[i].index = e->index;
-        ents[i].type = (uint8_t)e->type;
-        ents[i].data = NULL;
-        if (e->data.len > 0) {
-            ents[i].data = moor_bytes_copy(e->data.data, e->data.len);
-            if (ents[i].data == NULL) {
-                m->n_entries = i;
-                return MOOR_ENOMEM;
-            }
-        }
-        m->n_entries = i + 1;
-    }
-    if (pm->context.len > 0) {
-        m->context = moor_bytes_copy(pm->context.data, pm->context.len);
-        if (m->context == NULL) {
-            return MOOR_ENOMEM;
-        }
-    }
-    if (pm->snapshot != NULL) {
-        m->snapshot.index = pm->snapshot->index;
-        m->snapshot.term = pm->snapshot->term;
-        const Moorpb__ConfState *cs = pm->snapshot->conf;
-        if (cs != NULL) {
-            if (cs->n_voters + cs->n_learners > RAFT_MEMBERS_MAX) {
-                return MOOR_EPROTO;
-            }
-            for (size_t i = 0; i < cs->n_voters; i++) {
-                m->snapshot.conf.members[m->snapshot.conf.n].id = cs->voters[i];
-                m->snapshot.conf.members[m->snapshot.conf.n++].learner = false;
-            }
-            for (size_t i = 0; i < cs->n_learners; i++) {
-                m->snapshot.conf.members[m->snapshot.conf.n].id =
-                    cs->learners[i];
-                m->snapshot.conf.members[m->snapshot.conf.n++].learner = true;
-            }
-        }
-    }
-    return MOOR_OK;
-}
-
-static void msg_release(struct raft_message *m)
-{
-    for (size_t i = 0; i < m->n_entries; i++) {
-        moor_bytes_unref(m->entries[i].data);
-    }
-    moor_bytes_unref(m->context);
-}
 
 /* ------------------------------------------------------------------------
  * Outbound
@@ -272,8 +78,11 @@ static void tcp_closed_cb(uv_handle_t *h)
     if (p->n->stopping) {
         return; /* no reconnect; srv_peer_close frees the peer */
     }
-    uv_timer_start(&p->retry, retry_cb, p->backoff_ms, 0);
-    p->backoff_ms = MOOR_MIN(p->backoff_ms * 2, (uint64_t)PEER_BACKOFF_MAX_MS);
+    /* Bounded exponential backoff with jitter: [b/2, b]. */
+    uint64_t b = p->backoff_ms;
+    uint64_t delay = b / 2 + moor_prng_below(&p->prng, b / 2 + 1);
+    uv_timer_start(&p->retry, retry_cb, delay, 0);
+    p->backoff_ms = MOOR_MIN(b * 2, (uint64_t)PEER_BACKOFF_MAX_MS);
 }
 
 /* The connection failed with libuv status err. */
@@ -337,32 +146,11 @@ static void peer_flush(struct srv_peer *p)
 
 static void handshake_append(struct srv_peer *p)
 {
-    struct srv_node *n = p->n;
-    Moorpb__Handshake hs = MOORPB__HANDSHAKE__INIT;
-    hs.protocol_version = PEER_PROTOCOL_VERSION;
-    hs.cluster_id = n->cluster_id;
-    hs.from_id = n->member_id;
-    hs.to_id = p->id;
-    hs.stream = (char *)(uintptr_t) "message";
-    hs.name = n->cfg->name;
-    char *urls[SRV_URLS_MAX];
-    for (unsigned i = 0; i < n->cfg->advertise_client_urls.n; i++) {
-        urls[i] = (char *)(uintptr_t)n->cfg->advertise_client_urls.urls[i].text;
-    }
-    hs.client_urls = urls;
-    hs.n_client_urls = n->cfg->advertise_client_urls.n;
-    Moorpb__Frame f = MOORPB__FRAME__INIT;
-    f.body_case = MOORPB__FRAME__BODY_HANDSHAKE;
-    f.handshake = &hs;
-    size_t len = protobuf_c_message_get_packed_size(&f.base);
     struct moor_buf b;
     moor_buf_init(&b);
-    if (moor_buf_reserve(&b, 4 + len + p->out.len) == MOOR_OK) {
-        moor_put_be32(b.ptr, (uint32_t)len);
-        protobuf_c_message_pack(&f.base, b.ptr + 4);
-        b.len = 4 + len;
+    if (srv_peer_handshake_encode(p->n, p->id, "message", &b) == MOOR_OK &&
+        moor_buf_append(&b, p->out.ptr, p->out.len) == MOOR_OK) {
         /* The handshake goes before anything queued meanwhile. */
-        moor_buf_append(&b, p->out.ptr, p->out.len);
         moor_buf_close(&p->out);
         p->out = b;
     } else {
@@ -441,6 +229,10 @@ void srv_peer_send(struct srv_node *n, const struct raft_message *m)
     if (p == NULL) {
         return;
     }
+    if (m->type == RAFT_MSG_SNAPSHOT) {
+        srv_peer_snap_send(p, m); /* its own connection (peer_snap.c) */
+        return;
+    }
     if (!p->connected || p->out.len > PEER_OUT_MAX ||
         srv_peer_encode(m, &p->out) != MOOR_OK) {
         p->dropped++; /* raft resends what matters */
@@ -484,16 +276,22 @@ static void inbound_closed_cb(uv_handle_t *h)
     moor_free(c);
 }
 
-static void inbound_close(struct srv_inbound *c, const char *why)
+void srv_peer_inbound_close(struct srv_inbound *c, const char *why)
 {
-    if (!uv_is_closing((uv_handle_t *)&c->tcp)) {
-        if (why != NULL) {
-            MOOR_LOG_WARN("peer", "closing inbound connection",
-                          "from=%llx why=\"%s\"", (unsigned long long)c->from,
-                          why);
-        }
-        uv_close((uv_handle_t *)&c->tcp, inbound_closed_cb);
+    if (c->closing) {
+        return;
     }
+    c->closing = true;
+    if (why != NULL) {
+        MOOR_LOG_WARN("peer", "closing inbound connection",
+                      "from=%llx stream=%s why=\"%s\"",
+                      (unsigned long long)c->from,
+                      c->snapshot_stream ? "snapshot" : "message", why);
+    }
+    if (c->recv != NULL) {
+        srv_peer_snap_recv_detach(c);
+    }
+    uv_close((uv_handle_t *)&c->tcp, inbound_closed_cb);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -522,145 +320,185 @@ static void join_written_cb(uv_write_t *req, int status)
 {
     struct join_write *jw = MOOR_CONTAINER_OF(req, struct join_write, req);
     (void)status;
-    inbound_close(jw->c, NULL);
+    srv_peer_inbound_close(jw->c, NULL);
     moor_buf_close(&jw->buf);
     moor_free(jw);
 }
 
-static void inbound_answer_join(struct srv_inbound *c)
+/* Answers a joining member with the table; false: c is closing. */
+static bool inbound_answer_join(struct srv_inbound *c)
 {
     uv_read_stop((uv_stream_t *)&c->tcp);
     struct join_write *jw = moor_calloc(1, sizeof(*jw));
     if (jw == NULL) {
-        inbound_close(c, "join: out of memory");
-        return;
+        srv_peer_inbound_close(c, "join: out of memory");
+        return false;
     }
     jw->c = c;
     moor_buf_init(&jw->buf);
     if (srv_members_join_answer(c->n, &jw->buf) != MOOR_OK) {
         moor_free(jw);
-        inbound_close(c, "join: out of memory");
-        return;
+        srv_peer_inbound_close(c, "join: out of memory");
+        return false;
     }
     uv_buf_t b = uv_buf_init((char *)jw->buf.ptr, (unsigned)jw->buf.len);
     if (uv_write(&jw->req, (uv_stream_t *)&c->tcp, &b, 1, join_written_cb) !=
         0) {
         moor_buf_close(&jw->buf);
         moor_free(jw);
-        inbound_close(c, "join: write failed");
-        return;
+        srv_peer_inbound_close(c, "join: write failed");
+        return false;
     }
     MOOR_LOG_INFO("peer", "answered a joining member's membership request",
                   NULL);
+    return false; /* no more frames are read from c */
 }
 
-/* Handles one frame body; false closes the connection. */
-static bool inbound_frame(struct srv_inbound *c, const uint8_t *body,
-                          size_t len)
+/* The first frame: who is calling, on which stream. False closes c. */
+static bool inbound_handshake(struct srv_inbound *c, const Moorpb__Frame *f)
 {
     struct srv_node *n = c->n;
-    ProtobufCMessage *pm = NULL;
-    if (moor_pb_unpack(&moorpb__frame__descriptor, body, len, PEER_FRAME_MAX,
-                       &pm) != MOOR_OK) {
-        inbound_close(c, "malformed frame");
+    const Moorpb__Handshake *hs = f->handshake;
+    if (f->body_case != MOORPB__FRAME__BODY_HANDSHAKE ||
+        hs->protocol_version != SRV_PEER_PROTOCOL_VERSION) {
+        srv_peer_inbound_close(c, "no handshake");
         return false;
     }
-    const Moorpb__Frame *f = (const Moorpb__Frame *)pm;
-    bool ok = true;
+    if (strcmp(hs->stream, "join") == 0) {
+        return inbound_answer_join(c);
+    }
+    if (hs->cluster_id != n->cluster_id) {
+        srv_peer_inbound_close(c, "a member of another cluster");
+        return false;
+    }
+    if (hs->to_id != n->member_id || hs->from_id == 0) {
+        srv_peer_inbound_close(c, "addressed to another member");
+        return false;
+    }
+    struct srv_peer *p = peer_find(n, hs->from_id);
+    if (p == NULL) {
+        srv_peer_inbound_close(c, "not a member of this cluster");
+        return false;
+    }
+    if (strcmp(hs->stream, "snapshot") == 0) {
+        c->snapshot_stream = true;
+    } else if (strcmp(hs->stream, "message") != 0) {
+        srv_peer_inbound_close(c, "unknown stream");
+        return false;
+    }
+    c->from = hs->from_id;
+    p->info.n_client_urls = 0;
+    for (size_t i = 0; i < hs->n_client_urls && i < SRV_URLS_MAX; i++) {
+        snprintf(p->info.client_urls[i], sizeof(p->info.client_urls[i]), "%s",
+                 hs->client_urls[i]);
+        p->info.n_client_urls++;
+    }
+    return true;
+}
+
+/* Handles one frame; false when c was closed. */
+static bool inbound_frame(struct srv_inbound *c, const Moorpb__Frame *f)
+{
+    struct srv_node *n = c->n;
     if (c->from == 0) {
-        const Moorpb__Handshake *hs = f->handshake;
-        if (f->body_case != MOORPB__FRAME__BODY_HANDSHAKE ||
-            hs->protocol_version != PEER_PROTOCOL_VERSION) {
-            inbound_close(c, "no handshake");
-            ok = false;
-        } else if (hs->stream != NULL && strcmp(hs->stream, "join") == 0) {
-            inbound_answer_join(c);
-            ok = false;
-        } else if (hs->cluster_id != n->cluster_id) {
-            inbound_close(c, "a member of another cluster");
-            ok = false;
-        } else if (hs->to_id != n->member_id || hs->from_id == 0) {
-            inbound_close(c, "addressed to another member");
-            ok = false;
-        } else {
-            c->from = hs->from_id;
-            struct srv_peer *p = peer_find(n, c->from);
-            if (p != NULL) {
-                p->info.n_client_urls = 0;
-                for (size_t i = 0; i < hs->n_client_urls && i < SRV_URLS_MAX;
-                     i++) {
-                    snprintf(p->info.client_urls[i],
-                             sizeof(p->info.client_urls[i]), "%s",
-                             hs->client_urls[i]);
-                    p->info.n_client_urls++;
-                }
-            }
+        return inbound_handshake(c, f);
+    }
+    if (c->snapshot_stream) {
+        if (!srv_peer_snap_recv_frame(c, f)) {
+            srv_peer_inbound_close(c, NULL); /* the receiver logged why */
+            return false;
         }
-    } else if (f->body_case == MOORPB__FRAME__BODY_MESSAGE && n->raft != NULL) {
-        struct raft_entry *ents = NULL;
-        size_t cap = f->message->n_entries;
-        if (cap > 0) {
-            ents = moor_calloc(cap, sizeof(*ents));
+        return true;
+    }
+    if (f->body_case != MOORPB__FRAME__BODY_MESSAGE) {
+        srv_peer_inbound_close(c, "not a raft message");
+        return false;
+    }
+    if (n->raft == NULL) {
+        return true;
+    }
+    struct raft_message m;
+    int rv = srv_peer_msg_decode(f->message, &m);
+    if (rv == MOOR_OK && m.from != c->from) {
+        rv = MOOR_EPROTO; /* a peer speaks only for itself */
+    }
+    if (rv == MOOR_OK && m.type == RAFT_MSG_SNAPSHOT) {
+        /* A snapshot comes with its state on a snapshot stream; alone it
+         * would leave the keyspace behind raft's log. */
+        MOOR_LOG_WARN("peer", "dropping a raft snapshot sent without its data",
+                      "from=%llx", (unsigned long long)m.from);
+    } else if (rv == MOOR_OK) {
+        raft_node_step(n->raft, &m);
+    }
+    srv_peer_msg_release(&m);
+    if (rv == MOOR_EPROTO) {
+        srv_peer_inbound_close(c, "invalid raft message");
+        return false;
+    }
+    return true; /* MOOR_ENOMEM: dropped, raft resends */
+}
+
+/* Handles the whole frames buffered in c->in, until c pauses or closes. */
+static void inbound_drain(struct srv_inbound *c)
+{
+    size_t off = 0;
+    while (!c->closing && !c->paused) {
+        Moorpb__Frame *f = NULL;
+        size_t used = 0;
+        int rv =
+            srv_peer_frame_next(c->in.ptr + off, c->in.len - off, &used, &f);
+        if (rv == MOOR_EAGAIN) {
+            break;
         }
-        struct raft_message m;
-        int rv = (cap > 0 && ents == NULL)
-                     ? MOOR_ENOMEM
-                     : msg_decode(f->message, &m, ents, cap);
-        if (rv == MOOR_OK && m.from != c->from) {
-            rv = MOOR_EPROTO; /* a peer speaks only for itself */
+        if (rv != MOOR_OK) {
+            srv_peer_inbound_close(
+                c, rv == MOOR_ETOOBIG ? "oversize frame" : "malformed frame");
+            return;
         }
-        if (rv == MOOR_OK && m.type == RAFT_MSG_SNAPSHOT) {
-            /* Snapshot transfer is not built: a snapshot without the
-             * state would leave this member's keyspace behind its log.
-             * Refusing it keeps the member consistent (it just cannot
-             * catch up until it is rebuilt). */
-            MOOR_LOG_ERROR("peer",
-                           "refusing a raft snapshot: snapshot transfer is "
-                           "not built, this member cannot catch up",
-                           "from=%llx index=%llu", (unsigned long long)m.from,
-                           (unsigned long long)m.snapshot.index);
-        } else if (rv == MOOR_OK) {
-            raft_node_step(n->raft, &m);
-        } else if (rv == MOOR_EPROTO) {
-            inbound_close(c, "invalid raft message");
-            ok = false;
-        }
-        if (ents != NULL) {
-            msg_release(&m);
-            moor_free(ents);
-        } else if (rv == MOOR_OK) {
-            msg_release(&m);
+        off += used;
+        bool ok = inbound_frame(c, f);
+        protobuf_c_message_free_unpacked(&f->base, &moor_pb_allocator);
+        if (!ok) {
+            return;
         }
     }
-    protobuf_c_message_free_unpacked(pm, &moor_pb_allocator);
-    return ok;
+    moor_buf_consume(&c->in, off);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct srv_inbound *c = MOOR_CONTAINER_OF(s, struct srv_inbound, tcp);
     (void)buf;
+    if (c->closing) {
+        return;
+    }
     if (nread < 0) {
-        inbound_close(c, nread == UV_EOF ? NULL : uv_err_name((int)nread));
+        srv_peer_inbound_close(
+            c, nread == UV_EOF ? NULL : uv_err_name((int)nread));
+        return;
+    }
+    if (nread == 0 && buf->base == NULL) {
+        srv_peer_inbound_close(c, "out of memory");
         return;
     }
     c->in.len += (size_t)nread;
-    size_t off = 0;
-    while (c->in.len - off >= 4) {
-        uint32_t len = moor_get_be32(c->in.ptr + off);
-        if (len == 0 || len > PEER_FRAME_MAX) {
-            inbound_close(c, "oversize frame");
-            return;
-        }
-        if (c->in.len - off - 4 < len) {
-            break;
-        }
-        if (!inbound_frame(c, c->in.ptr + off + 4, len)) {
-            return;
-        }
-        off += 4 + len;
+    inbound_drain(c);
+    if (c->paused && !c->closing) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
     }
-    moor_buf_consume(&c->in, off);
+    srv_node_process(c->n);
+}
+
+void srv_peer_inbound_resume(struct srv_inbound *c)
+{
+    if (c->closing || !c->paused) {
+        return;
+    }
+    c->paused = false;
+    inbound_drain(c);
+    if (!c->closing && !c->paused) {
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    }
     srv_node_process(c->n);
 }
 
@@ -683,6 +521,7 @@ static void accept_cb(uv_stream_t *server, int status)
     n->inbound = c;
     uv_tcp_init(n->loop, &c->tcp);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        c->closing = true;
         uv_close((uv_handle_t *)&c->tcp, inbound_closed_cb);
         return;
     }
@@ -691,21 +530,81 @@ static void accept_cb(uv_stream_t *server, int status)
 }
 
 /* ------------------------------------------------------------------------
- * Open and close
+ * The peer set
  * ---------------------------------------------------------------------- */
-static int resolve(const struct srv_url *u, struct sockaddr_storage *out)
+/* Closes p's handles; p is freed once the last one closed. */
+static void peer_release(struct srv_peer *p)
 {
-    const char *host =
-        strcmp(u->host, "localhost") == 0 ? "127.0.0.1" : u->host;
-    if (uv_ip4_addr(host, u->port, (struct sockaddr_in *)out) == 0) {
-        return MOOR_OK;
-    }
-    if (uv_ip6_addr(host, u->port, (struct sockaddr_in6 *)out) == 0) {
-        return MOOR_OK;
-    }
-    return MOOR_EINVAL;
+    p->released = true;
+    srv_peer_snap_send_stop(p);
+    uv_timer_stop(&p->retry);
+    if (!p->tcp_open) {
+        uv_close((uv_handle_t *)&p->retry, peer_freed_cb);
+    } else if (!uv_is_closing((uv_handle_t *)&p->tcp)) {
+        uv_close((uv_handle_t *)&p->tcp, tcp_closed_cb);
+    } /* else its tcp_closed_cb closes the timer and frees it */
 }
 
+int srv_peer_add(struct srv_node *n, uint64_t id,
+                 const struct srv_url_list *peer_urls)
+{
+    if (id == n->member_id || peer_find(n, id) != NULL) {
+        return MOOR_OK;
+    }
+    if (peer_urls->n == 0) {
+        return MOOR_EINVAL;
+    }
+    if (peer_urls->urls[0].tls) {
+        return MOOR_EINVAL; /* peer TLS is not built */
+    }
+    if (n->n_peers == SRV_MEMBERS_MAX) {
+        return MOOR_ETOOBIG;
+    }
+    struct sockaddr_storage addr;
+    if (srv_peer_resolve(&peer_urls->urls[0], &addr) != MOOR_OK) {
+        return MOOR_EINVAL;
+    }
+    struct srv_peer *p = moor_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return MOOR_ENOMEM;
+    }
+    p->n = n;
+    p->id = id;
+    p->addr = addr;
+    p->backoff_ms = PEER_BACKOFF_MIN_MS;
+    moor_prng_seed(&p->prng, n->member_id ^ id ^ moor_clock_ns());
+    snprintf(p->url, sizeof(p->url), "%s", peer_urls->urls[0].text);
+    moor_buf_init(&p->out);
+    moor_buf_init(&p->writing_buf);
+    uv_timer_init(n->loop, &p->retry);
+    n->peers[n->n_peers++] = p;
+    peer_connect(p);
+    return MOOR_OK;
+}
+
+void srv_peer_remove(struct srv_node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->n_peers; i++) {
+        struct srv_peer *p = n->peers[i];
+        if (p->id != id) {
+            continue;
+        }
+        n->peers[i] = n->peers[n->n_peers - 1];
+        n->peers[--n->n_peers] = NULL;
+        peer_release(p);
+        break;
+    }
+    /* Its inbound connections too: a removed member is not heard. */
+    for (struct srv_inbound *c = n->inbound; c != NULL; c = c->next) {
+        if (c->from == id) {
+            srv_peer_inbound_close(c, "member removed");
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Open and close
+ * ---------------------------------------------------------------------- */
 int srv_peer_open(struct srv_node *n)
 {
     const struct srv_config *cfg = n->cfg;
@@ -720,7 +619,7 @@ int srv_peer_open(struct srv_node *n)
             break;
         }
         struct sockaddr_storage sa;
-        if (resolve(u, &sa) != MOOR_OK) {
+        if (srv_peer_resolve(u, &sa) != MOOR_OK) {
             moor_errmsg_set(n->errmsg, "%s: not an IP address", u->text);
             return MOOR_EINVAL;
         }
@@ -741,26 +640,17 @@ int srv_peer_open(struct srv_node *n)
     }
     for (unsigned i = 0; i < cfg->n_initial_members; i++) {
         const struct srv_initial_member *m = &cfg->initial_members[i];
-        if (m->id == n->member_id || n->n_peers == SRV_MEMBERS_MAX) {
-            continue;
+        int rv = srv_peer_add(n, m->id, &m->peer_urls);
+        if (rv == MOOR_EINVAL) {
+            moor_errmsg_set(n->errmsg, "%s: not an IP address",
+                            m->peer_urls.urls[0].text);
+            return rv;
         }
-        struct srv_peer *p = moor_calloc(1, sizeof(*p));
-        if (p == NULL) {
-            return MOOR_ENOMEM;
+        if (rv != MOOR_OK && rv != MOOR_ETOOBIG) {
+            moor_errmsg_set(n->errmsg, "adding peer %s: %s", m->name,
+                            moor_strerror(rv));
+            return rv;
         }
-        p->n = n;
-        p->id = m->id;
-        p->backoff_ms = PEER_BACKOFF_MIN_MS;
-        snprintf(p->url, sizeof(p->url), "%s", m->peer_urls.urls[0].text);
-        moor_buf_init(&p->out);
-        moor_buf_init(&p->writing_buf);
-        uv_timer_init(n->loop, &p->retry);
-        n->peers[n->n_peers++] = p;
-        if (resolve(&m->peer_urls.urls[0], &p->addr) != MOOR_OK) {
-            moor_errmsg_set(n->errmsg, "%s: not an IP address", p->url);
-            return MOOR_EINVAL;
-        }
-        peer_connect(p);
     }
     return MOOR_OK;
 }
@@ -774,17 +664,11 @@ void srv_peer_close(struct srv_node *n)
     for (size_t i = 0; i < n->n_peers; i++) {
         struct srv_peer *p = n->peers[i];
         n->peers[i] = NULL;
-        p->released = true;
-        uv_timer_stop(&p->retry);
-        if (!p->tcp_open) {
-            uv_close((uv_handle_t *)&p->retry, peer_freed_cb);
-        } else if (!uv_is_closing((uv_handle_t *)&p->tcp)) {
-            uv_close((uv_handle_t *)&p->tcp, tcp_closed_cb);
-        } /* else its tcp_closed_cb closes the timer and frees it */
+        peer_release(p);
     }
     n->n_peers = 0;
     for (struct srv_inbound *c = n->inbound; c != NULL; c = c->next) {
-        inbound_close(c, NULL);
+        srv_peer_inbound_close(c, NULL);
     }
 }
 

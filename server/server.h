@@ -75,6 +75,8 @@ struct srv_config
     int64_t quota_backend_bytes; /* 0 in the flag means 2 GiB */
     uint32_t max_txn_ops;
     uint32_t max_request_bytes;
+    /* Period of watch progress notifications (0: etcd's 10 minutes). */
+    uint64_t watch_progress_notify_ms;
     struct srv_url_list listen_peer_urls;
     struct srv_url_list listen_client_urls;
     struct srv_url_list listen_metrics_urls;

@@ -394,8 +394,6 @@ int srv_obs_render(struct srv_node *n, struct moor_buf *out);
 /* ------------------------------------------------------------------------
  * Peers (peer.c)
  * ---------------------------------------------------------------------- */
-/* The peer protocol's version, first in every handshake. */
-#define SRV_PEER_PROTOCOL_VERSION 1
 struct srv_peer;
 struct srv_inbound;
 /* Listens on --listen-peer-urls and starts dialing every other member. */
@@ -412,11 +410,6 @@ int srv_peer_encode(const struct raft_message *m, struct moor_buf *out);
  * until the next handshake of that member. */
 unsigned srv_peer_client_urls(struct srv_node *n, uint64_t id,
                               const char **urls, unsigned max);
-/* Starts dialing a member added at run time (nothing when it is known);
- * forgets a removed one, closing its connections. */
-int srv_peer_add(struct srv_node *n, uint64_t id,
-                 const struct srv_url_list *peer_urls);
-void srv_peer_remove(struct srv_node *n, uint64_t id);
 /* Sends frames encoded earlier with srv_peer_encode to member to. */
 void srv_peer_send_frames(struct srv_node *n, uint64_t to,
                           const struct moor_buf *frames);

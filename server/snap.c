@@ -51,6 +51,11 @@ struct srv_snap_job
     struct rpc_call *call;
     struct snap_sender *sender;
     uint64_t remaining;
+    /* srv_snap_install replaced the keyspace under this job's dump. */
+    bool canceled;
+    /* Every running job, on n->snap_job's list (periodic and backups):
+     * an install must close their dumps of the old keyspace. */
+    struct srv_snap_job *next;
 };
 
 static void job_next(struct srv_snap_job *j);
@@ -93,8 +98,12 @@ static void job_free(struct srv_snap_job *j)
     if (j->meta.membership != NULL) {
         moor_bytes_unref(j->meta.membership);
     }
-    if (j->n->snap_job == j) {
-        j->n->snap_job = NULL;
+    struct srv_snap_job **pp = &j->n->snap_job;
+    while (*pp != NULL && *pp != j) {
+        pp = &(*pp)->next;
+    }
+    if (*pp == j) {
+        *pp = j->next;
     }
     moor_free(j);
 }
@@ -241,6 +250,11 @@ static void job_next(struct srv_snap_job *j)
         j->rv = MOOR_ESHUTDOWN; /* the temporary file is removed */
         moor_errmsg_set(j->errmsg, "the member is stopping");
     }
+    if (j->canceled && j->rv == MOOR_OK) {
+        j->rv = MOOR_ECANCELED;
+        moor_errmsg_set(j->errmsg,
+                        "a snapshot from the leader replaced the keyspace");
+    }
     if (j->rv != MOOR_OK) {
         MOOR_LOG_ERROR("snap", "snapshot failed", "err=%s detail=\"%s\"",
                        moor_errname(j->rv), j->errmsg);
@@ -341,8 +355,9 @@ int srv_snap_start(struct srv_node *n, struct rpc_call *call)
         rpc_call_set_user(call, j);
     } else {
         snprintf(j->dir, sizeof(j->dir), "%s", n->datadir.snap_dir);
-        n->snap_job = j;
     }
+    j->next = n->snap_job;
+    n->snap_job = j;
     queue(j, STEP_OPEN);
     return MOOR_OK;
 }
@@ -350,8 +365,13 @@ int srv_snap_start(struct srv_node *n, struct rpc_call *call)
 /* Called after each apply pass: a snapshot every --snapshot-count entries. */
 void srv_snap_maybe(struct srv_node *n)
 {
-    if (n->snap_job != NULL || n->stopping) {
+    if (n->stopping) {
         return;
+    }
+    for (struct srv_snap_job *j = n->snap_job; j != NULL; j = j->next) {
+        if (!j->backup) {
+            return; /* one periodic snapshot at a time */
+        }
     }
     uint64_t applied = kv_store_applied_index(n->kv);
     if (applied - n->snap_index < n->cfg->snapshot_count) {
@@ -442,11 +462,93 @@ int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out)
     return MOOR_OK;
 }
 
+/* Loads the snapshot file at path into a new store (returned owned). */
+static int install_load(struct srv_node *n, const char *path,
+                        struct kv_store **out, struct snap_meta *meta)
+{
+    struct kv_options ko;
+    kv_options_default(&ko);
+    ko.max_txn_ops = n->cfg->max_txn_ops;
+    /* As node.c: etcd's minimum lease TTL, ceil(1.5 * election timeout). */
+    ko.lease_min_ttl_s = (int64_t)((3u * n->cfg->election_ms + 1999u) / 2000u);
+    struct kv_store *kv = NULL;
+    int rv = kv_store_new(&ko, &kv);
+    if (rv != MOOR_OK) {
+        moor_errmsg_set(n->errmsg, "creating the keyspace: out of memory");
+        return rv;
+    }
+    struct kv_load l;
+    rv = kv_load_open(kv, &l);
+    if (rv == MOOR_OK) {
+        rv = snap_load(path, meta, consume_cb, &l, n->errmsg);
+        if (rv == MOOR_OK) {
+            rv = kv_load_finish(&l);
+        }
+        if (rv != MOOR_OK && l.errmsg[0] != '\0') {
+            moor_errmsg_set(n->errmsg, "%s: %s", path, l.errmsg);
+        }
+        kv_load_close(&l);
+    }
+    if (rv != MOOR_OK) {
+        kv_store_free(kv);
+        return rv;
+    }
+    *out = kv;
+    return MOOR_OK;
+}
+
 void srv_snap_install(struct srv_node *n, const struct raft_snapshot *s)
 {
-    /* peer.c refuses RAFT_MSG_SNAPSHOT until snapshot transfer is built,
-     * so raft never hands this member a snapshot to install. */
-    moor_fatal("snap", "installing a snapshot from the leader is not built",
-               "member=%llx index=%llu", (unsigned long long)n->member_id,
-               (unsigned long long)s->index);
+    /* peer_snap.c verified and renamed this file before raft saw the
+     * message. Loading runs on the loop thread, like etcd's apply of a
+     * snapshot: nothing else may apply meanwhile. */
+    char name[SNAP_NAME_BYTES + 1];
+    snap_name(name, s->term, s->index);
+    char path[SNAP_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", n->datadir.snap_dir, name);
+    uint64_t t0 = moor_clock_ns();
+    struct snap_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    struct kv_store *kv = NULL;
+    int rv = install_load(n, path, &kv, &meta);
+    if (rv != MOOR_OK) {
+        /* Raft already moved past its log to this snapshot: without the
+         * state the member cannot go on. A restart loads the newest valid
+         * snapshot and asks the leader again. */
+        moor_fatal("snap", "cannot install the snapshot from the leader",
+                   "file=%s err=%s detail=\"%s\"", path, moor_errname(rv),
+                   n->errmsg);
+    }
+    /* Jobs reading the old keyspace stop (their dumps close now). */
+    for (struct srv_snap_job *j = n->snap_job; j != NULL; j = j->next) {
+        if (j->dump_open) {
+            kv_dump_close(&j->dump);
+            j->dump_open = false;
+            j->canceled = !j->dump_done;
+        }
+    }
+    /* Watchers: peer_snap.c refuses a transfer while any watch is open,
+     * and nothing runs between its check and this install, so the old
+     * store has none (moving them is not built: it needs watchsvc.c to
+     * re-open each watcher on the new store at its next revision, as
+     * etcd's watchable store does on restore). */
+    MOOR_ASSERT(kv_watch_count(n->kv) == 0);
+    struct kv_store *old = n->kv;
+    n->kv = kv;
+    kv_store_free(old);
+    n->snap_index = s->index;
+    /* The membership block (members.c). */
+    if (meta.membership != NULL &&
+        srv_members_restore(n, meta.membership) != MOOR_OK) {
+        MOOR_LOG_ERROR("snap", "cannot restore the snapshot's membership",
+                       "file=%s", path);
+    }
+    MOOR_LOG_INFO("snap", "installed the snapshot from the leader",
+                  "file=%s index=%llu revision=%llu keys=%llu ms=%llu", path,
+                  (unsigned long long)s->index,
+                  (unsigned long long)meta.revision,
+                  (unsigned long long)meta.key_count,
+                  (unsigned long long)((moor_clock_ns() - t0) / 1000000u));
+    snap_meta_close(&meta);
+    snap_prune(n->datadir.snap_dir, n->cfg->max_snapshots, NULL);
 }

@@ -14,9 +14,16 @@
  * which bounds them and falls back to catching up from history. When rpc
  * reports the call writable again, the parked watchers are drained.
  *
- * Not yet: the periodic progress notification etcd sends every 10 minutes
- * to watches created with progress_notify (a WatchProgressRequest is
- * answered), and fragmentation of huge revisions.
+ * Progress: a WatchProgressRequest is answered (watch_id -1) once every
+ * watch of the stream is synced. Watches created with progress_notify get
+ * etcd's periodic notification: every --experimental-watch-progress-
+ * notify-interval (10 minutes) a stream timer sends each such watch that
+ * is synced, and was sent no events since the last period, an empty
+ * WatchResponse with its watch id and the current revision in the header
+ * (etcd 3.4's sendLoop). A stream's timer runs only while it has such a
+ * watch and is closed with the stream.
+ *
+ * Not yet: fragmentation of huge revisions.
  */
 #include "server_int.h"
 
@@ -32,6 +39,8 @@ struct srv_watch
     struct srv_watch_stream *st;
     int64_t id;
     bool parked;
+    bool progress_notify;        /* created with progress_notify */
+    bool progress_due;           /* no events sent since the last period */
     struct srv_watch *next;      /* the stream's watches */
     struct srv_watch *park_next; /* the stream's parked watches */
 };
@@ -44,8 +53,10 @@ struct srv_watch_stream
     struct srv_watch *parked;
     size_t n_watches;
     int64_t next_id;
-    bool progress_pending; /* a progress request waits for every watch to
-                              sync */
+    bool progress_pending;     /* a progress request waits for every watch to
+                                  sync */
+    uv_timer_t progress_timer; /* periodic notifications, once needed */
+    bool timer_on;
 };
 
 static int send_msg(struct srv_watch_stream *st,
@@ -150,6 +161,7 @@ static void watch_send(struct srv_node *n, struct srv_watch *w)
         return;
     }
     if (b.n > 0) {
+        w->progress_due = false; /* events say as much as a progress */
         Mvccpb__Event *evs = moor_calloc(b.n, sizeof(*evs));
         Mvccpb__Event **ptrs = moor_calloc(b.n, sizeof(*ptrs));
         Mvccpb__KeyValue *kvs = moor_calloc(2 * b.n, sizeof(*kvs));
@@ -261,6 +273,38 @@ static void on_writable(struct rpc_call *call, void *arg)
     progress_try(st);
 }
 
+/* The stream's period: each progress_notify watch that is synced and got
+ * no events since the last period is told the current revision. */
+static void progress_tick_cb(uv_timer_t *t)
+{
+    struct srv_watch_stream *st = t->data;
+    for (struct srv_watch *w = st->watches; w != NULL; w = w->next) {
+        if (!w->progress_notify) {
+            continue;
+        }
+        if (w->progress_due && !w->parked && kv_watch_idle(&w->kw) &&
+            rpc_call_writable(st->call)) {
+            send_control(st, w->id, false, false, 0, NULL);
+        }
+        w->progress_due = true;
+    }
+}
+
+static void progress_timer_start(struct srv_watch_stream *st)
+{
+    if (st->timer_on) {
+        return;
+    }
+    uint64_t every = st->n->cfg->watch_progress_notify_ms;
+    if (every == 0) {
+        every = 10u * 60u * 1000u; /* etcd's default */
+    }
+    uv_timer_init(st->n->loop, &st->progress_timer);
+    st->progress_timer.data = st;
+    uv_timer_start(&st->progress_timer, progress_tick_cb, every, every);
+    st->timer_on = true;
+}
+
 static void watch_create(struct srv_watch_stream *st,
                          const Etcdserverpb__WatchCreateRequest *c)
 {
@@ -312,6 +356,11 @@ static void watch_create(struct srv_watch_stream *st,
     }
     w->st = st;
     w->id = id;
+    if (c->progress_notify) {
+        w->progress_notify = true;
+        w->progress_due = true;
+        progress_timer_start(st);
+    }
     w->next = st->watches;
     st->watches = w;
     st->n_watches++;
@@ -376,6 +425,11 @@ static void on_half_close(struct rpc_call *call, void *arg)
     rpc_call_finish(call, RPC_OK, NULL);
 }
 
+static void stream_free_cb(uv_handle_t *h)
+{
+    moor_free(h->data);
+}
+
 static void on_done(struct rpc_call *call, int status, void *arg)
 {
     (void)status;
@@ -388,7 +442,11 @@ static void on_done(struct rpc_call *call, int status, void *arg)
     while (st->watches != NULL) {
         watch_remove(st, st->watches);
     }
-    moor_free(st);
+    if (st->timer_on) {
+        uv_close((uv_handle_t *)&st->progress_timer, stream_free_cb);
+    } else {
+        moor_free(st);
+    }
 }
 
 int srv_watch_register(struct srv_node *n, struct rpc_server *srv)

@@ -20,6 +20,7 @@ from . import pb
 
 KV = "/etcdserverpb.KV/"
 MAINT = "/etcdserverpb.Maintenance/"
+CLUSTER = "/etcdserverpb.Cluster/"
 
 DEFINITE = frozenset([
     grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE,
@@ -89,6 +90,40 @@ class Conn:
     def status(self, timeout_s=None):
         """(member_id, leader, raft_term, applied_index)."""
         return pb.status_resp(self.call(MAINT + "Status", b"", timeout_s))
+
+    # ------------------------------------------------------ cluster calls
+
+    def member_list(self, timeout_s=None):
+        return pb.member_list_resp(self.call(CLUSTER + "MemberList", b"",
+                                             timeout_s))
+
+    def member_add(self, peer_urls, learner=False, timeout_s=None):
+        """(the new member, [every member])."""
+        return pb.member_add_resp(self.call(
+            CLUSTER + "MemberAdd", pb.member_add_req(peer_urls, learner),
+            timeout_s))
+
+    def member_remove(self, mid, timeout_s=None):
+        self.call(CLUSTER + "MemberRemove", pb.member_id_req(mid), timeout_s)
+
+    def member_promote(self, mid, timeout_s=None):
+        self.call(CLUSTER + "MemberPromote", pb.member_id_req(mid),
+                  timeout_s)
+
+    def alarms(self, timeout_s=None):
+        """[(member_id, alarm)] of the cluster's raised alarms."""
+        d = pb.decode(self.call(MAINT + "Alarm", b"", timeout_s))
+        out = []
+        for b in d.get(2, []):
+            m = pb.decode(b)
+            out.append((pb.one(m, 1), pb.one(m, 2)))
+        return out
+
+    def disarm(self, member_id, alarm, timeout_s=None):
+        """AlarmRequest DEACTIVATE (action 2) of one alarm."""
+        self.call(MAINT + "Alarm", pb.f_varint(1, 2) +
+                  pb.f_varint(2, member_id) + pb.f_varint(3, alarm),
+                  timeout_s)
 
     def hashkv(self, revision, timeout_s=None):
         """(header revision, hash, compact_revision) at revision."""

@@ -22,10 +22,14 @@ keep the write, which is what the nemesis tests.
 
 Tmpfs(path, bytes): mount() a tmpfs of that size (the data dir of one
 member), fill() it with a file until ENOSPC, free() the file,
-unmount() (lazily when busy).  TMPFS_BYTES leaves room for the WAL's
-preallocated 64 MiB segment and its 64 MiB spare: a WAL segment is
-preallocated, so a full disk shows only when moord prepares the spare
-(the segment half full), rolls over, or writes a snapshot.
+unmount() (lazily when busy).  A WAL segment is preallocated (64 MiB),
+so a full disk shows only when moord prepares the spare segment (once the
+segment is half full), rolls over, or writes a snapshot.  TMPFS_BYTES
+holds what the member needs once the filler is gone: with --max-wals 1
+and --max-snapshots 1 (nemesis.py), an old segment, the current one and
+the spare (3 x 64 MiB), plus a snapshot and its temporary file holding
+the bulk writer's BULK_BUDGET (the keyspace keeps every revision of it:
+no compaction in these runs).
 """
 
 import os
@@ -36,7 +40,7 @@ SEGMENT_HEADER = 64
 RECORD_HEADER = 16
 SECTOR = 512
 SEGMENT_RE = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.wal$")
-TMPFS_BYTES = 160 << 20
+TMPFS_BYTES = 384 << 20
 FILL_CHUNK = 1 << 20
 
 

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 
-from . import client, cluster, nemesis, watcher, workload
+from . import client, cluster, lease, nemesis, watcher, workload
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKER = os.path.join(HERE, "checker.py")
@@ -105,7 +105,8 @@ def run_one(a, name, workdir, seed):
     hist = workload.History(path)
     kind = cluster.NetnsCluster if a.net == "netns" else \
         cluster.ProxyCluster
-    c = kind(a.moord, a.members, workdir, seed)
+    c = kind(a.moord, a.members, workdir, seed,
+             spare=1 if name == "member" else 0)
     nem = nemesis.Nemesis(name, c, hist, rnd)
     res = {"nemesis": name, "crashes": [], "no_hashkv": [], "faults": 0,
            "no_final_read": False, "watch_stuck": [], "problems": []}
@@ -133,6 +134,13 @@ def run_one(a, name, workdir, seed):
             watchers.append(watcher.Watcher("w%d" % k, key, end, prev_kv,
                                             c.client_addrs[:c.n], k % c.n,
                                             hist))
+        nlease = a.lease_clients
+        if name == "clock-jump":
+            nlease = max(nlease, 2)
+        leasers = [lease.LeaseClient(len(clients) + k, c.client_addrs[:c.n],
+                                     seed, a.op_timeout, deadline, stop,
+                                     hist.clock) for k in range(nlease)]
+        clients += leasers
         if name == "disk-full":
             nem.disk_full = threading.Event()
             clients.append(workload.Bulk(len(clients), c.client_addrs[:c.n],
@@ -182,8 +190,16 @@ def run_one(a, name, workdir, seed):
         res["crashes"] = c.crashes + res["crashes"]
         nem.check_logs()
         res["problems"] = nem.problems
-        res["bulk"] = [t.summary() for t in clients
-                       if isinstance(t, workload.Bulk)]
+        res["bulk"] = nem.notes()
+        if leasers:
+            nrec = lease.write(os.path.join(workdir, "leases.jsonl"),
+                               leasers)
+            found = lease.check([r for t in leasers for r in t.records])
+            res["problems"] += ["%s: %s" % k for k in found]
+            res["bulk"] += ["leases: %d requests by %d client(s), %d lease "
+                           "anomalies" % (nrec, len(leasers), len(found))]
+        res["bulk"] = res.get("bulk", []) + [
+            t.summary() for t in clients if isinstance(t, workload.Bulk)]
     finally:
         stop.set()
         for w in watchers:
@@ -239,8 +255,10 @@ def print_result(r, out):
     if r["no_final_read"]:
         notes.append("no linearizable final read succeeded in 30 s after "
                      "the heal, with a leader")
-    for m in notes:
+    for m in notes[:30]:
         out.write("    %s\n" % m)
+    if len(notes) > 30:
+        out.write("    ... %d more\n" % (len(notes) - 30))
     if anomalies or v["lost_writes"]:
         for line in r["checker_output"].splitlines():
             out.write("    | %s\n" % line)
@@ -271,6 +289,9 @@ def main(argv=None):
                     "iptables; falls back to proxy when unavailable)"),
     ap.add_argument("--register-clients", type=int, default=6)
     ap.add_argument("--set-clients", type=int, default=2)
+    ap.add_argument("--lease-clients", type=int, default=0,
+                    help="lease workload clients (0; clock-jump runs get "
+                    "at least 2)")
     ap.add_argument("--watchers", type=int, default=2,
                     help="watchers from revision 1, on r/ (prev_kv) and s/ "
                     "alternately (2)")

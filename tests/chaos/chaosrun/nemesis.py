@@ -30,6 +30,11 @@ fault starts, so the schedule is reproducible, the timing is not.
   clock-jump        every member runs under libfaketime; jump the wall
                     clock of the leader or a random member forward or
                     back (CLOCK_MONOTONIC untouched: DONT_FAKE_MONOTONIC)
+  member            membership changes under traffic through etcd's
+                    Cluster API: remove a follower and add it back with a
+                    fresh data dir (--initial-cluster-state existing), or
+                    add a learner in a spare slot, promote it once it has
+                    caught up, and remove it when the fault ends
   mix               each fault one of the kill .. loss above, drawn from
                     the seed
 
@@ -38,22 +43,25 @@ Call from the main thread only: kill restarts members (cluster.py).
 """
 
 import os
+import shutil
 import time
 
-from . import disk
+from . import client, disk
 
 QUIET_S = (1.0, 2.5)
 HOLD_S = (1.0, 3.0)
 
 SIMPLE = ("kill", "kill-all", "pause", "partition-leader", "partition-halves",
           "partition-bridge", "partition-oneway", "delay", "loss")
-NAMES = SIMPLE + ("torn-wal", "disk-full", "clock-jump", "mix")
+NAMES = SIMPLE + ("torn-wal", "disk-full", "clock-jump", "member", "mix")
 # What netns mode cannot do (no netem in this kernel).
 NETNS_UNSUPPORTED = ("delay",)
 
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 CLOCK_JUMPS_S = (-86400, -3600, -300, -60, 60, 300, 3600, 86400)
 DISK_FULL_HOLD_S = (4.0, 8.0)
+MEMBER_CALL_S = 15.0   # a membership call retried this long at most
+PROMOTE_S = 20.0       # a learner must catch up before etcd promotes it
 
 
 class Nemesis:
@@ -62,6 +70,8 @@ class Nemesis:
         self.name, self.c, self.hist, self.rnd = name, cluster, hist, rnd
         self.faults = 0
         self.problems = []   # what the nemesis saw go wrong (anomalies)
+        self.stopped = 0     # disk-full: WAL-failure exits on the full disk
+        self.disarmed = 0    # disk-full: NOSPACE alarms disarmed
         self.torn = {}       # member -> torn tails it cut
         self.tmpfs = None    # disk-full: (member, disk.Tmpfs)
         self.disk_full = None  # threading.Event: set while the disk is full
@@ -81,7 +91,8 @@ class Nemesis:
             self.tmpfs = (t, fs)
             c.data_dirs[t] = os.path.join(fs.path, "data")
             # Snapshots often, so they too meet the full disk.
-            c.member_args[t] = ["--snapshot-count", "500"]
+            c.member_args[t] = ["--snapshot-count", "500", "--max-wals", "1",
+                                "--max-snapshots", "1"]
         if self.name == "clock-jump":
             for i in range(c.slots):
                 path = os.path.join(workdir, "faketime-m%d" % i)
@@ -102,6 +113,157 @@ class Nemesis:
         with open(path + ".tmp", "w") as f:
             f.write("%+ds\n" % offset_s)
         os.replace(path + ".tmp", path)
+
+    # ------------------------------------------------- membership
+
+    def _cluster(self, what, fn, done=None, timeout_s=MEMBER_CALL_S):
+        """fn(conn) through any running member (the leader first) until it
+        answers or timeout_s passes; after an indeterminate error, done()
+        (when given) says whether the change took effect anyway.  Returns
+        fn's result, or None (a problem noted)."""
+        c = self.c
+        deadline = time.monotonic() + timeout_s
+        err = None
+        while time.monotonic() < deadline:
+            lead = c.leader()
+            order = ([lead] if lead is not None else []) + [
+                i for i in range(c.slots) if i != lead and c.alive(i)]
+            for i in order:
+                try:
+                    return fn(c.conns[i])
+                except client.Definite as e:
+                    err = e
+                except client.Indefinite as e:
+                    err = e
+                    if done is not None:
+                        r = done()
+                        if r is not None:
+                            return r
+            time.sleep(0.2)
+        self.problems.append("member: %s failed for %d s: %s" % (
+            what, timeout_s, err))
+        return None
+
+    def _members(self):
+        for i in range(self.c.slots):
+            if self.c.alive(i):
+                try:
+                    return self.c.conns[i].member_list(1.0)
+                except (client.Definite, client.Indefinite):
+                    continue
+        return None
+
+    def _by_url(self, url):
+        ms = self._members() or []
+        for m in ms:
+            if url in m["peer_urls"]:
+                return m
+        return None
+
+    def _add(self, i, learner):
+        """MemberAdd slot i (fresh data dir) and start it; True when it
+        was added."""
+        c = self.c
+        url = c.peer_url(i)
+        shutil.rmtree(c.data_dirs[i], ignore_errors=True)
+
+        def found():
+            m = self._by_url(url)
+            return (m, self._members()) if m is not None else None
+        r = self._cluster("add m%d%s" % (i, " as a learner" if learner
+                                         else ""),
+                          lambda conn: conn.member_add([url], learner, 2.0),
+                          found)
+        if r is None:
+            return None
+        new, members = r
+        c.joining[i] = ",".join(
+            "%s=%s" % (m["name"] or c.names[i], u)
+            for m in members for u in m["peer_urls"][:1])
+        c.restart(i)
+        return new["id"]
+
+    def _remove(self, i, mid):
+        c = self.c
+
+        def gone():
+            ms = self._members()
+            if ms is not None and all(m["id"] != mid for m in ms):
+                return True
+            return None
+        ok = self._cluster("remove m%d (%x)" % (i, mid),
+                           lambda conn: conn.member_remove(mid, 2.0) or True,
+                           gone)
+        c.kill(i, may_be_dead=True)
+        shutil.rmtree(c.data_dirs[i], ignore_errors=True)
+        return ok
+
+    def member_change(self):
+        """Remove a follower and add it back with a fresh data dir, or add
+        a learner in the spare slot, promote it, and remove it at undo."""
+        c, rnd = self.c, self.rnd
+        lead = c.leader()
+        if rnd.random() < 0.5 or c.slots == c.n:
+            fs = [i for i in range(c.n) if i != lead and c.alive(i)]
+            if lead is None or not fs:
+                return (lambda: None), "replace: no leader or follower"
+            f = rnd.choice(fs)
+            st = c.status(f)
+            if st is None:
+                return (lambda: None), "replace: m%d does not answer" % f
+            if not self._remove(f, st[0]):
+                return (lambda: None), "replace m%d: remove failed" % f
+
+            def readd():
+                self._add(f, False)
+            return readd, "remove m%d (follower %x), add it back" % (f, st[0])
+        s = c.n
+        mid = self._add(s, True)
+        if mid is None:
+            return (lambda: None), "learner m%d: add failed" % s
+        self._cluster("promote m%d (%x)" % (s, mid),
+                      lambda conn: conn.member_promote(mid, 2.0) or True,
+                      timeout_s=PROMOTE_S)
+
+        def undo():
+            self._remove(s, mid)
+        return undo, "learner m%d (%x) added, promoted; removed at the " \
+            "end" % (s, mid)
+
+    def disarm(self, timeout_s=5.0):
+        """disk-full: disarm every NOSPACE alarm (what an operator does
+        after freeing space), through any member, for up to timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for conn in self.c.conns[:self.c.n]:
+                try:
+                    for mid, alarm in conn.alarms(1.0):
+                        if alarm == 1:  # NOSPACE
+                            conn.disarm(mid, alarm, 1.0)
+                            self.disarmed += 1
+                    return
+                except (client.Definite, client.Indefinite):
+                    continue
+            time.sleep(0.1)
+
+    def notes(self):
+        """What the run should say about the nemesis (not anomalies)."""
+        out = []
+        if self.tmpfs is not None:
+            t = self.tmpfs[0]
+            with open(os.path.join(self.c.dir, "m%d.log" % t), "rb") as f:
+                log = f.read()
+            out.append("m%d on the small disk: %d stop(s) through the "
+                       "WAL-failure exit, %d NOSPACE alarm(s) logged, %d "
+                       "disarmed, %d failed snapshot(s) logged" % (
+                           t, self.stopped,
+                           log.count(b"alarm raised: NOSPACE"),
+                           self.disarmed,
+                           log.count(b"snapshot failed")))
+        if self.torn:
+            out.append("torn tails cut (visible to moord): %s" % ", ".join(
+                "m%d %d" % x for x in sorted(self.torn.items())))
+        return out
 
     def check_logs(self):
         """After the run: every torn tail the nemesis cut was logged by its
@@ -160,6 +322,8 @@ class Nemesis:
             if visible:
                 self.torn[i] = self.torn.get(i, 0) + 1
             return (lambda: c.restart(i)), "m%d (%s): %s" % (i, why, detail)
+        if kind == "member":
+            return self.member_change()
         if kind == "clock-jump":
             i, why = self.target()
             off = rnd.choice(CLOCK_JUMPS_S)
@@ -181,8 +345,11 @@ class Nemesis:
                     if why is not None:
                         self.problems.append("m%d on a full disk: %s" %
                                              (t, why))
+                    else:
+                        self.stopped += 1
                 c.kill(t, may_be_dead=True)
                 c.restart(t)
+                self.disarm()
             return undo, "m%d's tmpfs filled (%d bytes were free)" % (t, free)
         mode = rnd.choice(("stall", "reset"))
         if kind == "partition-leader":

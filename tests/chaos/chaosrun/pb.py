@@ -251,3 +251,34 @@ def frame_message_type(frame_body):
         return one(decode(m[-1]), 1)
     except DecodeError:
         return None
+
+
+# ------------------------------------------------------- etcd Cluster API
+
+def member(b):
+    """etcdserverpb.Member -> {"id","name","peer_urls","client_urls",
+    "learner"}."""
+    d = decode(b)
+    return {"id": one(d, 1), "name": text(one(d, 2, b"")),
+            "peer_urls": [text(x) for x in d.get(3, [])],
+            "client_urls": [text(x) for x in d.get(4, [])],
+            "learner": bool(one(d, 5))}
+
+
+def member_add_req(peer_urls, learner=False):
+    return b"".join(f_bytes(1, u) for u in peer_urls) + f_varint(2, learner)
+
+
+def member_add_resp(b):
+    """MemberAddResponse -> (the new member, [every member])."""
+    d = decode(b)
+    return member(one(d, 2, b"")), [member(x) for x in d.get(3, [])]
+
+
+def member_id_req(mid):
+    """MemberRemoveRequest and MemberPromoteRequest: ID is field 1."""
+    return f_varint(1, mid)
+
+
+def member_list_resp(b):
+    return [member(x) for x in decode(b).get(2, [])]

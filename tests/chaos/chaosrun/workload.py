@@ -166,13 +166,14 @@ class Client(threading.Thread):
 
 class Bulk(threading.Thread):
     """disk-full's bulk writer: while `full` is set, puts of BULK_BYTES
-    values to b/<k> (4 keys), so the WAL of the member on the full disk
+    values to b/<k> (4 keys), BULK_BUDGET of them at most, so the WAL of the member on the full disk
     reaches the point where it needs space (the spare segment, a
     rollover).  Not recorded in the history (no checker needs 1 MiB
     values); summary() says how many it wrote.  Bounded by the deadline
     and stop; one request at a time, each with BULK_TIMEOUT_S."""
 
     BULK_BYTES = 1 << 20
+    BULK_BUDGET = 80   # puts per run at most (disk.py's TMPFS_BYTES)
     BULK_TIMEOUT_S = 5.0
 
     def __init__(self, cid, addrs, full, deadline, stop):
@@ -198,6 +199,8 @@ class Bulk(threading.Thread):
             while not self.stop.is_set() and time.monotonic() < self.deadline:
                 if not self.full.wait(0.1):
                     continue
+                if n >= self.BULK_BUDGET:
+                    break
                 n += 1
                 try:
                     self.conns[self.cur].call(
