@@ -42,6 +42,26 @@
  * The table
  * ---------------------------------------------------------------------- */
 
+bool srv_members_was_removed(const struct srv_members *ms, uint64_t id)
+{
+    for (unsigned i = 0; i < ms->n_removed; i++) {
+        if (ms->removed[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void removed_add(struct srv_members *ms, uint64_t id)
+{
+    if (ms->n_removed == SRV_REMOVED_MAX) {
+        memmove(ms->removed, ms->removed + 1,
+                (SRV_REMOVED_MAX - 1) * sizeof(ms->removed[0]));
+        ms->n_removed--;
+    }
+    ms->removed[ms->n_removed++] = id;
+}
+
 struct srv_member *srv_members_find(struct srv_members *ms, uint64_t id)
 {
     for (unsigned i = 0; i < ms->n; i++) {
@@ -165,6 +185,8 @@ static void membership_pb_fill(const struct srv_members *ms,
     p->pb.cluster_id = ms->cluster_id;
     p->pb.members = p->ptrs;
     p->pb.n_members = ms->n;
+    p->pb.removed = (uint64_t *)(uintptr_t)ms->removed;
+    p->pb.n_removed = ms->n_removed;
 }
 
 int srv_members_encode(const struct srv_members *ms, struct moor_bytes **out)
@@ -232,6 +254,9 @@ int srv_members_decode(struct moor_slice blob, struct srv_members *ms,
         ms->n++;
     }
     ms->cluster_id = pb->cluster_id;
+    for (size_t i = 0; rv == MOOR_OK && i < pb->n_removed; i++) {
+        removed_add(ms, pb->removed[i]);
+    }
     protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
     if (rv != MOOR_OK) {
         memset(ms, 0, sizeof(*ms));
@@ -534,6 +559,11 @@ void srv_members_apply_conf(struct srv_node *n, uint64_t index,
         }
         mb.learner = cc.type == RAFT_CONF_ADD_LEARNER;
         ms->m[ms->n++] = mb;
+        if (mb.id != n->member_id) {
+            /* Already dialed when appended, unless this apply replays a
+             * log after a restart. */
+            srv_peer_add(n, mb.id, &mb.peer_urls);
+        }
         MOOR_LOG_INFO("members", "member added", "id=%llx learner=%s url=%s",
                       (unsigned long long)mb.id, mb.learner ? "true" : "false",
                       mb.peer_urls.n > 0 ? mb.peer_urls.urls[0].text : "");
@@ -546,6 +576,7 @@ void srv_members_apply_conf(struct srv_node *n, uint64_t index,
         }
         *cur = ms->m[ms->n - 1];
         ms->n--;
+        removed_add(ms, cc.node_id);
         MOOR_LOG_INFO("members", "member removed", "id=%llx",
                       (unsigned long long)cc.node_id);
         answer_change(n, req_id, MOOR_OK, NULL);

@@ -170,14 +170,43 @@ static void out_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(sink);
 }
 
+/* True when bytes are the "removed" frame a member sends a removed
+ * member before closing (inbound_handshake). The frame is a few dozen
+ * bytes written at once, so it arrives in one read; should it not, the
+ * next connection attempt gets it again. */
+static bool is_removed_frame(struct srv_node *n, const uint8_t *bytes,
+                             size_t len)
+{
+    if (len < 4 || moor_get_be32(bytes) != len - 4) {
+        return false;
+    }
+    ProtobufCMessage *pm = NULL;
+    if (moor_pb_unpack(&moorpb__frame__descriptor, bytes + 4, len - 4, len,
+                       &pm) != MOOR_OK) {
+        return false;
+    }
+    const Moorpb__Frame *f = (const Moorpb__Frame *)pm;
+    bool removed = f->body_case == MOORPB__FRAME__BODY_HANDSHAKE &&
+                   strcmp(f->handshake->stream, "removed") == 0 &&
+                   f->handshake->cluster_id == n->cluster_id &&
+                   f->handshake->to_id == n->member_id;
+    protobuf_c_message_free_unpacked(pm, &moor_pb_allocator);
+    return removed;
+}
+
 static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct srv_peer *p = MOOR_CONTAINER_OF(s, struct srv_peer, tcp);
-    (void)buf;
     if (nread < 0) {
         peer_fail(p, (int)nread);
     } else if (nread > 0) {
-        peer_fail(p, UV_EPROTO); /* a peer that talks back is broken */
+        if (is_removed_frame(p->n, (const uint8_t *)buf->base, (size_t)nread)) {
+            srv_node_stop(p->n,
+                          "the member has been permanently removed "
+                          "from the cluster");
+        }
+        peer_fail(p, UV_EPROTO); /* otherwise a peer that talks back is
+                                    broken */
     }
 }
 
@@ -325,8 +354,9 @@ static void join_written_cb(uv_write_t *req, int status)
     moor_free(jw);
 }
 
-/* Answers a joining member with the table; false: c is closing. */
-static bool inbound_answer_join(struct srv_inbound *c)
+/* Answers a joining member with the table, or tells a removed member
+ * it was removed (removed_id != 0); false: c is closing. */
+static bool inbound_answer(struct srv_inbound *c, uint64_t removed_id)
 {
     uv_read_stop((uv_stream_t *)&c->tcp);
     struct join_write *jw = moor_calloc(1, sizeof(*jw));
@@ -336,7 +366,31 @@ static bool inbound_answer_join(struct srv_inbound *c)
     }
     jw->c = c;
     moor_buf_init(&jw->buf);
-    if (srv_members_join_answer(c->n, &jw->buf) != MOOR_OK) {
+    int rv;
+    if (removed_id != 0) {
+        Moorpb__Handshake hs = MOORPB__HANDSHAKE__INIT;
+        hs.protocol_version = SRV_PEER_PROTOCOL_VERSION;
+        hs.cluster_id = c->n->cluster_id;
+        hs.from_id = c->n->member_id;
+        hs.to_id = removed_id;
+        hs.stream = (char *)(uintptr_t) "removed";
+        Moorpb__Frame f = MOORPB__FRAME__INIT;
+        f.body_case = MOORPB__FRAME__BODY_HANDSHAKE;
+        f.handshake = &hs;
+        size_t len = moorpb__frame__get_packed_size(&f);
+        rv = moor_buf_reserve(&jw->buf, len + 4);
+        if (rv == MOOR_OK) {
+            moor_put_be32(jw->buf.ptr, (uint32_t)len);
+            moorpb__frame__pack(&f, jw->buf.ptr + 4);
+            jw->buf.len = len + 4;
+        }
+        MOOR_LOG_INFO("peer", "told a removed member it was removed",
+                      "member=%llx", (unsigned long long)removed_id);
+    } else {
+        rv = srv_members_join_answer(c->n, &jw->buf);
+    }
+    if (rv != MOOR_OK) {
+        moor_buf_close(&jw->buf);
         moor_free(jw);
         srv_peer_inbound_close(c, "join: out of memory");
         return false;
@@ -349,8 +403,6 @@ static bool inbound_answer_join(struct srv_inbound *c)
         srv_peer_inbound_close(c, "join: write failed");
         return false;
     }
-    MOOR_LOG_INFO("peer", "answered a joining member's membership request",
-                  NULL);
     return false; /* no more frames are read from c */
 }
 
@@ -365,7 +417,9 @@ static bool inbound_handshake(struct srv_inbound *c, const Moorpb__Frame *f)
         return false;
     }
     if (strcmp(hs->stream, "join") == 0) {
-        return inbound_answer_join(c);
+        MOOR_LOG_INFO("peer", "answering a joining member", "name=%s",
+                      hs->name);
+        return inbound_answer(c, 0);
     }
     if (hs->cluster_id != n->cluster_id) {
         srv_peer_inbound_close(c, "a member of another cluster");
@@ -377,6 +431,9 @@ static bool inbound_handshake(struct srv_inbound *c, const Moorpb__Frame *f)
     }
     struct srv_peer *p = peer_find(n, hs->from_id);
     if (p == NULL) {
+        if (srv_members_was_removed(&n->members, hs->from_id)) {
+            return inbound_answer(c, hs->from_id);
+        }
         srv_peer_inbound_close(c, "not a member of this cluster");
         return false;
     }

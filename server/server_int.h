@@ -99,11 +99,17 @@ struct srv_member
     struct srv_url_list client_urls; /* empty until published */
 };
 
+/* Removed members remembered (the newest), so one that still calls is
+ * told it was removed. */
+#define SRV_REMOVED_MAX 64
+
 struct srv_members
 {
     uint64_t cluster_id;
     unsigned n;
     struct srv_member m[SRV_MEMBERS_MAX];
+    unsigned n_removed;
+    uint64_t removed[SRV_REMOVED_MAX];
 };
 
 /* ------------------------------------------------------------------------
@@ -453,6 +459,8 @@ void srv_maint_tick(struct srv_node *n);
 int srv_members_register(struct srv_node *n, struct rpc_server *srv);
 /* The member with id, or NULL. Returns borrowed (into ms). */
 struct srv_member *srv_members_find(struct srv_members *ms, uint64_t id);
+/* True when id was removed from the cluster. */
+bool srv_members_was_removed(const struct srv_members *ms, uint64_t id);
 /* The table of a new cluster from --initial-cluster (ids and cluster id
  * derived as etcd derives them). */
 void srv_members_from_config(const struct srv_config *cfg,
