@@ -57,7 +57,8 @@ static struct srv_alarm *alarm_find(struct srv_node *n, uint64_t member,
 
 void srv_quota_check(struct srv_node *n)
 {
-    if (!over_quota(n) || n->stopping ||
+    n->quota_over = over_quota(n);
+    if (!n->quota_over || n->stopping ||
         alarm_find(n, n->member_id, ETCDSERVERPB__ALARM_TYPE__NOSPACE) !=
             NULL) {
         return;
@@ -106,7 +107,9 @@ void srv_alarm_wal_space(struct srv_node *n, bool low)
 bool srv_quota_refuses(const struct srv_node *n,
                        const Moorpb__InternalRequest *ir)
 {
-    if (!n->alarm_nospace && !over_quota(n)) {
+    /* Measured once per loop turn, not per request: a request being
+     * decoded must not count against its own admission. */
+    if (!n->alarm_nospace && !n->quota_over && !n->wal_low_space) {
         return false;
     }
     switch (ir->request_case) {

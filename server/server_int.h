@@ -209,6 +209,7 @@ struct srv_node
     } alarms[SRV_ALARMS_MAX];
     size_t n_alarms;
     bool wal_low_space;      /* the WAL's early warning is on */
+    bool quota_over;         /* over the quota at the last srv_quota_check */
     uint64_t alarm_raise_ms; /* when this member last proposed NOSPACE */
     /* Auto compaction (quota.c). */
     uint64_t compact_last_ms;
@@ -339,8 +340,9 @@ void srv_watch_deliver(struct srv_node *n);
  * timeouts while it is not applied). */
 void srv_quota_check(struct srv_node *n);
 /* True when ir (a write that adds data) must be refused: a NOSPACE alarm
- * is active in the cluster, or this member is over its quota or low on
- * WAL space (refused here before the alarm is applied, as etcd does). */
+ * is active in the cluster, or this member was over its quota at the last
+ * srv_quota_check or is low on WAL space (refused here before the alarm
+ * is applied, as etcd does). */
 bool srv_quota_refuses(const struct srv_node *n,
                        const Moorpb__InternalRequest *ir);
 /* The WAL's early warning (wal_durable.nospace) as of this collect: logs

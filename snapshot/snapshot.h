@@ -39,6 +39,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/common.h"
 
@@ -109,6 +110,30 @@ const char *snap_writer_errmsg(const struct snap_writer *sw);
 
 /* Frees the writer; an unfinished snapshot's temporary file is removed. */
 void snap_writer_close(struct snap_writer *sw);
+
+/* The writer's data calls, behind a small table so tests can inject
+ * ENOSPC, EIO and short writes (as wal_fs does for the WAL). Each returns
+ * >= 0 on success and -errno on failure. arg is the table's own arg.
+ * snap_fs_posix() is the real one (write(2), fsync(2)); a test copies it
+ * and replaces a member. Creating, renaming and removing the file and the
+ * directory fsync always use the real calls. */
+struct snap_fs
+{
+    void *arg;
+    /* write(2) at the file offset; returns the bytes moved (may be
+     * short). */
+    ssize_t (*write)(void *arg, int fd, const void *buf, size_t len);
+    int (*fsync)(void *arg, int fd);
+};
+
+/* Returns borrowed, valid forever: the table of real POSIX calls. */
+const struct snap_fs *snap_fs_posix(void);
+
+/* snap_writer_open whose writer writes and fsyncs through fs (copied; NULL:
+ * snap_fs_posix()). For tests; the errors are snap_writer_open's. */
+int snap_writer_open_fs(struct snap_writer **out, const char *dir,
+                        const struct snap_meta *meta, const struct snap_fs *fs,
+                        char *errmsg);
 
 /* Produces the next chunk of the kv stream into *chunk (borrowed by
  * snap_save until the next call); chunk->len == 0 ends the stream. A

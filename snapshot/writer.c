@@ -19,6 +19,7 @@
 
 struct snap_writer
 {
+    struct snap_fs fs;
     int fd;
     bool finished;
     int err; /* sticky: after a failure only close is accepted */
@@ -31,7 +32,7 @@ struct snap_writer
     size_t out_cap;
     uint64_t body_bytes;
     uint64_t raw_bytes;
-    uint64_t written; /* bytes hashed and written so far */
+    uint64_t written; /* bytes on the file so far */
     char errmsg[MOOR_ERRMSG_SIZE];
 };
 
@@ -53,11 +54,60 @@ int snap__fsync_dir(const char *dir)
     return rv;
 }
 
+static ssize_t posix_write(void *arg, int fd, const void *buf, size_t len)
+{
+    (void)arg;
+    ssize_t n;
+    do {
+        n = write(fd, buf, len);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+static int posix_fsync(void *arg, int fd)
+{
+    (void)arg;
+    return fsync(fd) < 0 ? -errno : 0;
+}
+
+static const struct snap_fs posix_fs = {
+    .arg = NULL,
+    .write = posix_write,
+    .fsync = posix_fsync,
+};
+
+const struct snap_fs *snap_fs_posix(void)
+{
+    return &posix_fs;
+}
+
+/* Records a failed syscall (e is an errno) as the writer's sticky error:
+ * MOOR_ENOSPC for a full disk or quota (the server raises the NOSPACE
+ * alarm on it), MOOR_EIO for everything else. */
 static int sw_fail(struct snap_writer *sw, int e, const char *what)
 {
-    moor_errmsg_set(sw->errmsg, "%s %s: %s", what, sw->tmp, strerror(e));
+    moor_errmsg_set(sw->errmsg, "%s %s at offset %" PRIu64 ": %s", what,
+                    sw->tmp, sw->written, strerror(e));
     sw->err = moor_err_from_errno(e) == MOOR_ENOSPC ? MOOR_ENOSPC : MOOR_EIO;
     return sw->err;
+}
+
+/* Writes len bytes at the end of the file, looping over short writes (a
+ * write of zero bytes counts as EIO). sw->written counts what is on the
+ * file so far. */
+static int sw_put(struct snap_writer *sw, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = sw->fs.write(sw->fs.arg, sw->fd, p, len);
+        if (n <= 0) {
+            return sw_fail(sw, n == 0 ? EIO : (int)-n, "write");
+        }
+        p += n;
+        len -= (size_t)n;
+        sw->written += (uint64_t)n;
+    }
+    return MOOR_OK;
 }
 
 /* Hashes and writes len bytes at the end of the file. */
@@ -68,20 +118,7 @@ static int sw_write(struct snap_writer *sw, const void *buf, size_t len)
         sw->err = MOOR_EIO;
         return sw->err;
     }
-    sw->written += len;
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = write(sw->fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return sw_fail(sw, n == 0 ? EIO : errno, "write");
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return MOOR_OK;
+    return sw_put(sw, buf, len);
 }
 
 void snap_name(char *out, uint64_t term, uint64_t index)
@@ -92,6 +129,13 @@ void snap_name(char *out, uint64_t term, uint64_t index)
 
 int snap_writer_open(struct snap_writer **out, const char *dir,
                      const struct snap_meta *meta, char *errmsg)
+{
+    return snap_writer_open_fs(out, dir, meta, NULL, errmsg);
+}
+
+int snap_writer_open_fs(struct snap_writer **out, const char *dir,
+                        const struct snap_meta *meta, const struct snap_fs *fs,
+                        char *errmsg)
 {
     char scratch[MOOR_ERRMSG_SIZE];
     if (errmsg == NULL) {
@@ -108,6 +152,7 @@ int snap_writer_open(struct snap_writer **out, const char *dir,
         return MOOR_ENOMEM;
     }
     sw->fd = -1;
+    sw->fs = fs != NULL ? *fs : posix_fs;
     char name[SNAP_NAME_BYTES];
     snap_name(name, meta->term, meta->index);
     snprintf(sw->dir, sizeof(sw->dir), "%s", dir);
@@ -236,22 +281,16 @@ int snap_writer_finish(struct snap_writer *sw, char *path_out)
         sw->err = MOOR_EIO;
         return sw->err;
     }
-    /* The digest itself is not hashed: write it around sw_write. */
-    const uint8_t *p = tr + 24;
-    size_t left = 32;
-    while (left > 0) {
-        ssize_t k = write(sw->fd, p, left);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            return sw_fail(sw, k == 0 ? EIO : errno, "write");
-        }
-        p += k;
-        left -= (size_t)k;
+    /* The digest itself is not hashed. */
+    rv = sw_put(sw, tr + 24, 32);
+    if (rv != MOOR_OK) {
+        return rv;
     }
-    if (fsync(sw->fd) < 0) {
-        return sw_fail(sw, errno, "fsync");
+    /* Never retried: after a failed fsync the kernel may have dropped the
+     * dirty pages, so the temporary file is abandoned (close removes it). */
+    rv = sw->fs.fsync(sw->fs.arg, sw->fd);
+    if (rv < 0) {
+        return sw_fail(sw, -rv, "fsync");
     }
     if (access(sw->path, F_OK) == 0) {
         moor_errmsg_set(sw->errmsg, "%s exists", sw->path);

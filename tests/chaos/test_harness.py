@@ -6,8 +6,11 @@ seconds.  Waits are bounded polls for an outcome, never timing checks.
 """
 
 import os
+import random
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -15,7 +18,7 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from chaosrun import pb  # noqa: E402
+from chaosrun import disk, lease, pb  # noqa: E402
 from chaosrun.cluster import free_ports  # noqa: E402
 from chaosrun.proxy import Proxy, Rule  # noqa: E402
 
@@ -233,6 +236,126 @@ def wait_for_short(cond):
             return True
         time.sleep(0.01)
     return cond()
+
+
+def segment(records):
+    """A segment image: 64-byte header, records (type, payload) laid out as
+    docs/file-formats.md says (crcs left zero: disk.py never reads them),
+    then preallocated zeros."""
+    buf = bytearray(b"moorwal\0" + bytes(56))
+    for rtype, payload in records:
+        hdr = len(payload).to_bytes(4, "little") + bytes([rtype]) + bytes(11)
+        buf += hdr + payload
+        buf += bytes((-len(buf)) % 16)
+    return bytes(buf) + bytes(4096)
+
+
+class TornWalTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="chaos-torn-")
+        self.path = os.path.join(self.dir,
+                                 "0000000000000001-0000000000000005.wal")
+        self.image = segment([(1, bytes(range(16))), (2, b"e" * 700),
+                              (3, b"h" * 24)])
+        with open(self.path, "wb") as f:
+            f.write(self.image)
+        with open(os.path.join(
+                self.dir, "0000000000000000-0000000000000001.wal"), "wb") as f:
+            f.write(segment([(1, bytes(16))]))
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def test_last_record_is_found_by_walking_the_layout(self):
+        # 64 + (16 + 16) = 96; 96 + (16 + 700) = 812 -> padded 816.
+        self.assertEqual(disk.last_record(self.image), (816, 40, 3))
+        self.assertIsNone(disk.last_record(segment([])))
+
+    def test_tear_cuts_only_the_newest_segments_last_record(self):
+        for seed in range(40):
+            with open(self.path, "wb") as f:
+                f.write(self.image)
+            detail, visible = disk.tear_wal(self.dir, random.Random(seed))
+            with open(self.path, "rb") as f:
+                now = f.read()
+            self.assertIn("0000000000000001-0000000000000005.wal", detail)
+            # Everything before the last record is untouched ...
+            self.assertEqual(now[:816], self.image[:816])
+            # ... and the last record is damaged.
+            self.assertNotEqual(now[816:856], self.image[816:856])
+            if "truncate" in detail:
+                self.assertTrue(816 < len(now) < 856)
+                self.assertTrue(visible)
+            else:
+                self.assertEqual(len(now), len(self.image))
+                self.assertEqual(now[816:856], bytes(40))  # one sector
+                self.assertFalse(visible)
+
+    def test_a_zeroed_tail_past_a_sector_boundary_stays_visible(self):
+        for seed in range(40):
+            with open(self.path, "wb") as f:
+                f.write(self.image)
+            # The 700-byte entry spans the sector boundary at 512.
+            img = segment([(1, bytes(16)), (2, b"e" * 700)])
+            with open(self.path, "wb") as f:
+                f.write(img)
+            detail, visible = disk.tear_wal(self.dir, random.Random(seed))
+            with open(self.path, "rb") as f:
+                now = f.read()
+            if "zero at 512" in detail:
+                self.assertTrue(visible)
+                self.assertEqual(now[96:512], img[96:512])
+                self.assertEqual(now[512:812], bytes(300))
+                return
+        self.fail("no seed zeroed from the sector boundary")
+
+
+def lease_hist(*recs):
+    out = []
+    for op, t0, t1, extra in recs:
+        r = {"op": op, "lease": 7, "key": "l/0/1", "invoke_ns": t0 * S,
+             "complete_ns": t1 * S, "outcome": "ok"}
+        r.update(extra)
+        out.append(r)
+    return out
+
+
+S = 10**9
+
+
+class LeaseCheckTest(unittest.TestCase):
+    def test_a_valid_history_passes(self):
+        h = lease_hist(("grant", 0, 0.1, {"ttl": 3}),
+                       ("put", 0.2, 0.3, {}),
+                       ("keepalive", 2, 2.1, {"ttl": 3}),
+                       ("get", 4.5, 4.6, {"found": True}),
+                       ("get", 5.2, 5.3, {"found": False}),   # expired
+                       ("revoke", 6, 6.1, {}),
+                       ("get", 6.2, 6.3, {"found": False}))
+        self.assertEqual(lease.check(h), [])
+
+    def test_a_key_gone_within_its_ttl_is_early_expiry(self):
+        h = lease_hist(("grant", 0, 0.1, {"ttl": 3}),
+                       ("put", 0.2, 0.3, {}),
+                       ("keepalive", 2, 2.1, {"ttl": 3}),
+                       ("get", 4.5, 4.6, {"found": False}))
+        self.assertEqual([k for k, _ in lease.check(h)],
+                         ["lease-early-expiry"])
+
+    def test_a_revoke_in_flight_excuses_a_missing_key(self):
+        h = lease_hist(("grant", 0, 0.1, {"ttl": 3}),
+                       ("put", 0.2, 0.3, {}),
+                       ("revoke", 1, 1.1, {"outcome": "info"}),
+                       ("get", 1.5, 1.6, {"found": False}))
+        self.assertEqual(lease.check(h), [])
+
+    def test_a_key_read_after_its_revoke_was_acknowledged_is_flagged(self):
+        h = lease_hist(("grant", 0, 0.1, {"ttl": 3}),
+                       ("put", 0.2, 0.3, {}),
+                       ("revoke", 1, 1.1, {}),
+                       ("get", 1.2, 1.3, {"found": True}))
+        self.assertEqual([k for k, _ in lease.check(h)],
+                         ["lease-revoked-read"])
 
 
 if __name__ == "__main__":

@@ -8,8 +8,14 @@ Starts one real etcd 3.4 on loopback ports in a temporary directory, loads
 --keys keys (128 puts per Txn, sent as raw protobuf over python3-grpcio,
 --value-bytes each), then saves a snapshot with each tool --rounds times,
 alternating which goes first, and prints the median times. It also times
-etcdctl snapshot restore of each tool's file (moorctl has no restore of
-etcd's bbolt files; that is the reference for moor's own restore).
+etcdctl snapshot restore of each tool's file.
+
+3. With --moord: the same keys loaded into one moord; `moorctl snapshot
+   save` from it (bounded by --moord-save-timeout; a failure is reported,
+   not fatal), and `moorctl snapshot restore` of a moor snapshot of that
+   state --rounds times (the saved backup, or else moord's newest periodic
+   snapshot file from its data dir, written because moord runs with
+   --snapshot-count 10000), beside `etcdctl snapshot restore` above.
 
 Not a ctest (minutes of load for a million keys); run by hand:
 
@@ -114,6 +120,76 @@ def timed(argv, env=None):
     return dt, rss
 
 
+def moord_part(args, env):
+    """Loads the same keys into one moord; times moorctl snapshot save from
+    it and moorctl snapshot restore of a moor snapshot of that state."""
+    root = tempfile.mkdtemp(prefix="moorctl-snapbench-moord-")
+    cport, pport = free_port(), free_port()
+    url = "127.0.0.1:%d" % cport
+    peer = "http://127.0.0.1:%d" % pport
+    data = os.path.join(root, "d")
+    log = open(os.path.join(root, "moord.log"), "w")
+    moord = subprocess.Popen(
+        [args.moord, "--name", "b", "--data-dir", data,
+         "--listen-client-urls", "http://" + url,
+         "--advertise-client-urls", "http://" + url,
+         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+         "--initial-cluster", "b=" + peer, "--snapshot-count", "10000",
+         "--quota-backend-bytes", str(8 << 30)],
+        stdout=log, stderr=subprocess.STDOUT)
+    out = {"moord_save_ok": 0}
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run([args.moorctl, "--endpoints=" + url, "put",
+                              "ready", "1"], capture_output=True).returncode:
+            if time.monotonic() > deadline:
+                raise SystemExit("moord did not start")
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        load(url, args.keys, args.value_bytes, args.threads)
+        out["moord_load_s"] = time.monotonic() - t0
+        backup = os.path.join(root, "m.db")
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run([args.moorctl, "--endpoints=" + url,
+                                "snapshot", "save", backup],
+                               capture_output=True,
+                               timeout=args.moord_save_timeout)
+            if p.returncode == 0:
+                out["moord_save_ok"] = 1
+                out["moorctl_save_from_moord_s"] = time.monotonic() - t0
+        except subprocess.TimeoutExpired:
+            pass
+        if not out["moord_save_ok"]:
+            # The newest periodic snapshot: the same state, give or take
+            # the last entries after it.
+            snap = os.path.join(data, "member", "snap")
+            files = sorted(f for f in os.listdir(snap) if f.endswith(".snap"))
+            if not files:
+                raise SystemExit("moord wrote no snapshot to restore")
+            shutil.copy(os.path.join(snap, files[-1]), backup)
+        st = json.loads(subprocess.run(
+            [args.moorctl, "snapshot", "status", backup, "-w", "json"],
+            capture_output=True, check=True).stdout)
+        out["moor_backup_keys"] = st["totalKey"]
+        out["moor_backup_bytes"] = st["totalSize"]
+        times, rss = [], []
+        for r in range(args.rounds):
+            d = os.path.join(root, "restore-%d" % r)
+            dt, kib = timed([args.moorctl, "snapshot", "restore", backup,
+                             "--data-dir", d])
+            times.append(dt)
+            rss.append(kib)
+            shutil.rmtree(d, ignore_errors=True)
+        out["moorctl_restore_s"] = statistics.median(times)
+        out["moorctl_restore_peak_rss_mib"] = statistics.median(rss) / 1024
+    finally:
+        moord.kill()
+        moord.wait()
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moorctl", required=True)
@@ -125,6 +201,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--invocations", type=int, default=200)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--moord", help="also time moorctl save/restore on moord")
+    ap.add_argument("--moord-save-timeout", type=float, default=300)
     args = ap.parse_args()
 
     root = tempfile.mkdtemp(prefix="moorctl-snapbench-")
@@ -197,6 +275,7 @@ def main():
         etcd.wait()
         shutil.rmtree(root, ignore_errors=True)
 
+    moor = moord_part(args, env) if args.moord else {}
     med = {k: statistics.median(v) for k, v in res.items()}
     for tool in inv:
         xs = sorted(inv[tool])
@@ -206,6 +285,7 @@ def main():
     out = {"keys": args.keys, "value_bytes": args.value_bytes,
            "rounds": args.rounds, "snapshot_bytes": size, "load_s": load_s}
     out.update(med)
+    out.update(moor)
     if args.json:
         print(json.dumps(out))
         return 0
@@ -237,6 +317,9 @@ def main():
              med["restore_moorctl_file_s"], "s"),
             ("etcdctl_restore_of_etcdctl_file", "%.3f" %
              med["restore_etcdctl_file_s"], "s")]
+    for k, v in sorted(moor.items()):
+        rows.append((k, "%.3f" % v if isinstance(v, float) else str(v),
+                     "s" if k.endswith("_s") else ""))
     for name, value, unit in rows:
         print("%-34s %12s %s" % (name, value, unit))
     return 0

@@ -194,8 +194,9 @@ class Nemesis:
         ok = self._cluster("remove m%d (%x)" % (i, mid),
                            lambda conn: conn.member_remove(mid, 2.0) or True,
                            gone)
-        c.kill(i, may_be_dead=True)
-        shutil.rmtree(c.data_dirs[i], ignore_errors=True)
+        if ok:
+            c.kill(i, may_be_dead=True)
+            shutil.rmtree(c.data_dirs[i], ignore_errors=True)
         return ok
 
     def member_change(self):

@@ -1,0 +1,454 @@
+/* test_snapshot_faults.c: a snapshot write that meets a full disk (ENOSPC,
+ * EDQUOT) or an I/O error (on write or on fsync), injected through the
+ * writer's snap_fs table at every stage of the file: it fails with
+ * MOOR_ENOSPC or MOOR_EIO and a message naming the file, leaves nothing
+ * under the final name, its temporary file is ignored while it exists and
+ * removed on close, and the previous newest snapshot is still the one
+ * snap_open_newest chooses. Short writes still make a valid file. */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "snapshot/snapshot.h"
+
+static void quiet_sink(enum moor_log_level level, const char *line, size_t len,
+                       void *arg)
+{
+    (void)level;
+    (void)line;
+    (void)len;
+    (void)arg;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag,
+                 struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* The fault-injecting table: passes calls to the real one until a fault
+ * is due. */
+struct fault_fs
+{
+    struct snap_fs fs; /* fs.arg points back here */
+    uint64_t written;  /* bytes written through this table */
+    uint64_t budget;   /* writes beyond this many bytes fail */
+    int write_errno;   /* ... with this errno */
+    size_t write_max;  /* 0, or the most bytes one write moves */
+    int fsync_errno;   /* 0, or every fsync fails with it */
+    unsigned fsyncs;   /* fsync calls */
+};
+
+static ssize_t fault_write(void *arg, int fd, const void *buf, size_t len)
+{
+    struct fault_fs *f = arg;
+    if (f->written >= f->budget) {
+        return -f->write_errno;
+    }
+    /* A write that crosses the budget is short, as a filling disk makes
+     * it; the next one fails. */
+    len = (size_t)MOOR_MIN((uint64_t)len, f->budget - f->written);
+    if (f->write_max != 0) {
+        len = MOOR_MIN(len, f->write_max);
+    }
+    ssize_t n = snap_fs_posix()->write(NULL, fd, buf, len);
+    if (n > 0) {
+        f->written += (uint64_t)n;
+    }
+    return n;
+}
+
+static int fault_fsync(void *arg, int fd)
+{
+    struct fault_fs *f = arg;
+    f->fsyncs++;
+    if (f->fsync_errno != 0) {
+        return -f->fsync_errno;
+    }
+    return snap_fs_posix()->fsync(NULL, fd);
+}
+
+static void fault_init(struct fault_fs *f)
+{
+    *f = (struct fault_fs){
+        .fs = {.arg = f, .write = fault_write, .fsync = fault_fsync},
+        .budget = UINT64_MAX,
+        .write_errno = ENOSPC,
+    };
+}
+
+struct fixture
+{
+    char dir[256];
+    struct fault_fs ffs;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->dir, sizeof(f->dir), "%s/moor-snapf-XXXXXX",
+             tmp != NULL ? tmp : "/tmp");
+    if (mkdtemp(f->dir) == NULL) {
+        return -1;
+    }
+    fault_init(&f->ffs);
+    moor_log_set_sink(quiet_sink, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    moor_log_set_sink(NULL, NULL);
+    return 0;
+}
+
+/* Byte i of the kv stream stand-in: incompressible, so the file is about
+ * as long as the stream. */
+static uint8_t stream_byte(uint64_t i)
+{
+    uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull; /* splitmix64's mix */
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return (uint8_t)(x ^ (x >> 31));
+}
+
+static struct snap_meta meta_at(uint64_t term, uint64_t index)
+{
+    struct snap_meta m = {
+        .term = term,
+        .index = index,
+        .applied_index = index,
+        .revision = index * 2,
+        .key_count = 10,
+    };
+    return m;
+}
+
+/* Writes snapshot term-index with `total` stream bytes through fs (NULL:
+ * the real calls), appending in chunks of 10,000. Returns the first
+ * failure; *sw_out (may be NULL) gets the writer, unclosed, and the caller
+ * closes it; with sw_out NULL it is closed here. errmsg gets the writer's
+ * message. */
+static int write_snap(const struct fixture *f, const struct snap_fs *fs,
+                      uint64_t term, uint64_t index, size_t total,
+                      struct snap_writer **sw_out, char *errmsg)
+{
+    struct snap_meta m = meta_at(term, index);
+    struct snap_writer *sw = NULL;
+    errmsg[0] = '\0';
+    int rv = snap_writer_open_fs(&sw, f->dir, &m, fs, errmsg);
+    if (rv != MOOR_OK) {
+        if (sw_out != NULL) {
+            *sw_out = NULL;
+        }
+        return rv;
+    }
+    uint8_t chunk[10000];
+    for (size_t at = 0; at < total && rv == MOOR_OK;) {
+        size_t n = MOOR_MIN(sizeof(chunk), total - at);
+        for (size_t i = 0; i < n; i++) {
+            chunk[i] = stream_byte(at + i);
+        }
+        rv = snap_writer_append(sw, chunk, n);
+        at += n;
+    }
+    if (rv == MOOR_OK) {
+        rv = snap_writer_finish(sw, NULL);
+    }
+    snprintf(errmsg, MOOR_ERRMSG_SIZE, "%s", snap_writer_errmsg(sw));
+    if (sw_out != NULL) {
+        *sw_out = sw;
+    } else {
+        snap_writer_close(sw);
+    }
+    return rv;
+}
+
+static size_t count_files(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *de;
+    size_t sl = strlen(suffix);
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        n += l > sl && strcmp(de->d_name + l - sl, suffix) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The snapshot directory holds exactly the snapshot at `index` (a whole
+ * one), and snap_open_newest chooses it without skipping anything. */
+static void assert_newest_is(const struct fixture *f, uint64_t index)
+{
+    struct snap_file *files;
+    size_t n;
+    assert_int_equal(snap_list(f->dir, &files, &n), MOOR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(files[0].index, index);
+    moor_free(files);
+    struct snap_meta m;
+    char path[SNAP_PATH_MAX];
+    size_t skipped = 99;
+    char msg[MOOR_ERRMSG_SIZE];
+    assert_int_equal(snap_open_newest(f->dir, &m, path, &skipped, msg),
+                     MOOR_OK);
+    assert_int_equal(m.index, index);
+    assert_int_equal(skipped, 0);
+    snap_meta_close(&m);
+}
+
+/* The disk fills half-way through the body: the append that meets it
+ * fails with MOOR_ENOSPC and a message naming the temporary file and the
+ * error; the writer stays failed; while it is still open its temporary
+ * file is not taken for a snapshot; close removes it; the previous
+ * snapshot is still the newest. */
+static void test_snapshot_enospc_in_the_body_fails_and_keeps_the_previous(
+    void **state)
+{
+    struct fixture *f = *state;
+    char msg[MOOR_ERRMSG_SIZE];
+    assert_int_equal(write_snap(f, NULL, 1, 100, 50000, NULL, msg), MOOR_OK);
+
+    f->ffs.budget = 30000;
+    struct snap_writer *sw;
+    assert_int_equal(write_snap(f, &f->ffs.fs, 2, 200, 200000, &sw, msg),
+                     MOOR_ENOSPC);
+    assert_non_null(strstr(msg, "0000000000000002-00000000000000c8.snap.tmp"));
+    assert_non_null(strstr(msg, strerror(ENOSPC)));
+    assert_non_null(strstr(msg, "offset 30000"));
+    /* Sticky: nothing more is written, finish refuses. */
+    uint64_t written = f->ffs.written;
+    assert_int_equal(snap_writer_append(sw, "more", 4), MOOR_ENOSPC);
+    assert_int_equal(snap_writer_finish(sw, NULL), MOOR_ENOSPC);
+    assert_int_equal(f->ffs.written, written);
+    /* The partial file exists only under its temporary name, and neither
+     * the listing nor the choice of the newest sees it. */
+    assert_int_equal(count_files(f->dir, ".snap.tmp"), 1);
+    assert_newest_is(f, 100);
+    snap_writer_close(sw);
+    assert_int_equal(count_files(f->dir, ".snap.tmp"), 0);
+    assert_int_equal(count_files(f->dir, ".snap"), 1);
+    assert_newest_is(f, 100);
+}
+
+/* ENOSPC at every stage of the file: the header (nothing written at all),
+ * the membership-less header's end, each byte near the lz4 frame's end,
+ * the padding, the trailer and the digest (its last byte included). Each
+ * fails with MOOR_ENOSPC and leaves only the previous snapshot. */
+static void test_snapshot_enospc_at_any_point_leaves_only_the_previous(
+    void **state)
+{
+    struct fixture *f = *state;
+    char msg[MOOR_ERRMSG_SIZE];
+    assert_int_equal(write_snap(f, NULL, 1, 100, 5000, NULL, msg), MOOR_OK);
+    /* A dry run through the table measures the whole file. */
+    f->ffs.budget = UINT64_MAX;
+    f->ffs.written = 0;
+    assert_int_equal(write_snap(f, &f->ffs.fs, 1, 101, 20000, NULL, msg),
+                     MOOR_OK);
+    uint64_t total = f->ffs.written;
+    struct stat st;
+    char path[SNAP_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/0000000000000001-0000000000000065.snap",
+             f->dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal((uint64_t)st.st_size, total);
+    assert_int_equal(unlink(path), 0);
+
+    uint64_t budgets[64];
+    size_t nb = 0;
+    budgets[nb++] = 0;  /* the first header write */
+    budgets[nb++] = 87; /* inside the fixed header */
+    budgets[nb++] = total / 2;
+    for (uint64_t back = 1; back <= 600; back += 23) {
+        budgets[nb++] = total - back; /* lz4 end, padding, trailer */
+    }
+    budgets[nb++] = total - 33; /* the digest's first byte */
+    budgets[nb++] = total - 1;  /* its last */
+    assert_true(nb <= sizeof(budgets) / sizeof(budgets[0]));
+    for (size_t i = 0; i < nb; i++) {
+        f->ffs.written = 0;
+        f->ffs.budget = budgets[i];
+        int rv = write_snap(f, &f->ffs.fs, 1, 101, 20000, NULL, msg);
+        if (rv != MOOR_ENOSPC || strstr(msg, strerror(ENOSPC)) == NULL) {
+            fail_msg("budget %llu of %llu: rv %d msg \"%s\"",
+                     (unsigned long long)budgets[i], (unsigned long long)total,
+                     rv, msg);
+        }
+        assert_int_equal(count_files(f->dir, ".snap.tmp"), 0);
+        assert_int_equal(count_files(f->dir, ".snap"), 1);
+        assert_newest_is(f, 100);
+    }
+    /* With the space back, the same snapshot is written. */
+    f->ffs.budget = UINT64_MAX;
+    assert_int_equal(write_snap(f, &f->ffs.fs, 1, 101, 20000, NULL, msg),
+                     MOOR_OK);
+    assert_int_equal(snap_verify(path, NULL, msg), MOOR_OK);
+}
+
+/* A quota (EDQUOT) is the same "no space" as a full disk. */
+static void test_snapshot_quota_exceeded_is_enospc(void **state)
+{
+    struct fixture *f = *state;
+    char msg[MOOR_ERRMSG_SIZE];
+    f->ffs.budget = 1000;
+    f->ffs.write_errno = EDQUOT;
+    assert_int_equal(write_snap(f, &f->ffs.fs, 1, 7, 50000, NULL, msg),
+                     MOOR_ENOSPC);
+    assert_non_null(strstr(msg, strerror(EDQUOT)));
+    assert_int_equal(count_files(f->dir, ".snap"), 0);
+    assert_int_equal(count_files(f->dir, ".snap.tmp"), 0);
+}
+
+/* Any other write error is MOOR_EIO. */
+static void test_snapshot_write_eio_is_eio(void **state)
+{
+    struct fixture *f = *state;
+    char msg[MOOR_ERRMSG_SIZE];
+    assert_int_equal(write_snap(f, NULL, 1, 100, 5000, NULL, msg), MOOR_OK);
+    f->ffs.budget = 40000;
+    f->ffs.write_errno = EIO;
+    assert_int_equal(write_snap(f, &f->ffs.fs, 1, 200, 50000, NULL, msg),
+                     MOOR_EIO);
+    assert_non_null(strstr(msg, "write "));
+    assert_non_null(strstr(msg, strerror(EIO)));
+    assert_int_equal(count_files(f->dir, ".snap.tmp"), 0);
+    assert_newest_is(f, 100);
+}
+
+/* fsync of the finished file fails: MOOR_EIO, tried once and never again
+ * (the kernel may have dropped the pages), nothing under the final name,
+ * the temporary file removed, the previous snapshot still the newest. */
+static void test_snapshot_fsync_eio_installs_nothing(void **state)
+{
+    struct fixture *f = *state;
+    char msg[MOOR_ERRMSG_SIZE];
+    assert_int_equal(write_snap(f, NULL, 1, 100, 5000, NULL, msg), MOOR_OK);
+    f->ffs.fsync_errno = EIO;
+    struct snap_writer *sw;
+    assert_int_equal(write_snap(f, &f->ffs.fs, 3, 300, 50000, &sw, msg),
+                     MOOR_EIO);
+    assert_non_null(strstr(msg, "fsync "));
+    assert_non_null(strstr(msg, ".snap.tmp"));
+    assert_non_null(strstr(msg, strerror(EIO)));
+    assert_int_equal(f->ffs.fsyncs, 1);
+    assert_int_equal(snap_writer_finish(sw, NULL), MOOR_EIO);
+    assert_int_equal(f->ffs.fsyncs, 1);
+    assert_int_equal(count_files(f->dir, ".snap.tmp"), 1);
+    assert_newest_is(f, 100);
+    snap_writer_close(sw);
+    assert_int_equal(count_files(f->dir, ".snap.tmp"), 0);
+    assert_newest_is(f, 100);
+}
+
+/* ENOSPC reported by fsync (delayed allocation, thin provisioning) is
+ * MOOR_ENOSPC like a failed write. */
+static void test_snapshot_fsync_enospc_is_enospc(void **state)
+{
+    struct fixture *f = *state;
+    char msg[MOOR_ERRMSG_SIZE];
+    f->ffs.fsync_errno = ENOSPC;
+    assert_int_equal(write_snap(f, &f->ffs.fs, 1, 9, 5000, NULL, msg),
+                     MOOR_ENOSPC);
+    assert_non_null(strstr(msg, "fsync "));
+    assert_int_equal(count_files(f->dir, ".snap"), 0);
+    assert_int_equal(count_files(f->dir, ".snap.tmp"), 0);
+}
+
+struct check
+{
+    uint64_t got;
+    bool mismatch;
+};
+
+static int check_cb(void *arg, const uint8_t *data, size_t len)
+{
+    struct check *c = arg;
+    for (size_t i = 0; i < len; i++) {
+        c->mismatch |= data[i] != stream_byte(c->got + i);
+    }
+    c->got += len;
+    return 0;
+}
+
+/* Writes that move only a few bytes at a time still make a whole file
+ * that verifies and loads to the same stream. */
+static void test_snapshot_short_writes_still_make_a_valid_file(void **state)
+{
+    struct fixture *f = *state;
+    char msg[MOOR_ERRMSG_SIZE];
+    f->ffs.write_max = 7;
+    assert_int_equal(write_snap(f, &f->ffs.fs, 4, 40, 30000, NULL, msg),
+                     MOOR_OK);
+    char path[SNAP_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/0000000000000004-0000000000000028.snap",
+             f->dir);
+    struct snap_meta m;
+    struct check c = {0};
+    assert_int_equal(snap_load(path, &m, check_cb, &c, msg), MOOR_OK);
+    assert_int_equal(c.got, 30000);
+    assert_false(c.mismatch);
+    assert_int_equal(m.index, 40);
+    snap_meta_close(&m);
+}
+
+/* A temporary file a crash left behind (the process died mid-write, so
+ * close never ran) is not a snapshot to snap_list or snap_open_newest, and
+ * snap_prune removes it. */
+static void test_snapshot_stray_temp_is_ignored_then_pruned(void **state)
+{
+    struct fixture *f = *state;
+    char msg[MOOR_ERRMSG_SIZE];
+    assert_int_equal(write_snap(f, NULL, 1, 100, 5000, NULL, msg), MOOR_OK);
+    char tmp[SNAP_PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s/0000000000000002-00000000000000c8.snap.tmp",
+             f->dir);
+    FILE *fp = fopen(tmp, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite("moorsnap", 1, 8, fp), 8);
+    fclose(fp);
+    assert_newest_is(f, 100);
+    size_t removed = 0;
+    assert_int_equal(snap_prune(f->dir, 5, &removed), MOOR_OK);
+    assert_int_equal(removed, 1);
+    assert_int_equal(count_files(f->dir, ".snap.tmp"), 0);
+    assert_newest_is(f, 100);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        T(test_snapshot_enospc_in_the_body_fails_and_keeps_the_previous),
+        T(test_snapshot_enospc_at_any_point_leaves_only_the_previous),
+        T(test_snapshot_quota_exceeded_is_enospc),
+        T(test_snapshot_write_eio_is_eio),
+        T(test_snapshot_fsync_eio_installs_nothing),
+        T(test_snapshot_fsync_enospc_is_enospc),
+        T(test_snapshot_short_writes_still_make_a_valid_file),
+        T(test_snapshot_stray_temp_is_ignored_then_pruned),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
