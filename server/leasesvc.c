@@ -104,9 +104,19 @@ bool srv_lease_apply(struct srv_node *n, uint64_t index,
 void srv_lease_tick(struct srv_node *n)
 {
     if (raft_node_role(n->raft) != RAFT_LEADER || n->stopping) {
+        n->lease_leader = false;
         return;
     }
     uint64_t now = now_ms(n);
+    if (!n->lease_leader) {
+        /* A new leader: keep-alives went to the old one, on its clock.
+         * Every lease gets its remaining TTL from now plus an election
+         * timeout before anything can expire (etcd's Promote). */
+        kv_lease_promote(n->kv, now, n->cfg->election_ms);
+        n->lease_leader = true;
+        MOOR_LOG_INFO("lease", "leases promoted by the new leader",
+                      "leases=%zu", kv_lease_count(n->kv));
+    }
     int64_t ids[EXPIRE_PER_TICK];
     size_t k = kv_lease_expired(n->kv, now, ids, EXPIRE_PER_TICK);
     for (size_t i = 0; i < k; i++) {

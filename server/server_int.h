@@ -194,6 +194,10 @@ struct srv_node
     /* Snapshots (snap.c): the job running, and the index of the newest
      * snapshot saved or loaded. */
     struct srv_snap_job *snap_job;
+    /* After a failed periodic snapshot: none before snap_retry_ms (the
+     * delay doubles from 1 s to 60 s, reset by a success). */
+    uint64_t snap_retry_ms;
+    uint64_t snap_backoff_ms;
     uint64_t snap_index;
 
     /* Metrics, stage timings, the WAL's fsync timing (observe.c). */
@@ -222,6 +226,8 @@ struct srv_node
     size_t n_compact_samples;
 
     /* Lease duties of the leader (leasesvc.c). */
+    /* This member has promoted the leases since it became leader. */
+    bool lease_leader;
     uint64_t lease_ticks;
     int64_t lease_cursor;
 

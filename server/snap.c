@@ -258,6 +258,19 @@ static void job_next(struct srv_snap_job *j)
     if (j->rv != MOOR_OK) {
         MOOR_LOG_ERROR("snap", "snapshot failed", "err=%s detail=\"%s\"",
                        moor_errname(j->rv), j->errmsg);
+        if (!j->backup) {
+            /* Not again at once (a full disk would make every apply pass
+             * dump the keyspace and fail): after a delay doubling from
+             * one second to a minute. */
+            uint64_t now = uv_now(n->loop);
+            n->snap_backoff_ms =
+                n->snap_backoff_ms == 0
+                    ? 1000
+                    : MOOR_MIN(2 * n->snap_backoff_ms, (uint64_t)60000);
+            n->snap_retry_ms = now + n->snap_backoff_ms;
+            MOOR_LOG_WARN("snap", "retrying the snapshot later", "in_ms=%llu",
+                          (unsigned long long)n->snap_backoff_ms);
+        }
         if (j->call != NULL) {
             srv_call_fail(j->call, j->rv);
             backup_detach(j);
@@ -276,6 +289,7 @@ static void job_next(struct srv_snap_job *j)
             return;
         }
         if (!j->backup) {
+            n->snap_backoff_ms = 0;
             periodic_done(j);
             job_free(j);
             return;
@@ -374,7 +388,8 @@ void srv_snap_maybe(struct srv_node *n)
         }
     }
     uint64_t applied = kv_store_applied_index(n->kv);
-    if (applied - n->snap_index < n->cfg->snapshot_count) {
+    if (applied - n->snap_index < n->cfg->snapshot_count ||
+        uv_now(n->loop) < n->snap_retry_ms) {
         return;
     }
     int rv = srv_snap_start(n, NULL);
