@@ -80,6 +80,7 @@
     X(MOOR_ELEARNERNOTREADY,                                               \
       "can only promote a learner member which is in sync with leader")    \
     X(MOOR_ETOOMANYLEARNERS, "too many learner members in cluster")        \
+    X(MOOR_EUNHEALTHY, "unhealthy cluster")                                \
     X(MOOR_ENOTENOUGHSTARTED,                                              \
       "re-configuration failed due to not enough started members")
 

@@ -50,6 +50,7 @@ static const struct
      "leader"},
     {MOOR_ETOOMANYLEARNERS, RPC_FAILED_PRECONDITION,
      "etcdserver: too many learner members in cluster"},
+    {MOOR_EUNHEALTHY, RPC_UNAVAILABLE, "etcdserver: unhealthy cluster"},
     {MOOR_ENOTENOUGHSTARTED, RPC_FAILED_PRECONDITION,
      "etcdserver: re-configuration failed due to not enough started members"},
     {MOOR_ENOLEADER, RPC_UNAVAILABLE, "etcdserver: no leader"},

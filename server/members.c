@@ -763,6 +763,35 @@ static void propose_change(struct srv_node *n, struct rpc_call *call,
     srv_node_process(n);
 }
 
+/* --strict-reconfig-check, on the leader: a voter may be added only while
+ * every voter answers (etcd: "unhealthy cluster"), and removed only when
+ * the voters left that answer still make a quorum ("not enough started
+ * members"). A voter "answers" when this leader has heard an ack from it
+ * (its match index is known). Learners never change the quorum. */
+static int strict_check(struct srv_node *n, bool adding, uint64_t removing)
+{
+    if (!n->cfg->strict_reconfig_check) {
+        return MOOR_OK;
+    }
+    const struct raft_conf *conf = raft_node_conf(n->raft);
+    unsigned voters = 0, started = 0;
+    for (uint32_t i = 0; i < conf->n; i++) {
+        const struct raft_member *m = &conf->members[i];
+        if (m->learner || m->id == removing) {
+            continue;
+        }
+        voters++;
+        if (m->id == n->member_id ||
+            raft_node_match_index(n->raft, m->id) > 0) {
+            started++;
+        }
+    }
+    if (adding) {
+        return started == voters ? MOOR_OK : MOOR_EUNHEALTHY;
+    }
+    return started >= voters / 2 + 1 ? MOOR_OK : MOOR_ENOTENOUGHSTARTED;
+}
+
 /* etcd's id for a member added at run time: SHA-1 over its sorted peer
  * URLs, the cluster token and the current unix time in seconds. */
 static uint64_t new_member_id(struct srv_node *n,
@@ -799,7 +828,12 @@ static void on_member_add(struct rpc_call *call, struct moor_slice msg,
         (const Etcdserverpb__MemberAddRequest *)m;
     struct srv_member mb;
     memset(&mb, 0, sizeof(mb));
+    /* etcd's order: the URLs, the strict reconfiguration check, then the
+     * membership rules. */
     int rv = urls_parse(req->peerurls, req->n_peerurls, &mb.peer_urls);
+    if (rv == MOOR_OK && !req->islearner) {
+        rv = strict_check(n, true, 0);
+    }
     if (rv == MOOR_OK && urls_taken(&n->members, 0, &mb.peer_urls)) {
         rv = MOOR_EPEERURLEXISTS;
     }
@@ -844,8 +878,14 @@ static void on_member_remove(struct rpc_call *call, struct moor_slice msg,
     }
     uint64_t id = ((const Etcdserverpb__MemberRemoveRequest *)m)->id;
     protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
-    if (srv_members_find(&n->members, id) == NULL) {
+    const struct srv_member *cur = srv_members_find(&n->members, id);
+    if (cur == NULL) {
         srv_call_fail(call, MOOR_EMEMBERNOTFOUND);
+        return;
+    }
+    int rv = cur->learner ? MOOR_OK : strict_check(n, false, id);
+    if (rv != MOOR_OK) {
+        srv_call_fail(call, rv);
         return;
     }
     propose_change(n, call, RAFT_CONF_REMOVE, id, NULL);
@@ -872,19 +912,17 @@ static void on_member_promote(struct rpc_call *call, struct moor_slice msg,
         srv_call_fail(call, MOOR_EMEMBERNOTFOUND);
         return;
     }
+    /* etcd's readiness rule, checked first as etcd does: the member holds
+     * at least 90 % of what the leader holds. */
+    uint64_t mine = raft_node_match_index(n->raft, n->member_id);
+    uint64_t its = raft_node_match_index(n->raft, id);
+    if ((double)its < 0.9 * (double)mine) {
+        srv_call_fail(call, MOOR_ELEARNERNOTREADY);
+        return;
+    }
     if (!cur->learner) {
         srv_call_fail(call, MOOR_EMEMBERNOTLEARNER);
         return;
-    }
-    if (raft_node_role(n->raft) == RAFT_LEADER) {
-        /* etcd's readiness rule: the learner holds at least 90 % of what
-         * the leader holds. */
-        uint64_t mine = raft_node_match_index(n->raft, n->member_id);
-        uint64_t its = raft_node_match_index(n->raft, id);
-        if ((double)its < 0.9 * (double)mine) {
-            srv_call_fail(call, MOOR_ELEARNERNOTREADY);
-            return;
-        }
     }
     propose_change(n, call, RAFT_CONF_PROMOTE, id, NULL);
 }
