@@ -140,35 +140,44 @@ static void backup_pump(struct srv_snap_job *j)
 {
     struct srv_node *n = j->n;
     uint8_t buf[BACKUP_MSG_BYTES];
-    while (j->call != NULL && rpc_call_writable(j->call)) {
-        size_t got = 0;
-        int rv = snap_sender_read(j->sender, buf, sizeof(buf), &got);
-        if (rv != MOOR_OK) {
-            srv_call_fail(j->call, rv);
-            backup_detach(j);
-            break;
+    /* j->chunk holds the packed message the call's queue refused last
+     * time (MOOR_EAGAIN): it goes first when writable_cb brings us back. */
+    while (j->call != NULL) {
+        if (j->chunk.len == 0) {
+            size_t got = 0;
+            int rv = snap_sender_read(j->sender, buf, sizeof(buf), &got);
+            if (rv != MOOR_OK) {
+                srv_call_fail(j->call, rv);
+                backup_detach(j);
+                break;
+            }
+            if (got == 0) {
+                rpc_call_finish(j->call, RPC_OK, NULL);
+                backup_detach(j);
+                break;
+            }
+            j->remaining -= MOOR_MIN((uint64_t)got, j->remaining);
+            Etcdserverpb__ResponseHeader h =
+                ETCDSERVERPB__RESPONSE_HEADER__INIT;
+            srv_header_fill(n, &h, (int64_t)j->meta.revision);
+            Etcdserverpb__SnapshotResponse r =
+                ETCDSERVERPB__SNAPSHOT_RESPONSE__INIT;
+            r.header = &h;
+            r.remaining_bytes = j->remaining;
+            r.blob.data = buf;
+            r.blob.len = got;
+            if (moor_pb_pack(&r.base, &j->chunk) != MOOR_OK) {
+                srv_call_fail(j->call, MOOR_ENOMEM);
+                backup_detach(j);
+                break;
+            }
         }
-        if (got == 0) {
-            rpc_call_finish(j->call, RPC_OK, NULL);
-            backup_detach(j);
-            break;
+        int rv =
+            rpc_call_send(j->call, moor_slice_make(j->chunk.ptr, j->chunk.len));
+        if (rv == MOOR_EAGAIN) {
+            return; /* writable_cb resumes */
         }
-        j->remaining -= MOOR_MIN((uint64_t)got, j->remaining);
-        Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-        srv_header_fill(n, &h, (int64_t)j->meta.revision);
-        Etcdserverpb__SnapshotResponse r =
-            ETCDSERVERPB__SNAPSHOT_RESPONSE__INIT;
-        r.header = &h;
-        r.remaining_bytes = j->remaining;
-        r.blob.data = buf;
-        r.blob.len = got;
-        struct moor_buf b;
-        moor_buf_init(&b);
-        rv = moor_pb_pack(&r.base, &b);
-        if (rv == MOOR_OK) {
-            rv = rpc_call_send(j->call, moor_slice_make(b.ptr, b.len));
-        }
-        moor_buf_close(&b);
+        moor_buf_reset(&j->chunk);
         if (rv != MOOR_OK) {
             rpc_call_cancel(j->call);
             backup_detach(j);
@@ -236,11 +245,18 @@ static void periodic_done(struct srv_snap_job *j)
     n->snap_index = index;
     size_t removed = 0;
     snap_prune(n->datadir.snap_dir, n->cfg->max_snapshots, &removed);
+    struct stat st;
+    uint64_t size = stat(j->path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    uint64_t took_ms =
+        (moor_clock_realtime_ns() - j->meta.created_unix_ns) / 1000000u;
     MOOR_LOG_INFO("snap", "snapshot saved",
-                  "file=%s index=%llu revision=%llu keys=%llu pruned=%zu",
+                  "file=%s index=%llu revision=%llu keys=%llu bytes=%llu "
+                  "took_ms=%llu pruned=%zu",
                   j->path, (unsigned long long)index,
                   (unsigned long long)j->meta.revision,
-                  (unsigned long long)j->meta.key_count, removed);
+                  (unsigned long long)j->meta.key_count,
+                  (unsigned long long)size, (unsigned long long)took_ms,
+                  removed);
 }
 
 static void job_next(struct srv_snap_job *j)
@@ -302,6 +318,7 @@ static void job_next(struct srv_snap_job *j)
             return;
         }
         j->remaining = size;
+        moor_buf_reset(&j->chunk); /* from now on: the message to send */
         backup_pump(j);
         return;
     }
