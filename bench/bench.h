@@ -196,6 +196,24 @@ int bench_k8s_list_start(struct bench_k8s_list *l, const char *prefix);
 int bench_k8s_list_page(struct bench_k8s_list *l, const uint8_t *last_key,
                         size_t last_len, size_t n, bool more, int64_t revision);
 
+/* What the watch workloads need of one WatchResponse, read from its wire
+ * bytes without decoding it whole (at 10,000 watchers a full decode of
+ * every event would make the client the bottleneck). */
+struct bench_watch_scan
+{
+    bool created;
+    bool canceled;
+    uint64_t events;
+};
+/* Called with each event's key (borrowed for the call). */
+typedef void (*bench_watch_key_fn)(const uint8_t *key, size_t len, void *arg);
+/* Scans msg[0..len) as an etcdserverpb.WatchResponse into out (zeroed
+ * first), calling key_fn (may be NULL) for each event's kv.key.
+ * MOOR_EPROTO for malformed protobuf (a truncated field, a bad wire type). */
+int bench_watch_scan(const uint8_t *msg, size_t len,
+                     struct bench_watch_scan *out, bench_watch_key_fn key_fn,
+                     void *arg);
+
 /* ------------------------------------------------------------------------
  * Prometheus /metrics (consensus)
  * ---------------------------------------------------------------------- */

@@ -177,7 +177,6 @@ struct bench_load
     uint64_t start_ns;
     uint64_t end_ns;      /* when the last request ended */
     uint64_t deadline_ns; /* --duration's end, or UINT64_MAX */
-    bool stopping;        /* issue nothing more */
     /* results */
     struct bench_hist *hist;
     struct bench_hist *kind_hist[BENCH_KINDS_MAX];

@@ -69,16 +69,16 @@ static void send_creates(struct wstream *w)
 }
 
 /* The key index after the prefix, or UINT64_MAX. */
-static uint64_t key_index(const struct watch_run *r, const Mvccpb__KeyValue *kv)
+static uint64_t key_index(const struct watch_run *r, const uint8_t *key,
+                          size_t len)
 {
     size_t pl = r->kv.kg.prefix_len;
-    if (kv == NULL || kv->key.len != r->kv.kg.key_size ||
-        memcmp(kv->key.data, r->kv.kg.prefix, pl) != 0) {
+    if (len != r->kv.kg.key_size || memcmp(key, r->kv.kg.prefix, pl) != 0) {
         return UINT64_MAX;
     }
     uint64_t v = 0;
-    for (size_t i = pl; i < kv->key.len; i++) {
-        uint8_t c = kv->key.data[i];
+    for (size_t i = pl; i < len; i++) {
+        uint8_t c = key[i];
         if (c < '0' || c > '9') {
             return UINT64_MAX;
         }
@@ -87,41 +87,49 @@ static uint64_t key_index(const struct watch_run *r, const Mvccpb__KeyValue *kv)
     return v;
 }
 
+struct event_at
+{
+    struct watch_run *r;
+    uint64_t now;
+};
+
+static void event_key(const uint8_t *key, size_t len, void *arg)
+{
+    struct event_at *e = arg;
+    struct watch_run *r = e->r;
+    uint64_t k = key_index(r, key, len);
+    if (k >= r->l->o->total || r->sent_ns[k] == 0) {
+        r->l->bad_responses++;
+        bench__load_note(r->l, "an event for a key never put");
+        return;
+    }
+    bench_hist_record(r->lat, e->now - r->sent_ns[k]);
+}
+
 static void ws_message(struct rpc_stream *s, struct moor_slice msg, void *arg)
 {
     (void)s;
     struct wstream *w = arg;
     struct watch_run *r = w->run;
-    uint64_t now = moor_clock_ns();
-    Etcdserverpb__WatchResponse *resp =
-        (Etcdserverpb__WatchResponse *)bench__unpack(
-            &etcdserverpb__watch_response__descriptor, msg);
-    if (resp == NULL) {
+    struct event_at at = {r, moor_clock_ns()};
+    struct bench_watch_scan scan;
+    if (bench_watch_scan(msg.ptr, msg.len, &scan, r->latency ? event_key : NULL,
+                         &at) != MOOR_OK) {
         r->l->bad_responses++;
-        bench__load_note(r->l, "undecodable WatchResponse");
+        bench__load_note(r->l, "malformed WatchResponse");
         return;
     }
-    if (resp->created) {
+    if (scan.created) {
         r->created++;
     }
-    if (resp->canceled) {
+    if (scan.canceled) {
         r->l->bad_responses++;
-        bench__load_note(r->l, "watch canceled: %s", resp->cancel_reason);
+        bench__load_note(r->l, "a watcher was canceled by the server");
     }
-    for (size_t i = 0; i < resp->n_events; i++) {
-        r->events++;
-        r->last_event_ns = now;
-        if (r->latency) {
-            uint64_t k = key_index(r, resp->events[i]->kv);
-            if (k >= r->l->o->total || r->sent_ns[k] == 0) {
-                r->l->bad_responses++;
-                bench__load_note(r->l, "an event for a key never put");
-                continue;
-            }
-            bench_hist_record(r->lat, now - r->sent_ns[k]);
-        }
+    if (scan.events > 0) {
+        r->events += scan.events;
+        r->last_event_ns = at.now;
     }
-    bench__free(resp);
 }
 
 static void ws_writable(struct rpc_stream *s, void *arg)
@@ -213,8 +221,15 @@ static int open_streams(struct watch_run *r)
         r->open_streams++;
         send_creates(w);
     }
-    if (!bench__run_until(l, all_created, r, bench__timeout_ms(l->o)) ||
-        r->open_streams < r->nstreams) {
+    /* Creation is slow on some servers: wait while watchers keep being
+     * created, until all are or none was for --timeout. */
+    uint64_t seen;
+    bool all;
+    do {
+        seen = r->created;
+        all = bench__run_until(l, all_created, r, bench__timeout_ms(l->o));
+    } while (!all && r->created > seen);
+    if (!all || r->open_streams < r->nstreams) {
         fprintf(stderr,
                 "moor-bench: %llu of %llu watchers created within --timeout "
                 "(%s)\n",
@@ -333,7 +348,14 @@ static int watch_common_main(bool latency, int argc, char **argv)
         while (!bench__load_done(l)) {
             bench__load_turn(l);
         }
-        bench__run_until(l, all_delivered, &r, bench__timeout_ms(&o));
+        /* Events may trail the puts: wait while they keep coming, until
+         * all arrived or none came for --timeout. */
+        uint64_t seen;
+        do {
+            seen = r.events;
+        } while (
+            !bench__run_until(l, all_delivered, &r, bench__timeout_ms(&o)) &&
+            r.events > seen);
         uint64_t want = l->ok * (uint64_t)r.nstreams * o.watchers;
         if (r.events < want) {
             l->extra_errors[0] = want - r.events;

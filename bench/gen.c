@@ -157,3 +157,122 @@ int bench_k8s_list_page(struct bench_k8s_list *l, const uint8_t *last_key,
     l->key_len = last_len + 1;
     return MOOR_OK;
 }
+
+/* One protobuf field at p[0..len): its number, wire type, and for varints
+ * the value, for length-delimited fields the bytes. Returns the bytes
+ * used, 0 when malformed. */
+static size_t pb_field(const uint8_t *p, size_t len, uint32_t *field,
+                       uint64_t *v, const uint8_t **data, size_t *dlen)
+{
+    uint64_t tag;
+    size_t n = moor_varint_get(p, len, &tag);
+    if (n == 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX) {
+        return 0;
+    }
+    *field = (uint32_t)(tag >> 3);
+    *data = NULL;
+    *dlen = 0;
+    size_t m;
+    switch (tag & 7) {
+    case 0:
+        m = moor_varint_get(p + n, len - n, v);
+        return m == 0 ? 0 : n + m;
+    case 1:
+        return len - n >= 8 ? n + 8 : 0;
+    case 5:
+        return len - n >= 4 ? n + 4 : 0;
+    case 2:
+        m = moor_varint_get(p + n, len - n, v);
+        if (m == 0 || *v > len - n - m) {
+            return 0;
+        }
+        *data = p + n + m;
+        *dlen = (size_t)*v;
+        return n + m + (size_t)*v;
+    default:
+        return 0;
+    }
+}
+
+/* Calls fn for each length-delimited field number want in msg; MOOR_EPROTO
+ * for malformed bytes. */
+static int pb_each(const uint8_t *msg, size_t len, uint32_t want,
+                   void (*fn)(const uint8_t *d, size_t n, void *arg), void *arg)
+{
+    size_t off = 0;
+    while (off < len) {
+        uint32_t field;
+        uint64_t v;
+        const uint8_t *d;
+        size_t dn;
+        size_t used = pb_field(msg + off, len - off, &field, &v, &d, &dn);
+        if (used == 0) {
+            return MOOR_EPROTO;
+        }
+        if (field == want && d != NULL) {
+            fn(d, dn, arg);
+        }
+        off += used;
+    }
+    return MOOR_OK;
+}
+
+struct key_visit
+{
+    bench_watch_key_fn fn;
+    void *arg;
+    int rv;
+};
+
+static void visit_key(const uint8_t *d, size_t n, void *arg)
+{
+    struct key_visit *kv = arg;
+    kv->fn(d, n, kv->arg);
+}
+
+static void visit_kv(const uint8_t *d, size_t n, void *arg)
+{
+    struct key_visit *kv = arg;
+    if (pb_each(d, n, 1, visit_key, kv) != MOOR_OK) { /* KeyValue.key */
+        kv->rv = MOOR_EPROTO;
+    }
+}
+
+static void visit_event(const uint8_t *d, size_t n, void *arg)
+{
+    struct key_visit *kv = arg;
+    if (pb_each(d, n, 2, visit_kv, kv) != MOOR_OK) { /* Event.kv */
+        kv->rv = MOOR_EPROTO;
+    }
+}
+
+int bench_watch_scan(const uint8_t *msg, size_t len,
+                     struct bench_watch_scan *out, bench_watch_key_fn key_fn,
+                     void *arg)
+{
+    memset(out, 0, sizeof(*out));
+    struct key_visit kv = {key_fn, arg, MOOR_OK};
+    size_t off = 0;
+    while (off < len) {
+        uint32_t field;
+        uint64_t v = 0;
+        const uint8_t *d;
+        size_t dn;
+        size_t used = pb_field(msg + off, len - off, &field, &v, &d, &dn);
+        if (used == 0) {
+            return MOOR_EPROTO;
+        }
+        if (field == 3 && d == NULL) {
+            out->created = v != 0;
+        } else if (field == 4 && d == NULL) {
+            out->canceled = v != 0;
+        } else if (field == 11 && d != NULL) {
+            out->events++;
+            if (key_fn != NULL) {
+                visit_event(d, dn, &kv);
+            }
+        }
+        off += used;
+    }
+    return kv.rv;
+}

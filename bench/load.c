@@ -254,7 +254,7 @@ static void rate_timer_cb(uv_timer_t *t)
     struct bench_load *l = t->data;
     while (l->wait_head != NULL) {
         struct bench_slot *s = l->wait_head;
-        if (l->stopping || moor_clock_ns() >= l->deadline_ns ||
+        if (moor_clock_ns() >= l->deadline_ns ||
             (l->o->total > 0 && l->issued >= l->o->total)) {
             l->wait_head = s->wait_next;
             s->waiting = false;
@@ -279,8 +279,7 @@ static void slot_next(struct bench_slot *s)
     struct bench_load *l = s->load;
     const struct bench_opts *o = l->o;
     uint64_t now = moor_clock_ns();
-    if (l->stopping || (o->total > 0 && l->issued >= o->total) ||
-        now >= l->deadline_ns) {
+    if ((o->total > 0 && l->issued >= o->total) || now >= l->deadline_ns) {
         slot_finish(s);
         return;
     }

@@ -370,7 +370,8 @@ out:
  * etcdctl's four columns: hash, revision, total keys, total size. The hash
  * is the crc32c of the decompressed kv stream without its final 4 bytes
  * (which are that crc itself), so two snapshots of the same state show the
- * same hash whatever their compression; the size is the file's. An etcd (bbolt) file is recognised and refused by name.
+ * same hash whatever their compression; the size is the file's. An etcd (bbolt)
+ * file is recognised and refused by name.
  * ---------------------------------------------------------------------- */
 
 bool mc_is_bbolt(const char *path)
@@ -498,8 +499,8 @@ int mc_cmd_snapshot_status(struct mc_ctx *c, void *opts, char **args, size_t n)
         return mc_fail(c, MC_EXIT_ERROR, "invalid snapshot: %s",
                        e[0] != 0 ? e : moor_strerror(rv));
     }
-    struct mc_snapshot_status s = {h.crc, (int64_t)meta.revision, meta.key_count,
-                                   (uint64_t)st.st_size};
+    struct mc_snapshot_status s = {h.crc, (int64_t)meta.revision,
+                                   meta.key_count, (uint64_t)st.st_size};
     snap_meta_close(&meta);
     struct moor_buf out;
     moor_buf_init(&out);

@@ -230,7 +230,9 @@ static inline struct moor_slice moor_bytes_slice(const struct moor_bytes *b)
  *
  * moor_crc32c(0, "123456789", 9) == 0xE3069283. Chaining: the crc of a||b is
  * moor_crc32c(moor_crc32c(0, a), b). Uses the SSE4.2 instruction when the
- * CPU has it, a slicing-by-8 table otherwise; both give the same values.
+ * CPU has it (three interleaved lanes from 192 bytes on: about 3x the
+ * speed of one chain on big buffers, 1.5x on 288-byte WAL records), a
+ * slicing-by-8 table otherwise; both give the same values.
  * ---------------------------------------------------------------------- */
 uint32_t moor_crc32c(uint32_t crc, const void *data, size_t len);
 /* The table version alone (tests check both against the vectors). */

@@ -120,14 +120,17 @@ static const struct flag flags[] = {
     {"trusted-ca-file", F_STR, OFF(trusted_ca_file), "", NULL,
      "Path to the client server TLS trusted CA cert file."},
     {"peer-cert-file", F_STR, OFF(peer_cert_file), "", NULL,
-     "Path to the peer server TLS cert file (peer TLS is not built "
-     "yet: moord refuses to start with it)."},
+     "Path to the peer server TLS cert file (also this member's client "
+     "certificate toward its peers; https peer URLs need it)."},
     {"peer-key-file", F_STR, OFF(peer_key_file), "", NULL,
-     "Path to the peer server TLS key file (not built yet)."},
+     "Path to the peer server TLS key file."},
     {"peer-client-cert-auth", F_BOOL, OFF(peer_client_cert_auth), "false", NULL,
-     "Enable peer client cert authentication (not built yet)."},
+     "Enable peer client cert authentication."},
     {"peer-trusted-ca-file", F_STR, OFF(peer_trusted_ca_file), "", NULL,
-     "Path to the peer server TLS trusted CA file (not built yet)."},
+     "Path to the peer server TLS trusted CA file."},
+    {"peer-auto-tls", F_BOOL, OFF(peer_auto_tls), "false", NULL,
+     "Peer TLS using generated certificates (not built: moord refuses it; "
+     "give --peer-cert-file and --peer-key-file)."},
 
     {"log-level", F_LOG_LEVEL, OFF(log_level), "info", "Logging",
      "Log level: debug, info, warn, error."},
@@ -746,11 +749,39 @@ int srv_config_validate(const struct srv_config *cfg, char *errmsg)
         moor_errmsg_set(errmsg, "--client-cert-auth needs --trusted-ca-file");
         return MOOR_EINVAL;
     }
-    if (!empty(cfg->peer_cert_file) || any_tls(&cfg->listen_peer_urls) ||
-        any_tls(&cfg->initial_advertise_peer_urls)) {
+    if (cfg->peer_auto_tls) {
         moor_errmsg_set(errmsg,
-                        "peer TLS (--peer-cert-file, https peer URLs) "
-                        "is not built yet: peers speak plain TCP");
+                        "--peer-auto-tls is not built: give "
+                        "--peer-cert-file and --peer-key-file (and "
+                        "--peer-trusted-ca-file)");
+        return MOOR_EINVAL;
+    }
+    /* Peers speak TLS or they do not: every peer URL has the same scheme,
+     * and TLS has its certificate (and only TLS has one). */
+    bool peer_tls =
+        cfg->listen_peer_urls.n > 0 && cfg->listen_peer_urls.urls[0].tls;
+    const struct srv_url_list *peer_lists[2 + SRV_MEMBERS_MAX];
+    size_t n_lists = 0;
+    peer_lists[n_lists++] = &cfg->listen_peer_urls;
+    peer_lists[n_lists++] = &cfg->initial_advertise_peer_urls;
+    for (unsigned i = 0; i < cfg->n_initial_members; i++) {
+        peer_lists[n_lists++] = &cfg->initial_members[i].peer_urls;
+    }
+    for (size_t k = 0; k < n_lists; k++) {
+        for (unsigned i = 0; i < peer_lists[k]->n; i++) {
+            if (peer_lists[k]->urls[i].tls != peer_tls) {
+                moor_errmsg_set(errmsg,
+                                "peer URLs mix https and http (%s): peers "
+                                "speak TLS or they do not",
+                                peer_lists[k]->urls[i].text);
+                return MOOR_EINVAL;
+            }
+        }
+    }
+    if (!peer_tls && !empty(cfg->peer_cert_file)) {
+        moor_errmsg_set(errmsg,
+                        "--peer-cert-file is given but the peer URLs are "
+                        "http://: use https:// peer URLs for peer TLS");
         return MOOR_EINVAL;
     }
     if (cfg->peer_client_cert_auth && empty(cfg->peer_trusted_ca_file)) {

@@ -252,7 +252,6 @@ void srv_propose_request(struct srv_node *n, struct rpc_call *call,
             return;
         }
         ir->id = w->id;
-        srv_obs_proposed(n, w);
     } else {
         ir->id = n->next_id++;
     }
@@ -274,6 +273,8 @@ void srv_propose_request(struct srv_node *n, struct rpc_call *call,
     if (rv != MOOR_OK && w != NULL) {
         srv_call_fail(call, rv);
         srv_waiter_free(n, w);
+    } else if (w != NULL) {
+        srv_obs_proposed(n, w);
     }
 }
 

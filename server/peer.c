@@ -1,5 +1,5 @@
 /*
- * peer.c: the member-to-member transport over cleartext TCP: the raft
+ * peer.c: the member-to-member transport over TCP or TLS: the raft
  * message streams, reconnecting, and membership changes of the peer set.
  *
  * Every member dials every other member and keeps that connection for
@@ -33,7 +33,10 @@
  * accepted connection whose handshake says "snapshot" is read by the
  * snapshot receiver.
  *
- * Not yet: TLS and peer certificates (https peer URLs are refused).
+ * https peer URLs mean mutual TLS on every connection (peer_tls.c): the
+ * dialer checks the acceptor's certificate, the acceptor the dialer's
+ * (with --peer-client-cert-auth); bytes read go through TLS before the
+ * frame decoder, frames written through TLS before the socket.
  */
 #include <stdlib.h>
 
@@ -59,7 +62,9 @@ static void peer_freed_cb(uv_handle_t *h)
 {
     struct srv_peer *p = MOOR_CONTAINER_OF(h, struct srv_peer, retry);
     moor_buf_close(&p->out);
+    moor_buf_close(&p->wire);
     moor_buf_close(&p->writing_buf);
+    srv_tls_free(p->tls);
     moor_free(p);
 }
 
@@ -69,6 +74,9 @@ static void tcp_closed_cb(uv_handle_t *h)
     p->tcp_open = false;
     p->writing = false;
     moor_buf_reset(&p->writing_buf);
+    moor_buf_reset(&p->wire);
+    srv_tls_free(p->tls);
+    p->tls = NULL;
     if (p->released) {
         /* srv_peer_close ran while this close was under way: the timer is
          * the peer's last handle; free the peer once it closes. */
@@ -126,14 +134,32 @@ static void write_cb(uv_write_t *req, int status)
 
 static void peer_flush(struct srv_peer *p)
 {
-    if (!p->connected || p->writing || p->out.len == 0) {
+    if (!p->connected || p->writing) {
+        return;
+    }
+    /* With TLS, frames are encrypted into wire (held back inside the TLS
+     * state until the handshake is done); without, out is the wire. */
+    struct moor_buf *src = &p->out;
+    if (p->tls != NULL) {
+        char errmsg[MOOR_ERRMSG_SIZE];
+        if (p->out.len > 0 && srv_tls_output(p->tls, p->out.ptr, p->out.len,
+                                             &p->wire, errmsg) != MOOR_OK) {
+            MOOR_LOG_WARN("peer", "TLS failed", "peer=%llx why=\"%s\"",
+                          (unsigned long long)p->id, errmsg);
+            peer_fail(p, UV_EPROTO);
+            return;
+        }
+        moor_buf_reset(&p->out);
+        src = &p->wire;
+    }
+    if (src->len == 0) {
         return;
     }
     /* Swap buffers: the write owns writing_buf until write_cb. */
     struct moor_buf t = p->writing_buf;
-    p->writing_buf = p->out;
-    p->out = t;
-    moor_buf_reset(&p->out);
+    p->writing_buf = *src;
+    *src = t;
+    moor_buf_reset(src);
     uv_buf_t b =
         uv_buf_init((char *)p->writing_buf.ptr, (unsigned)p->writing_buf.len);
     p->writing = true;
@@ -158,40 +184,26 @@ static void handshake_append(struct srv_peer *p)
     }
 }
 
-/* Nothing is ever sent back on an outbound connection; reading is how the
- * close of the peer's process shows up at once (its kernel closes the
- * socket), without waiting for a write to fail. */
+/* Nothing but TLS records is ever sent back on an outbound connection;
+ * reading is how the close of the peer's process shows up at once (its
+ * kernel closes the socket), without waiting for a write to fail. */
 static void out_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
+    struct srv_peer *p = MOOR_CONTAINER_OF(h, struct srv_peer, tcp);
     (void)suggested;
-    static char sink[64];
-    buf->base = sink;
-    buf->len = sizeof(sink);
+    buf->base = (char *)p->rbuf;
+    buf->len = sizeof(p->rbuf);
 }
 
-/* True when bytes are the "removed" frame a member sends a removed
- * member before closing (inbound_handshake). The frame is a few dozen
- * bytes written at once, so it arrives in one read; should it not, the
- * next connection attempt gets it again. */
 static bool is_removed_frame(struct srv_node *n, const uint8_t *bytes,
-                             size_t len)
+                             size_t len);
+
+/* A peer that tells this member it was removed from the cluster: stop. */
+static void removed_stop(struct srv_peer *p)
 {
-    if (len < 4 || moor_get_be32(bytes) != len - 4) {
-        return false;
-    }
-    ProtobufCMessage *pm = NULL;
-    if (moor_pb_unpack(&moorpb__frame__descriptor, bytes + 4, len - 4, len,
-                       &pm) != MOOR_OK) {
-        return false;
-    }
-    const Moorpb__Frame *f = (const Moorpb__Frame *)pm;
-    bool removed = f->body_case == MOORPB__FRAME__BODY_HANDSHAKE &&
-                   strcmp(f->handshake->stream, "removed") == 0 &&
-                   f->handshake->cluster_id == n->cluster_id &&
-                   f->handshake->to_id == n->member_id;
-    protobuf_c_message_free_unpacked(pm, &moor_pb_allocator);
-    return removed;
+    srv_node_stop(p->n,
+                  "the member has been permanently removed from the "
+                  "cluster");
 }
 
 static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -199,15 +211,44 @@ static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct srv_peer *p = MOOR_CONTAINER_OF(s, struct srv_peer, tcp);
     if (nread < 0) {
         peer_fail(p, (int)nread);
-    } else if (nread > 0) {
+        return;
+    }
+    if (nread == 0) {
+        return;
+    }
+    if (p->tls == NULL) {
         if (is_removed_frame(p->n, (const uint8_t *)buf->base, (size_t)nread)) {
-            srv_node_stop(p->n,
-                          "the member has been permanently removed "
-                          "from the cluster");
+            removed_stop(p);
         }
         peer_fail(p, UV_EPROTO); /* otherwise a peer that talks back is
                                     broken */
+        return;
     }
+    struct moor_buf plain;
+    moor_buf_init(&plain);
+    char errmsg[MOOR_ERRMSG_SIZE];
+    int rv = srv_tls_input(p->tls, (const uint8_t *)buf->base, (size_t)nread,
+                           &plain, &p->wire, errmsg);
+    size_t talked = plain.len;
+    if (talked > 0 && is_removed_frame(p->n, plain.ptr, plain.len)) {
+        removed_stop(p);
+    }
+    moor_buf_close(&plain);
+    if (rv != MOOR_OK || talked > 0) {
+        if (rv != MOOR_OK) {
+            MOOR_LOG_WARN("peer", "TLS with a peer failed",
+                          "peer=%llx url=%s why=\"%s\"",
+                          (unsigned long long)p->id, p->url, errmsg);
+        }
+        peer_fail(p, UV_EPROTO);
+        return;
+    }
+    if (srv_tls_ready(p->tls) && p->backoff_ms != PEER_BACKOFF_MIN_MS) {
+        p->backoff_ms = PEER_BACKOFF_MIN_MS;
+        MOOR_LOG_INFO("peer", "TLS established", "peer=%llx",
+                      (unsigned long long)p->id);
+    }
+    peer_flush(p); /* handshake answers, then frames held back */
 }
 
 static void connect_cb(uv_connect_t *req, int status)
@@ -218,10 +259,20 @@ static void connect_cb(uv_connect_t *req, int status)
         return;
     }
     p->connected = true;
-    p->backoff_ms = PEER_BACKOFF_MIN_MS;
+    if (!p->net->tls) {
+        p->backoff_ms = PEER_BACKOFF_MIN_MS; /* with TLS: once verified */
+    }
     uv_tcp_nodelay(&p->tcp, 1);
     uv_read_start((uv_stream_t *)&p->tcp, out_alloc_cb, out_read_cb);
     moor_buf_reset(&p->out); /* stale messages: raft resends */
+    if (p->net->tls) {
+        char errmsg[MOOR_ERRMSG_SIZE];
+        if (srv_tls_new(&p->net->ctx, false, &p->addr, &p->tls) != MOOR_OK ||
+            srv_tls_start(p->tls, &p->wire, errmsg) != MOOR_OK) {
+            peer_fail(p, UV_EPROTO);
+            return;
+        }
+    }
     handshake_append(p);
     MOOR_LOG_INFO("peer", "connected", "peer=%llx url=%s",
                   (unsigned long long)p->id, p->url);
@@ -302,6 +353,9 @@ static void inbound_closed_cb(uv_handle_t *h)
         c->next->prev = c->prev;
     }
     moor_buf_close(&c->in);
+    moor_buf_close(&c->wire);
+    moor_buf_close(&c->writing_buf);
+    srv_tls_free(c->tls);
     moor_free(c);
 }
 
@@ -323,10 +377,67 @@ void srv_peer_inbound_close(struct srv_inbound *c, const char *why)
     uv_close((uv_handle_t *)&c->tcp, inbound_closed_cb);
 }
 
+static void inbound_write_cb(uv_write_t *req, int status);
+
+static void inbound_flush(struct srv_inbound *c)
+{
+    if (c->closing || c->writing || c->wire.len == 0) {
+        return;
+    }
+    struct moor_buf t = c->writing_buf;
+    c->writing_buf = c->wire;
+    c->wire = t;
+    moor_buf_reset(&c->wire);
+    uv_buf_t b =
+        uv_buf_init((char *)c->writing_buf.ptr, (unsigned)c->writing_buf.len);
+    c->writing = true;
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1,
+                 inbound_write_cb) < 0) {
+        c->writing = false;
+        srv_peer_inbound_close(c, "write failed");
+    }
+}
+
+static void inbound_write_cb(uv_write_t *req, int status)
+{
+    struct srv_inbound *c =
+        MOOR_CONTAINER_OF(req, struct srv_inbound, write_req);
+    c->writing = false;
+    moor_buf_reset(&c->writing_buf);
+    if (status < 0) {
+        srv_peer_inbound_close(
+            c, status == UV_ECANCELED ? NULL : uv_err_name(status));
+        return;
+    }
+    inbound_flush(c);
+}
+
+void srv_peer_inbound_send(struct srv_inbound *c, const uint8_t *data,
+                           size_t len)
+{
+    if (c->closing) {
+        return;
+    }
+    char errmsg[MOOR_ERRMSG_SIZE];
+    int rv = c->tls != NULL
+                 ? srv_tls_output(c->tls, data, len, &c->wire, errmsg)
+                 : moor_buf_append(&c->wire, data, len);
+    if (rv != MOOR_OK) {
+        srv_peer_inbound_close(c, "cannot queue an answer");
+        return;
+    }
+    inbound_flush(c);
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct srv_inbound *c = MOOR_CONTAINER_OF(h, struct srv_inbound, tcp);
     (void)suggested;
+    if (c->tls != NULL) {
+        buf->base = (char *)c->rbuf;
+        buf->len = sizeof(c->rbuf);
+        return;
+    }
     if (moor_buf_reserve(&c->in, 64 * 1024) != MOOR_OK) {
         buf->base = NULL;
         buf->len = 0;
@@ -336,36 +447,17 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->in.cap - c->in.len;
 }
 
-/* A "join" handshake (join.c): the answer is written, then the
- * connection closes. */
-struct join_write
-{
-    uv_write_t req;
-    struct srv_inbound *c;
-    struct moor_buf buf;
-};
+/* The first frame: who is calling, on which stream. False closes c. */
+static bool inbound_handshake(struct srv_inbound *c, const Moorpb__Frame *f);
 
-static void join_written_cb(uv_write_t *req, int status)
-{
-    struct join_write *jw = MOOR_CONTAINER_OF(req, struct join_write, req);
-    (void)status;
-    srv_peer_inbound_close(jw->c, NULL);
-    moor_buf_close(&jw->buf);
-    moor_free(jw);
-}
-
-/* Answers a joining member with the table, or tells a removed member
- * it was removed (removed_id != 0); false: c is closing. */
+/* Answers a joining member with the membership table (join.c), or tells a
+ * removed member that calls that it was removed (removed_id != 0). The
+ * caller closes its side once it has the answer; until then c stays
+ * without a sender (a further frame is taken as a handshake again). */
 static bool inbound_answer(struct srv_inbound *c, uint64_t removed_id)
 {
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    struct join_write *jw = moor_calloc(1, sizeof(*jw));
-    if (jw == NULL) {
-        srv_peer_inbound_close(c, "join: out of memory");
-        return false;
-    }
-    jw->c = c;
-    moor_buf_init(&jw->buf);
+    struct moor_buf b;
+    moor_buf_init(&b);
     int rv;
     if (removed_id != 0) {
         Moorpb__Handshake hs = MOORPB__HANDSHAKE__INIT;
@@ -378,35 +470,52 @@ static bool inbound_answer(struct srv_inbound *c, uint64_t removed_id)
         f.body_case = MOORPB__FRAME__BODY_HANDSHAKE;
         f.handshake = &hs;
         size_t len = moorpb__frame__get_packed_size(&f);
-        rv = moor_buf_reserve(&jw->buf, len + 4);
+        rv = moor_buf_reserve(&b, len + 4);
         if (rv == MOOR_OK) {
-            moor_put_be32(jw->buf.ptr, (uint32_t)len);
-            moorpb__frame__pack(&f, jw->buf.ptr + 4);
-            jw->buf.len = len + 4;
+            moor_put_be32(b.ptr, (uint32_t)len);
+            moorpb__frame__pack(&f, b.ptr + 4);
+            b.len = len + 4;
         }
         MOOR_LOG_INFO("peer", "told a removed member it was removed",
                       "member=%llx", (unsigned long long)removed_id);
     } else {
-        rv = srv_members_join_answer(c->n, &jw->buf);
+        rv = srv_members_join_answer(c->n, &b);
+        MOOR_LOG_INFO("peer", "answered a joining member", NULL);
     }
+    if (rv == MOOR_OK) {
+        srv_peer_inbound_send(c, b.ptr, b.len);
+    }
+    moor_buf_close(&b);
     if (rv != MOOR_OK) {
-        moor_buf_close(&jw->buf);
-        moor_free(jw);
-        srv_peer_inbound_close(c, "join: out of memory");
+        srv_peer_inbound_close(c, "cannot answer: out of memory");
         return false;
     }
-    uv_buf_t b = uv_buf_init((char *)jw->buf.ptr, (unsigned)jw->buf.len);
-    if (uv_write(&jw->req, (uv_stream_t *)&c->tcp, &b, 1, join_written_cb) !=
-        0) {
-        moor_buf_close(&jw->buf);
-        moor_free(jw);
-        srv_peer_inbound_close(c, "join: write failed");
-        return false;
-    }
-    return false; /* no more frames are read from c */
+    return true;
 }
 
-/* The first frame: who is calling, on which stream. False closes c. */
+/* True when bytes are the "removed" frame a member sends a removed member
+ * (inbound_answer). It is a few dozen bytes written at once, so it arrives
+ * in one read; should it not, the next connection attempt gets it again. */
+static bool is_removed_frame(struct srv_node *n, const uint8_t *bytes,
+                             size_t len)
+{
+    if (len < 4 || moor_get_be32(bytes) != len - 4) {
+        return false;
+    }
+    ProtobufCMessage *pm = NULL;
+    if (moor_pb_unpack(&moorpb__frame__descriptor, bytes + 4, len - 4, len,
+                       &pm) != MOOR_OK) {
+        return false;
+    }
+    const Moorpb__Frame *f = (const Moorpb__Frame *)pm;
+    bool removed = f->body_case == MOORPB__FRAME__BODY_HANDSHAKE &&
+                   strcmp(f->handshake->stream, "removed") == 0 &&
+                   f->handshake->cluster_id == n->cluster_id &&
+                   f->handshake->to_id == n->member_id;
+    protobuf_c_message_free_unpacked(pm, &moor_pb_allocator);
+    return removed;
+}
+
 static bool inbound_handshake(struct srv_inbound *c, const Moorpb__Frame *f)
 {
     struct srv_node *n = c->n;
@@ -417,8 +526,6 @@ static bool inbound_handshake(struct srv_inbound *c, const Moorpb__Frame *f)
         return false;
     }
     if (strcmp(hs->stream, "join") == 0) {
-        MOOR_LOG_INFO("peer", "answering a joining member", "name=%s",
-                      hs->name);
         return inbound_answer(c, 0);
     }
     if (hs->cluster_id != n->cluster_id) {
@@ -530,15 +637,36 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
-        srv_peer_inbound_close(
-            c, nread == UV_EOF ? NULL : uv_err_name((int)nread));
+        const char *why = nread == UV_EOF ? NULL : uv_err_name((int)nread);
+        if (c->tls != NULL && !srv_tls_ready(c->tls)) {
+            /* The dialer gave up mid-handshake: it refused our certificate
+             * (it logs why), or it is not a member speaking TLS. */
+            why = "the peer hung up during the TLS handshake";
+        }
+        srv_peer_inbound_close(c, why);
         return;
     }
     if (nread == 0 && buf->base == NULL) {
         srv_peer_inbound_close(c, "out of memory");
         return;
     }
-    c->in.len += (size_t)nread;
+    if (c->tls != NULL) {
+        char errmsg[MOOR_ERRMSG_SIZE];
+        int rv = srv_tls_input(c->tls, (const uint8_t *)buf->base,
+                               (size_t)nread, &c->in, &c->wire, errmsg);
+        inbound_flush(c);
+        if (rv != MOOR_OK) {
+            /* A refused certificate lands here: the log says why. */
+            srv_peer_inbound_close(c, errmsg);
+            return;
+        }
+    } else {
+        c->in.len += (size_t)nread;
+    }
+    if (c->in.len > 2 * (size_t)SRV_PEER_FRAME_MAX) {
+        srv_peer_inbound_close(c, "oversize input");
+        return;
+    }
     inbound_drain(c);
     if (c->paused && !c->closing) {
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -561,7 +689,8 @@ void srv_peer_inbound_resume(struct srv_inbound *c)
 
 static void accept_cb(uv_stream_t *server, int status)
 {
-    struct srv_node *n = server->data;
+    struct srv_peer_net *net = server->data;
+    struct srv_node *n = net->n;
     if (status < 0) {
         return;
     }
@@ -583,6 +712,17 @@ static void accept_cb(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (net->tls) {
+        struct sockaddr_storage remote;
+        int len = (int)sizeof(remote);
+        memset(&remote, 0, sizeof(remote));
+        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&remote, &len) !=
+                0 ||
+            srv_tls_new(&net->ctx, true, &remote, &c->tls) != MOOR_OK) {
+            srv_peer_inbound_close(c, "cannot start TLS");
+            return;
+        }
+    }
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
@@ -602,17 +742,25 @@ static void peer_release(struct srv_peer *p)
     } /* else its tcp_closed_cb closes the timer and frees it */
 }
 
+/* The transport state hangs off the listeners (srv_node has no field for
+ * it); NULL once srv_peer_close ran. */
+static struct srv_peer_net *net_of(struct srv_node *n)
+{
+    return n->n_listeners > 0 ? n->peer_listeners[0].data : NULL;
+}
+
 int srv_peer_add(struct srv_node *n, uint64_t id,
                  const struct srv_url_list *peer_urls)
 {
     if (id == n->member_id || peer_find(n, id) != NULL) {
         return MOOR_OK;
     }
-    if (peer_urls->n == 0) {
-        return MOOR_EINVAL;
+    struct srv_peer_net *net = net_of(n);
+    if (net == NULL) {
+        return MOOR_ESHUTDOWN;
     }
-    if (peer_urls->urls[0].tls) {
-        return MOOR_EINVAL; /* peer TLS is not built */
+    if (peer_urls->n == 0 || peer_urls->urls[0].tls != net->tls) {
+        return MOOR_EINVAL; /* https and http peers do not mix */
     }
     if (n->n_peers == SRV_MEMBERS_MAX) {
         return MOOR_ETOOBIG;
@@ -626,6 +774,7 @@ int srv_peer_add(struct srv_node *n, uint64_t id,
         return MOOR_ENOMEM;
     }
     p->n = n;
+    p->net = net;
     p->id = id;
     p->addr = addr;
     p->backoff_ms = PEER_BACKOFF_MIN_MS;
@@ -662,28 +811,48 @@ void srv_peer_remove(struct srv_node *n, uint64_t id)
 /* ------------------------------------------------------------------------
  * Open and close
  * ---------------------------------------------------------------------- */
+static void net_freed_cb(uv_handle_t *h)
+{
+    struct srv_peer_net *net = h->data;
+    srv_peer_tls_close(&net->ctx);
+    moor_free(net);
+}
+
 int srv_peer_open(struct srv_node *n)
 {
     const struct srv_config *cfg = n->cfg;
+    struct srv_peer_net *net = moor_calloc(1, sizeof(*net));
+    if (net == NULL) {
+        return MOOR_ENOMEM;
+    }
+    net->n = n;
+    /* config.c refuses a mix of https and http peer URLs. */
+    net->tls = cfg->listen_peer_urls.n > 0 && cfg->listen_peer_urls.urls[0].tls;
+    if (net->tls) {
+        int rv = srv_peer_tls_open(cfg, &net->ctx, n->errmsg);
+        if (rv != MOOR_OK) {
+            moor_free(net);
+            return rv;
+        }
+    }
     for (unsigned i = 0; i < cfg->listen_peer_urls.n; i++) {
         const struct srv_url *u = &cfg->listen_peer_urls.urls[i];
-        if (u->tls) {
-            moor_errmsg_set(n->errmsg, "%s: peer TLS is not built yet",
-                            u->text);
-            return MOOR_EINVAL;
-        }
         if (n->n_listeners == MOOR_ARRAY_LEN(n->peer_listeners)) {
             break;
         }
         struct sockaddr_storage sa;
         if (srv_peer_resolve(u, &sa) != MOOR_OK) {
             moor_errmsg_set(n->errmsg, "%s: not an IP address", u->text);
+            if (n->n_listeners == 0) {
+                srv_peer_tls_close(&net->ctx);
+                moor_free(net);
+            }
             return MOOR_EINVAL;
         }
         uv_tcp_t *l = &n->peer_listeners[n->n_listeners];
         uv_tcp_init(n->loop, l);
         n->n_listeners++;
-        l->data = n;
+        l->data = net;
         int rc = uv_tcp_bind(l, (const struct sockaddr *)&sa, 0);
         if (rc == 0) {
             rc = uv_listen((uv_stream_t *)l, 128, accept_cb);
@@ -693,7 +862,8 @@ int srv_peer_open(struct srv_node *n)
                             uv_strerror(rc));
             return MOOR_EIO;
         }
-        MOOR_LOG_INFO("peer", "listening for peers", "url=%s", u->text);
+        MOOR_LOG_INFO("peer", "listening for peers", "url=%s tls=%s", u->text,
+                      net->tls ? "mutual" : "off");
     }
     for (unsigned i = 0; i < cfg->n_initial_members; i++) {
         const struct srv_initial_member *m = &cfg->initial_members[i];
@@ -715,7 +885,8 @@ int srv_peer_open(struct srv_node *n)
 void srv_peer_close(struct srv_node *n)
 {
     for (unsigned i = 0; i < n->n_listeners; i++) {
-        uv_close((uv_handle_t *)&n->peer_listeners[i], NULL);
+        uv_close((uv_handle_t *)&n->peer_listeners[i],
+                 i == 0 ? net_freed_cb : NULL);
     }
     n->n_listeners = 0;
     for (size_t i = 0; i < n->n_peers; i++) {

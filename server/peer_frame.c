@@ -83,7 +83,7 @@ int srv_peer_msg_decode(const Moorpb__Message *pm, struct raft_message *m)
             return MOOR_ENOMEM;
         }
     }
-    if (pm->snapshot != NULL) {
+    if (pm->snapshot != NULL && m->type == RAFT_MSG_SNAPSHOT) {
         m->snapshot.index = pm->snapshot->index;
         m->snapshot.term = pm->snapshot->term;
         const Moorpb__ConfState *cs = pm->snapshot->conf;

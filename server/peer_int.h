@@ -95,8 +95,63 @@ int srv_peer_resolve(const struct srv_url *u, struct sockaddr_storage *out);
  * ---------------------------------------------------------------------- */
 
 /* ------------------------------------------------------------------------
+ * Peer TLS (peer_tls.c): OpenSSL on memory BIOs, the socket stays libuv's
+ * ---------------------------------------------------------------------- */
+struct ssl_ctx_st;
+
+/* The member's two TLS contexts, from --peer-cert-file, --peer-key-file,
+ * --peer-trusted-ca-file and --peer-client-cert-auth. */
+struct srv_peer_tls
+{
+    struct ssl_ctx_st *server; /* accepted connections */
+    struct ssl_ctx_st *client; /* dialed connections */
+};
+
+/* Loads the files (borrows cfg). MOOR_ETLS with errmsg naming the file and
+ * OpenSSL's reason. */
+int srv_peer_tls_open(const struct srv_config *cfg, struct srv_peer_tls *t,
+                      char *errmsg);
+void srv_peer_tls_close(struct srv_peer_tls *t);
+
+/* One connection's TLS state. */
+struct srv_tls;
+
+/* Returns owned in *out (srv_tls_free): the acceptor side (server) or the
+ * dialer side, which checks the acceptor's certificate against remote's
+ * address; the acceptor checks the client certificate's IP SANs, if any,
+ * against remote. Borrows ctx (OpenSSL keeps its own reference) and
+ * remote. MOOR_ENOMEM, MOOR_EINVAL. */
+int srv_tls_new(const struct srv_peer_tls *ctx, bool server,
+                const struct sockaddr_storage *remote, struct srv_tls **out);
+void srv_tls_free(struct srv_tls *t);
+/* True once the handshake is done (and the peer's certificate passed). */
+bool srv_tls_ready(const struct srv_tls *t);
+/* Dialer: appends the ClientHello to wire. MOOR_ETLS with errmsg. */
+int srv_tls_start(struct srv_tls *t, struct moor_buf *wire, char *errmsg);
+/* Socket bytes in (borrowed): plaintext appended to plain, bytes to send
+ * back (handshake, alerts) to wire. MOOR_ETLS (handshake, certificate or
+ * record failure; errmsg says which), MOOR_ECONN (the peer closed TLS),
+ * MOOR_ENOMEM. */
+int srv_tls_input(struct srv_tls *t, const uint8_t *p, size_t n,
+                  struct moor_buf *plain, struct moor_buf *wire, char *errmsg);
+/* Plaintext out (borrowed): socket bytes appended to wire; before the
+ * handshake is done the plaintext waits inside t. MOOR_ETLS, MOOR_ENOMEM. */
+int srv_tls_output(struct srv_tls *t, const uint8_t *p, size_t n,
+                   struct moor_buf *wire, char *errmsg);
+
+/* ------------------------------------------------------------------------
  * The transport's objects (peer.c), shared with peer_snap.c
  * ---------------------------------------------------------------------- */
+/* The member's peer transport: whether peers speak TLS, and its contexts.
+ * Allocated by srv_peer_open, reached through every peer listener's data
+ * pointer; freed when the first listener closes. */
+struct srv_peer_net
+{
+    struct srv_node *n;
+    bool tls;
+    struct srv_peer_tls ctx;
+};
+
 struct srv_peer_snap_send;
 struct srv_peer_snap_recv;
 
@@ -113,6 +168,7 @@ struct srv_peer_info
 struct srv_peer
 {
     struct srv_node *n;
+    struct srv_peer_net *net;
     uint64_t id;
     struct sockaddr_storage addr;
     char url[300];
@@ -126,7 +182,10 @@ struct srv_peer
     uint64_t backoff_ms;         /* the next retry's base delay */
     struct moor_prng prng;       /* jitter */
     struct moor_buf out;         /* frames waiting */
-    struct moor_buf writing_buf; /* frames in the write in flight */
+    struct moor_buf wire;        /* TLS: encrypted bytes waiting */
+    struct moor_buf writing_buf; /* bytes in the write in flight */
+    struct srv_tls *tls;         /* NULL: cleartext */
+    uint8_t rbuf[4096];          /* TLS records read back */
     uint64_t dropped;
     struct srv_peer_info info;
     bool released; /* closing: the peer is freed once its handles close */
@@ -140,8 +199,14 @@ struct srv_inbound
 {
     struct srv_node *n;
     uv_tcp_t tcp;
-    struct moor_buf in;
-    uint64_t from; /* 0 until the handshake */
+    struct moor_buf in;   /* plaintext not yet framed */
+    struct srv_tls *tls;  /* NULL: cleartext */
+    struct moor_buf wire; /* bytes waiting to be written */
+    struct moor_buf writing_buf;
+    uv_write_t write_req;
+    bool writing;
+    uint8_t rbuf[16384]; /* TLS: socket bytes read */
+    uint64_t from;       /* 0 until the handshake */
     bool snapshot_stream;
     bool paused;
     bool closing;
@@ -152,6 +217,10 @@ struct srv_inbound
 /* Closes c (logging why when not NULL); its memory is freed by the close
  * callback. Safe to call twice. */
 void srv_peer_inbound_close(struct srv_inbound *c, const char *why);
+/* Sends len bytes (borrowed, copied) back on c: the snapshot receiver's
+ * answer, and TLS handshakes. Errors close c. */
+void srv_peer_inbound_send(struct srv_inbound *c, const uint8_t *data,
+                           size_t len);
 /* Resumes reading on c paused by its snapshot receiver: frames already
  * buffered are handled first. */
 void srv_peer_inbound_resume(struct srv_inbound *c);

@@ -51,6 +51,8 @@ struct srv_peer_snap_send
 {
     struct srv_node *n;
     struct srv_peer *p; /* NULL once stopped */
+    struct srv_peer_net *net;
+    struct sockaddr_storage addr;
     uint64_t peer_id;
     struct raft_message msg; /* no entries, no context */
     uv_tcp_t tcp;
@@ -85,8 +87,12 @@ struct srv_peer_snap_send
     int comp_len;
     EVP_MD_CTX *sha;
     uint8_t digest[32];
-    struct moor_buf out;
-    struct moor_buf in;
+    struct moor_buf out;         /* frames waiting */
+    struct moor_buf wire;        /* TLS: encrypted bytes waiting */
+    struct moor_buf writing_buf; /* the write in flight */
+    struct moor_buf in;          /* the follower's answer, plaintext */
+    struct srv_tls *tls;         /* NULL: cleartext */
+    uint8_t rbuf[4096];
 };
 
 static void send_finish(struct srv_peer_snap_send *s, bool ok, const char *why);
@@ -103,7 +109,10 @@ static void send_maybe_free(struct srv_peer_snap_send *s)
     moor_free(s->raw);
     moor_free(s->comp);
     moor_buf_close(&s->out);
+    moor_buf_close(&s->wire);
+    moor_buf_close(&s->writing_buf);
     moor_buf_close(&s->in);
+    srv_tls_free(s->tls);
     moor_free(s);
 }
 
@@ -236,7 +245,7 @@ static void send_write_cb(uv_write_t *req, int status)
     struct srv_peer_snap_send *s =
         MOOR_CONTAINER_OF(req, struct srv_peer_snap_send, write_req);
     s->writing = false;
-    moor_buf_reset(&s->out);
+    moor_buf_reset(&s->writing_buf);
     if (s->done) {
         send_maybe_free(s);
         return;
@@ -265,13 +274,32 @@ static void send_write(struct srv_peer_snap_send *s)
             return;
         }
     }
-    if (s->out.len == 0) {
-        if (!s->sent_last && !s->work_busy) {
+    struct moor_buf *src = &s->out;
+    if (s->tls != NULL) {
+        char errmsg[MOOR_ERRMSG_SIZE];
+        if (s->out.len > 0 && srv_tls_output(s->tls, s->out.ptr, s->out.len,
+                                             &s->wire, errmsg) != MOOR_OK) {
+            send_finish(s, false, errmsg);
+            return;
+        }
+        moor_buf_reset(&s->out);
+        src = &s->wire;
+    }
+    if (src->len == 0) {
+        /* Nothing queued: read the next chunk (with TLS, only once the
+         * handshake is done, so chunks never pile up unsent). */
+        if (!s->sent_last && !s->work_busy &&
+            (s->tls == NULL || srv_tls_ready(s->tls))) {
             send_queue(s, STEP_CHUNK);
         }
         return;
     }
-    uv_buf_t b = uv_buf_init((char *)s->out.ptr, (unsigned)s->out.len);
+    struct moor_buf t = s->writing_buf;
+    s->writing_buf = *src;
+    *src = t;
+    moor_buf_reset(src);
+    uv_buf_t b =
+        uv_buf_init((char *)s->writing_buf.ptr, (unsigned)s->writing_buf.len);
     s->writing = true;
     int rc =
         uv_write(&s->write_req, (uv_stream_t *)&s->tcp, &b, 1, send_write_cb);
@@ -288,7 +316,10 @@ static void send_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     buf->base = NULL;
     buf->len = 0;
-    if (s->in.len < 4096 && moor_buf_reserve(&s->in, 4096) == MOOR_OK) {
+    if (s->tls != NULL) {
+        buf->base = (char *)s->rbuf;
+        buf->len = sizeof(s->rbuf);
+    } else if (s->in.len < 4096 && moor_buf_reserve(&s->in, 4096) == MOOR_OK) {
         buf->base = (char *)s->in.ptr + s->in.len;
         buf->len = s->in.cap - s->in.len;
     }
@@ -312,7 +343,25 @@ static void send_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         send_finish(s, false, "the follower talks too much");
         return;
     }
-    s->in.len += (size_t)nread;
+    if (s->tls != NULL) {
+        char errmsg[MOOR_ERRMSG_SIZE];
+        int rv = srv_tls_input(s->tls, (const uint8_t *)buf->base,
+                               (size_t)nread, &s->in, &s->wire, errmsg);
+        if (rv != MOOR_OK) {
+            send_finish(s, false, errmsg);
+            return;
+        }
+        send_write(s); /* handshake answers, held-back frames */
+        if (s->done) {
+            return;
+        }
+        if (s->in.len > 4096) {
+            send_finish(s, false, "the follower talks too much");
+            return;
+        }
+    } else {
+        s->in.len += (size_t)nread;
+    }
     Moorpb__Frame *f = NULL;
     size_t used = 0;
     int rv = srv_peer_frame_next(s->in.ptr, s->in.len, &used, &f);
@@ -342,6 +391,14 @@ static void send_connect_cb(uv_connect_t *req, int status)
     }
     uv_tcp_nodelay(&s->tcp, 1);
     uv_read_start((uv_stream_t *)&s->tcp, send_alloc_cb, send_read_cb);
+    if (s->net->tls) {
+        char errmsg[MOOR_ERRMSG_SIZE] = "cannot start TLS";
+        if (srv_tls_new(&s->net->ctx, false, &s->addr, &s->tls) != MOOR_OK ||
+            srv_tls_start(s->tls, &s->wire, errmsg) != MOOR_OK) {
+            send_finish(s, false, errmsg);
+            return;
+        }
+    }
     s->connected = true;
     uv_timer_again(&s->timer);
     /* The file opens on a worker meanwhile; frames follow both. */
@@ -414,6 +471,8 @@ void srv_peer_snap_send(struct srv_peer *p, const struct raft_message *m)
     }
     s->n = n;
     s->p = p;
+    s->net = p->net;
+    s->addr = p->addr;
     s->peer_id = p->id;
     s->msg.type = RAFT_MSG_SNAPSHOT;
     s->msg.from = m->from;
@@ -424,6 +483,8 @@ void srv_peer_snap_send(struct srv_peer *p, const struct raft_message *m)
     s->msg.snapshot.conf = m->snapshot.conf;
     s->started_ms = uv_now(n->loop);
     moor_buf_init(&s->out);
+    moor_buf_init(&s->wire);
+    moor_buf_init(&s->writing_buf);
     moor_buf_init(&s->in);
     p->snap = s;
     uv_timer_init(n->loop, &s->timer);
@@ -439,7 +500,7 @@ void srv_peer_snap_send(struct srv_peer *p, const struct raft_message *m)
                   (unsigned long long)m->snapshot.index);
     send_queue(s, STEP_OPEN);
     int rc = uv_tcp_connect(&s->connect_req, &s->tcp,
-                            (const struct sockaddr *)&p->addr, send_connect_cb);
+                            (const struct sockaddr *)&s->addr, send_connect_cb);
     if (rc < 0) {
         /* This runs inside raft's ready: raft hears of the failure from
          * the timer, on the next loop turn. */
@@ -472,9 +533,6 @@ struct srv_peer_snap_recv
     uv_work_t work;
     bool work_busy;
     bool installed;
-    uv_write_t ack_req;
-    bool acking;
-    struct moor_buf ack;
     uint64_t started_ms;
     /* Worker state. */
     enum step step;
@@ -500,7 +558,7 @@ static void recv_queue(struct srv_peer_snap_recv *r, enum step step);
  * worker first. */
 static void recv_release(struct srv_peer_snap_recv *r)
 {
-    if (r->c != NULL || r->work_busy || r->acking) {
+    if (r->c != NULL || r->work_busy) {
         return;
     }
     if (r->r != NULL) {
@@ -515,7 +573,6 @@ static void recv_release(struct srv_peer_snap_recv *r)
     EVP_MD_CTX_free(r->sha);
     moor_free(r->comp);
     moor_free(r->raw);
-    moor_buf_close(&r->ack);
     moor_free(r);
 }
 
@@ -592,15 +649,6 @@ static void recv_fail(struct srv_peer_snap_recv *r, const char *why)
     }
 }
 
-static void ack_cb(uv_write_t *req, int status)
-{
-    struct srv_peer_snap_recv *r =
-        MOOR_CONTAINER_OF(req, struct srv_peer_snap_recv, ack_req);
-    (void)status;
-    r->acking = false;
-    recv_release(r);
-}
-
 /* The file is verified and in the snap dir: raft takes the snapshot, and
  * node.c's ready installs it into kv (srv_snap_install). */
 static void recv_installed(struct srv_peer_snap_recv *r)
@@ -629,16 +677,13 @@ static void recv_installed(struct srv_peer_snap_recv *r)
     f.body_case = MOORPB__FRAME__BODY_SNAPSHOT_CHUNK;
     f.snapshot_chunk = &ch;
     size_t len = protobuf_c_message_get_packed_size(&f.base);
-    if (r->c == NULL || moor_buf_reserve(&r->ack, 4 + len) != MOOR_OK) {
+    uint8_t ack[64];
+    if (r->c == NULL || 4 + len > sizeof(ack)) {
         return;
     }
-    moor_put_be32(r->ack.ptr, (uint32_t)len);
-    protobuf_c_message_pack(&f.base, r->ack.ptr + 4);
-    r->ack.len = 4 + len;
-    uv_buf_t b = uv_buf_init((char *)r->ack.ptr, (unsigned)r->ack.len);
-    if (uv_write(&r->ack_req, (uv_stream_t *)&r->c->tcp, &b, 1, ack_cb) == 0) {
-        r->acking = true;
-    }
+    moor_put_be32(ack, (uint32_t)len);
+    protobuf_c_message_pack(&f.base, ack + 4);
+    srv_peer_inbound_send(r->c, ack, 4 + len);
 }
 
 static void recv_after_work_cb(uv_work_t *w, int status)
@@ -729,7 +774,6 @@ bool srv_peer_snap_recv_frame(struct srv_inbound *c, const Moorpb__Frame *f)
         r->c = c;
         r->from = c->from;
         r->started_ms = uv_now(n->loop);
-        moor_buf_init(&r->ack);
         c->recv = r;
         MOOR_LOG_INFO("peer", "receiving a snapshot from the leader",
                       "from=%llx index=%llu", (unsigned long long)r->from,

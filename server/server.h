@@ -104,6 +104,7 @@ struct srv_config
     char *peer_key_file;
     char *peer_trusted_ca_file;
     bool peer_client_cert_auth;
+    bool peer_auto_tls; /* refused: not built */
 
     /* Logging */
     enum moor_log_level log_level;

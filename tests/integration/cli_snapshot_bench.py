@@ -14,8 +14,9 @@ etcdctl snapshot restore of each tool's file.
    save` from it (bounded by --moord-save-timeout; a failure is reported,
    not fatal), and `moorctl snapshot restore` of a moor snapshot of that
    state --rounds times (the saved backup, or else moord's newest periodic
-   snapshot file from its data dir, written because moord runs with
-   --snapshot-count 10000), beside `etcdctl snapshot restore` above.
+   snapshot file from its data dir: moord runs with --snapshot-count 1000
+   and gets puts of one pad key until a snapshot holds the last of them),
+   beside `etcdctl snapshot restore` above.
 
 Not a ctest (minutes of load for a million keys); run by hand:
 
@@ -134,7 +135,7 @@ def moord_part(args, env):
          "--listen-client-urls", "http://" + url,
          "--advertise-client-urls", "http://" + url,
          "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-         "--initial-cluster", "b=" + peer, "--snapshot-count", "10000",
+         "--initial-cluster", "b=" + peer, "--snapshot-count", "1000",
          "--quota-backend-bytes", str(8 << 30)],
         stdout=log, stderr=subprocess.STDOUT)
     out = {"moord_save_ok": 0}
@@ -161,13 +162,27 @@ def moord_part(args, env):
         except subprocess.TimeoutExpired:
             pass
         if not out["moord_save_ok"]:
-            # The newest periodic snapshot: the same state, give or take
-            # the last entries after it.
+            # The newest periodic snapshot, once one holds the whole state:
+            # puts of one pad key until a snapshot's revision is the last.
             snap = os.path.join(data, "member", "snap")
-            files = sorted(f for f in os.listdir(snap) if f.endswith(".snap"))
-            if not files:
-                raise SystemExit("moord wrote no snapshot to restore")
-            shutil.copy(os.path.join(snap, files[-1]), backup)
+            for i in range(3000):
+                p = subprocess.run([args.moorctl, "--endpoints=" + url, "put",
+                                    "bench-pad", str(i), "-w", "json"],
+                                   capture_output=True, check=True)
+                rev = json.loads(p.stdout)["header"]["revision"]
+                files = sorted(f for f in os.listdir(snap)
+                               if f.endswith(".snap"))
+                if not files:
+                    continue
+                newest = os.path.join(snap, files[-1])
+                st = json.loads(subprocess.run(
+                    [args.moorctl, "snapshot", "status", newest, "-w",
+                     "json"], capture_output=True).stdout or b"{}")
+                if st.get("revision") == rev:
+                    shutil.copy(newest, backup)
+                    break
+            else:
+                raise SystemExit("moord wrote no snapshot of the whole state")
         st = json.loads(subprocess.run(
             [args.moorctl, "snapshot", "status", backup, "-w", "json"],
             capture_output=True, check=True).stdout)

@@ -6,7 +6,8 @@
 # positive sum and cumulative (non-decreasing) buckets ending in +Inf =
 # count; the WAL fsync histogram counted syncs; etcd_mvcc_put_total = N;
 # grpc_server_handled_total counted the failing Range under its code
-# (OutOfRange) and the puts under OK.
+# (OutOfRange) and the puts under OK; the leader change is counted and
+# logged as one JSON line (--log-format json).
 set -euo pipefail
 moord=$1
 export ETCDCTL_API=3
@@ -30,7 +31,7 @@ fail() { echo "FAIL: $*"; tail -n 20 "$work/log"; exit 1; }
     --listen-metrics-urls "http://127.0.0.1:$mport" \
     --listen-peer-urls "http://127.0.0.1:$pport" \
     --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-    --initial-cluster "m1=http://127.0.0.1:$pport" >"$work/log" 2>&1 &
+    --initial-cluster "m1=http://127.0.0.1:$pport" --log-format json >"$work/log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
     curl -fsS "http://127.0.0.1:$cport/health" 2>/dev/null | grep -q '"health":"true"' && break
@@ -124,6 +125,15 @@ if errors:
     print("\n".join(errors))
     sys.exit(1)
 PY
+
+# The leader change is one JSON log line, and counted.
+/usr/bin/python3 - "$work/log" <<'PY' || fail "no JSON 'leader changed' line"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+hits = [l for l in lines if l.get("msg") == "leader changed"]
+assert len(hits) == 1 and "term=1" in hits[0]["fields"], hits
+PY
+grep -q '^etcd_server_leader_changes_seen_total 1$' "$work/metrics" || fail "leader changes not counted"
 
 kill -TERM "$pid"
 wait "$pid" || fail "moord exited non-zero"

@@ -6,8 +6,10 @@
 # follower restarts, is sent the snapshot on the snapshot stream, installs
 # it (its log says so), and all three end with the same HashKV at the same
 # revision, the follower serving keys written while it was down.
+# moord_snapshot_catchup.sh MOORD tls: the same over mutual peer TLS.
 set -euo pipefail
 moord=$1
+mode=${2:-tcp}
 export ETCDCTL_API=3
 py=/usr/bin/python3
 work=$(mktemp -d)
@@ -26,7 +28,21 @@ fail() {
 port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cports=("$(port)" "$(port)" "$(port)")
 pports=("$(port)" "$(port)" "$(port)")
-cluster="m0=http://127.0.0.1:${pports[0]},m1=http://127.0.0.1:${pports[1]},m2=http://127.0.0.1:${pports[2]}"
+scheme=http
+tlsflags=()
+if [ "$mode" = tls ]; then
+    scheme=https
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$work/ca.key" -out "$work/ca.pem" -days 2 -subj "/CN=peer CA" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$work/m.key" -out "$work/m.csr" -subj "/CN=member" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$work/m.ext"
+    openssl x509 -req -in "$work/m.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
+        -CAcreateserial -out "$work/m.pem" -days 2 -extfile "$work/m.ext" 2>/dev/null
+    tlsflags=(--peer-cert-file "$work/m.pem" --peer-key-file "$work/m.key"
+              --peer-trusted-ca-file "$work/ca.pem" --peer-client-cert-auth)
+fi
+cluster="m0=$scheme://127.0.0.1:${pports[0]},m1=$scheme://127.0.0.1:${pports[1]},m2=$scheme://127.0.0.1:${pports[2]}"
 ctl() { etcdctl --dial-timeout=1s --command-timeout=5s "$@"; }
 
 start() { # start I
@@ -34,9 +50,9 @@ start() { # start I
     "$moord" --name "m$i" --data-dir "$work/d$i" --snapshot-count 1000 \
         --listen-client-urls "http://127.0.0.1:${cports[$i]}" \
         --advertise-client-urls "http://127.0.0.1:${cports[$i]}" \
-        --listen-peer-urls "http://127.0.0.1:${pports[$i]}" \
-        --initial-advertise-peer-urls "http://127.0.0.1:${pports[$i]}" \
-        --initial-cluster "$cluster" >>"$work/m$i.log" 2>&1 &
+        --listen-peer-urls "$scheme://127.0.0.1:${pports[$i]}" \
+        --initial-advertise-peer-urls "$scheme://127.0.0.1:${pports[$i]}" \
+        --initial-cluster "$cluster" "${tlsflags[@]}" >>"$work/m$i.log" 2>&1 &
     pids[$i]=$!
 }
 healthy() { # healthy I: bounded wait for /health
@@ -126,5 +142,5 @@ n=$(ctl --endpoints="127.0.0.1:${cports[$f]}" get --consistency=s --prefix key- 
 # It keeps working as a member: a write through it reaches the others.
 [ "$(ctl --endpoints="127.0.0.1:${cports[$f]}" put after 2)" = OK ] || fail "put via m$f"
 [ "$(ctl --endpoints="127.0.0.1:${cports[$o]}" get after --print-value-only)" = 2 ] || fail "read after"
-echo "caught up by snapshot in $(( (t1 - t0) / 1000000 )) ms (restart to same HashKV, 8000 keys)"
+echo "caught up by snapshot in $(( (t1 - t0) / 1000000 )) ms (restart to same HashKV, 8000 keys, $mode)"
 echo PASS

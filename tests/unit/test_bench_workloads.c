@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "bench/bench.h"
+#include "proto/proto.h"
 
 /* ------------------------------------------------------------------------
  * Keys
@@ -511,6 +512,85 @@ static void test_http_get_refuses_urls_off_loopback(void **st)
     moor_buf_close(&b);
 }
 
+/* ------------------------------------------------------------------------
+ * WatchResponse scan
+ * ---------------------------------------------------------------------- */
+struct keys_seen
+{
+    int n;
+    char keys[4][16];
+};
+
+static void note_key(const uint8_t *key, size_t len, void *arg)
+{
+    struct keys_seen *k = arg;
+    assert_true(k->n < 4 && len < 16);
+    memcpy(k->keys[k->n], key, len);
+    k->keys[k->n][len] = 0;
+    k->n++;
+}
+
+static void test_watch_scan_counts_events_and_reads_their_keys(void **st)
+{
+    (void)st;
+    Mvccpb__KeyValue kv[3];
+    Mvccpb__Event ev[3];
+    Mvccpb__Event *evp[3];
+    const char *names[] = {"w/1", "w/22", "w/333"};
+    for (int i = 0; i < 3; i++) {
+        mvccpb__key_value__init(&kv[i]);
+        kv[i].key.data = (uint8_t *)(uintptr_t)names[i];
+        kv[i].key.len = strlen(names[i]);
+        kv[i].value.data = (uint8_t *)(uintptr_t) "value";
+        kv[i].value.len = 5;
+        kv[i].mod_revision = 100 + i;
+        mvccpb__event__init(&ev[i]);
+        ev[i].kv = &kv[i];
+        ev[i].prev_kv = i == 2 ? &kv[0] : NULL; /* its key is not reported */
+        evp[i] = &ev[i];
+    }
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    h.revision = 102;
+    Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    r.header = &h;
+    r.watch_id = 7;
+    r.n_events = 3;
+    r.events = evp;
+    uint8_t buf[512];
+    size_t n = protobuf_c_message_pack(&r.base, buf);
+    struct bench_watch_scan scan;
+    struct keys_seen k = {0, {{0}}};
+    assert_int_equal(bench_watch_scan(buf, n, &scan, note_key, &k), MOOR_OK);
+    assert_int_equal(scan.events, 3);
+    assert_false(scan.created);
+    assert_false(scan.canceled);
+    assert_int_equal(k.n, 3);
+    assert_string_equal(k.keys[0], "w/1");
+    assert_string_equal(k.keys[2], "w/333");
+    /* Every truncation is refused or counts fewer events, never more. */
+    for (size_t cut = 0; cut < n; cut++) {
+        int rv = bench_watch_scan(buf, cut, &scan, NULL, NULL);
+        assert_true(rv == MOOR_EPROTO || scan.events < 3);
+    }
+    /* created and canceled. */
+    Etcdserverpb__WatchResponse c = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    c.created = 1;
+    n = protobuf_c_message_pack(&c.base, buf);
+    assert_int_equal(bench_watch_scan(buf, n, &scan, NULL, NULL), MOOR_OK);
+    assert_true(scan.created && !scan.canceled && scan.events == 0);
+    c.created = 0;
+    c.canceled = 1;
+    c.cancel_reason = (char *)(uintptr_t) "mvcc: required revision has been "
+                                          "compacted";
+    n = protobuf_c_message_pack(&c.base, buf);
+    assert_int_equal(bench_watch_scan(buf, n, &scan, NULL, NULL), MOOR_OK);
+    assert_true(scan.canceled && !scan.created);
+    /* A bad wire type. */
+    const uint8_t bad[] = {0x0b, 0x01};
+    assert_int_equal(bench_watch_scan(bad, sizeof(bad), &scan, NULL, NULL),
+                     MOOR_EPROTO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -530,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_consensus_stages_come_from_scrape_deltas),
         cmocka_unit_test(test_http_body_reads_length_chunked_and_eof_bodies),
         cmocka_unit_test(test_http_get_refuses_urls_off_loopback),
+        cmocka_unit_test(test_watch_scan_counts_events_and_reads_their_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,6 +151,15 @@ static void test_config_rejects_bad_flags_with_reasons(void **state)
     const char *a15[] = {"moord", "--listen-peer-urls=http://127.0.0.1:99999",
                          NULL};
     expect_error(a15, "invalid port");
+    const char *a16[] = {"moord", "--peer-auto-tls", NULL};
+    expect_error(a16, "--peer-auto-tls is not built");
+    const char *a17[] = {"moord", "--listen-peer-urls=https://127.0.0.1:2380",
+                         "--peer-cert-file=c.pem", "--peer-key-file=k.pem",
+                         NULL};
+    expect_error(a17, "mix https and http");
+    const char *a18[] = {"moord", "--peer-cert-file=c.pem",
+                         "--peer-key-file=k.pem", NULL};
+    expect_error(a18, "peer URLs are http://");
 }
 
 static void test_config_help_and_version(void **state)

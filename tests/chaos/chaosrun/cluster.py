@@ -214,6 +214,15 @@ class Cluster:
         self.ids[mid] = i
         return mid, leader, term
 
+    def applied(self, i, timeout_s=0.5):
+        """Member i's applied index, or None."""
+        if self.procs[i] is None or self.paused[i]:
+            return None
+        try:
+            return self.conns[i].status(timeout_s)[3]
+        except (client.Definite, client.Indefinite):
+            return None
+
     def leader(self):
         """Index of the member that says it leads at the highest term seen,
         or None."""

@@ -11,6 +11,8 @@ record at a random byte of it, one of two ways (drawn):
   zero      from the 512-byte sector holding that byte (never before the
             record's start) to the record's end the bytes become zeros
             (sectors that never reached the preallocated file).
+last_entry_index(waldir) reads the raft index of that record when it is
+an entry, so the nemesis can wait until every other member holds it.
 Both are torn writes by the WAL's rules, so moord must cut the record,
 log "torn write at the tail of the log" and start; except a record zeroed
 from its first byte (its header all zero, as happens with most records,
@@ -64,6 +66,24 @@ def last_record(buf):
         last = (off, RECORD_HEADER + n, rtype)
         off = end + (-end) % 16
     return last
+
+
+ENTRY = 2
+
+
+def last_entry_index(waldir):
+    """The raft index of the newest segment's last record when that record
+    is an entry (payload: term u64, index u64, ...), else None."""
+    path = newest_segment(waldir)
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        buf = f.read()
+    rec = last_record(buf)
+    if rec is None or rec[2] != ENTRY or rec[1] < RECORD_HEADER + 16:
+        return None
+    at = rec[0] + RECORD_HEADER + 8
+    return int.from_bytes(buf[at:at + 8], "little")
 
 
 def tear_wal(waldir, rnd):

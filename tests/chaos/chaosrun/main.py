@@ -377,9 +377,10 @@ def main(argv=None):
                     print("    history: %s" % os.path.join(
                         wd, "history.jsonl"), flush=True)
                     print("    same plan: tests/chaos/run.sh --duration %g "
-                          "--members %d --net %s --nemesis %s --seed %d" % (
-                              a.duration, a.members, a.net, name, seed),
-                          flush=True)
+                          "--members %d --net %s --nemesis %s --seed %d%s" % (
+                              a.duration, a.members, a.net, name, seed,
+                              " --lease-clients %d" % a.lease_clients
+                              if a.lease_clients else ""), flush=True)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         status = 130

@@ -18,7 +18,8 @@ fault starts, so the schedule is reproducible, the timing is not.
   delay             every direction delayed by 20-200 ms per frame
   loss              every direction loses 5-30 % of frames and
                     duplicates 0-20 %
-  torn-wal          kill -9 the leader or a random member, cut its newest
+  torn-wal          kill -9 the leader, cut (once every other member has
+                    applied it) its newest
                     WAL segment's last record at a random byte (the file
                     truncated there, or the record's sectors from there
                     zeroed), restart it: it must log the torn tail, cut
@@ -62,6 +63,7 @@ CLOCK_JUMPS_S = (-86400, -3600, -300, -60, 60, 300, 3600, 86400)
 DISK_FULL_HOLD_S = (4.0, 8.0)
 MEMBER_CALL_S = 15.0   # a membership call retried this long at most
 PROMOTE_S = 20.0       # a learner must catch up before etcd promotes it
+TORN_WAIT_S = 5.0      # torn-wal: how long the others may take to apply
 
 
 class Nemesis:
@@ -113,6 +115,45 @@ class Nemesis:
         with open(path + ".tmp", "w") as f:
             f.write("%+ds\n" % offset_s)
         os.replace(path + ".tmp", path)
+
+    def torn_wal(self):
+        """kill -9 the leader; once every other member holds its last
+        entry, cut that record; restart it when the fault ends.
+
+        Why the leader, and why wait: the record was synced and, on a
+        follower, acknowledged; a leader that counted the ack never sends
+        that entry again (Raft, etcd's too, treats a rejection below a
+        follower's match index as stale), so a follower that lost it
+        stays behind until the leader changes; and an entry that only a
+        bare majority held is lost for good when one of them loses it.
+        Both break the fsync contract Raft is built on, not moord.  A
+        killed leader is replaced, and the new leader probes it from
+        scratch; an entry every other member holds survives its loss.
+        So every cut here must be survived: the member starts, logs the
+        torn tail (when visible), catches up, and no write is lost."""
+        c, rnd = self.c, self.rnd
+        i = c.leader()
+        if i is None:
+            return (lambda: None), "no leader, nothing torn"
+        c.kill(i)
+        waldir = os.path.join(c.data_dirs[i], "member", "wal")
+        index = disk.last_entry_index(waldir)
+        if index is not None:
+            deadline = time.monotonic() + TORN_WAIT_S
+            while True:
+                held = [c.applied(j) for j in range(c.n) if j != i]
+                if all(a is not None and a >= index for a in held):
+                    break
+                if time.monotonic() > deadline:
+                    return (lambda: c.restart(i)), \
+                        "m%d (leader) killed; entry %d not on every other " \
+                        "member after %g s: not torn" % (i, index,
+                                                          TORN_WAIT_S)
+                time.sleep(0.05)
+        detail, visible = disk.tear_wal(waldir, rnd)
+        if visible:
+            self.torn[i] = self.torn.get(i, 0) + 1
+        return (lambda: c.restart(i)), "m%d (leader): %s" % (i, detail)
 
     # ------------------------------------------------- membership
 
@@ -316,13 +357,7 @@ class Nemesis:
             c.pause(i)
             return (lambda: c.resume(i)), "SIGSTOP m%d (%s)" % (i, why)
         if kind == "torn-wal":
-            i, why = self.target()
-            c.kill(i)
-            detail, visible = disk.tear_wal(
-                os.path.join(c.data_dirs[i], "member", "wal"), rnd)
-            if visible:
-                self.torn[i] = self.torn.get(i, 0) + 1
-            return (lambda: c.restart(i)), "m%d (%s): %s" % (i, why, detail)
+            return self.torn_wal()
         if kind == "member":
             return self.member_change()
         if kind == "clock-jump":
