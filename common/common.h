@@ -71,7 +71,18 @@
     X(MOOR_ELEASENOTFOUND, "requested lease not found")                    \
     X(MOOR_ELEASEEXISTS, "lease already exists")                           \
     X(MOOR_ELEASETTLTOOLARGE, "too large lease TTL")                       \
-    X(MOOR_ENOSPACE, "database space exceeded")
+    X(MOOR_ENOSPACE, "database space exceeded")                            \
+    X(MOOR_EMEMBEREXISTS, "member ID already exist")                       \
+    X(MOOR_EPEERURLEXISTS, "peer URLs already exists")                     \
+    X(MOOR_EMEMBERBADURLS, "given member URLs are invalid")                \
+    X(MOOR_EMEMBERNOTFOUND, "member not found")                            \
+    X(MOOR_EMEMBERNOTLEARNER, "can only promote a learner member")         \
+    X(MOOR_ELEARNERNOTREADY,                                               \
+      "can only promote a learner member which is in sync with leader")    \
+    X(MOOR_ETOOMANYLEARNERS, "too many learner members in cluster")        \
+    X(MOOR_EUNHEALTHY, "unhealthy cluster")                                \
+    X(MOOR_ENOTENOUGHSTARTED,                                              \
+      "re-configuration failed due to not enough started members")
 
 enum moor_err {
     MOOR_OK = 0,

@@ -507,5 +507,9 @@ uint64_t raft_node_term_at(const struct raft_node *n, uint64_t index);
 const struct raft_snapshot *raft_node_snapshot(const struct raft_node *n);
 /* The member leadership is being transferred to, 0 = none. */
 uint64_t raft_node_transferee(const struct raft_node *n);
+/* On a leader: the highest index known to be in member id's log (its own
+ * last index for the leader itself). 0 on a follower or for an unknown
+ * member. What MemberPromote's "in sync with the leader" check reads. */
+uint64_t raft_node_match_index(const struct raft_node *n, uint64_t id);
 
 #endif /* MOOR_RAFT_H */

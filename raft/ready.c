@@ -221,6 +221,18 @@ uint64_t raft_node_transferee(const struct raft_node *n)
 {
     return n->transferee;
 }
+uint64_t raft_node_match_index(const struct raft_node *n, uint64_t id)
+{
+    if (n->role != RAFT_LEADER) {
+        return 0;
+    }
+    if (id == n->id) {
+        return raft__log_last(&n->log);
+    }
+    const struct raft_progress *pr =
+        raft__progress((struct raft_node *)(uintptr_t)n, id);
+    return pr != NULL ? pr->match : 0;
+}
 const struct raft_snapshot *raft_node_snapshot(const struct raft_node *n)
 {
     return &n->snap;

@@ -154,7 +154,8 @@ struct rpc_call;
  *               callback. Fires in order, never after half_close_cb.
  * half_close_cb the client finished sending (for unary calls: right after
  *               the one message). May be NULL.
- * writable_cb   fires once after rpc_call_send() returned MOOR_EAGAIN, when
+ * writable_cb   fires once after rpc_call_send() returned MOOR_EAGAIN (or
+ *               rpc_call_writable() returned false), when
  *               the queue (or the connection's) drained below half its
  *               bound. May be NULL
  *               (then the handler must not rely on MOOR_EAGAIN clearing).
@@ -331,8 +332,10 @@ void *rpc_call_user(const struct rpc_call *call);
  * MOOR_ETOOBIG for a message over 4 GiB, MOOR_ENOMEM. */
 int rpc_call_send(struct rpc_call *call, struct moor_slice msg);
 
-/* True when rpc_call_send would not return MOOR_EAGAIN. */
-bool rpc_call_writable(const struct rpc_call *call);
+/* True when rpc_call_send would not return MOOR_EAGAIN. A false answer
+ * arms writable_cb as a refused send does, so a handler may check first
+ * and wait for the callback without sending. */
+bool rpc_call_writable(struct rpc_call *call);
 
 /* Ends the call with status and message (borrowed; percent-encoded on the
  * wire; NULL or "" sends none) after the queued messages. done_cb fires

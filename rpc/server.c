@@ -576,11 +576,26 @@ void *rpc_call_user(const struct rpc_call *call)
     return call->user;
 }
 
-bool rpc_call_writable(const struct rpc_call *call)
+bool rpc_call_writable(struct rpc_call *call)
 {
-    return call->state == CALL_ACTIVE &&
-           call_pending(call) < call->sc->srv->cfg.send_buffer_bytes &&
-           call->sc->queued < call->sc->srv->cfg.conn_send_buffer_bytes;
+    struct sconn *sc = call->sc;
+    if (call->state != CALL_ACTIVE) {
+        return false;
+    }
+    /* A caller that holds back because of a false answer must hear when to
+     * go on, exactly as after a refused send: the same arming. */
+    if (call_pending(call) >= sc->srv->cfg.send_buffer_bytes) {
+        call->want_writable = true;
+        return false;
+    }
+    if (sc->queued >= sc->srv->cfg.conn_send_buffer_bytes) {
+        call->want_writable = true;
+        if (!rpc__list_linked(&call->wlink)) {
+            rpc__list_push(&sc->blocked, &call->wlink);
+        }
+        return false;
+    }
+    return true;
 }
 
 int rpc_call_send(struct rpc_call *call, struct moor_slice msg)

@@ -36,6 +36,23 @@ static const struct
     {MOOR_ELEASETTLTOOLARGE, RPC_OUT_OF_RANGE,
      "etcdserver: too large lease TTL"},
     {MOOR_ETOOBIG, RPC_INVALID_ARGUMENT, "etcdserver: request is too large"},
+    {MOOR_EMEMBEREXISTS, RPC_FAILED_PRECONDITION,
+     "etcdserver: member ID already exist"},
+    {MOOR_EPEERURLEXISTS, RPC_FAILED_PRECONDITION,
+     "etcdserver: Peer URLs already exists"},
+    {MOOR_EMEMBERBADURLS, RPC_INVALID_ARGUMENT,
+     "etcdserver: given member URLs are invalid"},
+    {MOOR_EMEMBERNOTFOUND, RPC_NOT_FOUND, "etcdserver: member not found"},
+    {MOOR_EMEMBERNOTLEARNER, RPC_FAILED_PRECONDITION,
+     "etcdserver: can only promote a learner member"},
+    {MOOR_ELEARNERNOTREADY, RPC_FAILED_PRECONDITION,
+     "etcdserver: can only promote a learner member which is in sync with "
+     "leader"},
+    {MOOR_ETOOMANYLEARNERS, RPC_FAILED_PRECONDITION,
+     "etcdserver: too many learner members in cluster"},
+    {MOOR_EUNHEALTHY, RPC_UNAVAILABLE, "etcdserver: unhealthy cluster"},
+    {MOOR_ENOTENOUGHSTARTED, RPC_FAILED_PRECONDITION,
+     "etcdserver: re-configuration failed due to not enough started members"},
     {MOOR_ENOLEADER, RPC_UNAVAILABLE, "etcdserver: no leader"},
     {MOOR_ENOTLEADER, RPC_FAILED_PRECONDITION, "etcdserver: not leader"},
     {MOOR_EDROPPED, RPC_UNAVAILABLE, "etcdserver: request timed out"},
@@ -89,6 +106,9 @@ void srv_call_done(struct rpc_call *call, int status, void *arg)
     struct srv_waiter *w = rpc_call_user(call);
     if (w != NULL) {
         w->call = NULL;
+        if (w->kind == SRV_REQ_FORWARD) {
+            srv_forward_call_gone(w);
+        }
     }
 }
 

@@ -603,7 +603,8 @@ void srv_kv_apply(struct srv_node *n, uint64_t index, struct moor_slice data)
         srv_alarm_apply(n, index, ir);
         break;
     default:
-        if (!srv_lease_apply(n, index, ir)) {
+        if (!srv_lease_apply(n, index, ir) &&
+            !srv_members_apply(n, index, ir)) {
             kv_store_note_applied(n->kv, index);
         }
         break;

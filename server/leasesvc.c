@@ -2,7 +2,8 @@
  * leasesvc.c: etcd's Lease service, and the leader's lease duties.
  *
  * Grant and Revoke go through Raft (they change replicated state);
- * KeepAlive, TimeToLive and Leases are answered by this member from its
+ * KeepAlive and TimeToLive are the leader's (a follower forwards them,
+ * forward.c); Leases is answered by this member from its
  * kv state. The leader keeps each lease's deadline on its own monotonic
  * clock: on every tick it proposes a revoke for each lease past its
  * deadline (kv_lease_expired hands each out once per deadline); when it
@@ -103,9 +104,19 @@ bool srv_lease_apply(struct srv_node *n, uint64_t index,
 void srv_lease_tick(struct srv_node *n)
 {
     if (raft_node_role(n->raft) != RAFT_LEADER || n->stopping) {
+        n->lease_leader = false;
         return;
     }
     uint64_t now = now_ms(n);
+    if (!n->lease_leader) {
+        /* A new leader: keep-alives went to the old one, on its clock.
+         * Every lease gets its remaining TTL from now plus an election
+         * timeout before anything can expire (etcd's Promote). */
+        kv_lease_promote(n->kv, now, n->cfg->election_ms);
+        n->lease_leader = true;
+        MOOR_LOG_INFO("lease", "leases promoted by the new leader",
+                      "leases=%zu", kv_lease_count(n->kv));
+    }
     int64_t ids[EXPIRE_PER_TICK];
     size_t k = kv_lease_expired(n->kv, now, ids, EXPIRE_PER_TICK);
     for (size_t i = 0; i < k; i++) {
@@ -203,6 +214,9 @@ static void on_keepalive(struct rpc_call *call, struct moor_slice msg,
                          void *arg)
 {
     struct srv_node *n = arg;
+    if (srv_forward_stream_message(n, call, msg)) {
+        return; /* a follower passes keepalives to the leader */
+    }
     Etcdserverpb__LeaseKeepAliveRequest *req = NULL;
     if (moor_pb_unpack(&etcdserverpb__lease_keep_alive_request__descriptor,
                        msg.ptr, msg.len, 1u << 20,
@@ -258,12 +272,20 @@ static void on_keepalive(struct rpc_call *call, struct moor_slice msg,
 static void on_keepalive_half_close(struct rpc_call *call, void *arg)
 {
     (void)arg;
+    if (srv_forward_stream_half_close(call)) {
+        return; /* ends when the leader's stream ends */
+    }
     rpc_call_finish(call, RPC_OK, NULL);
 }
 
 static void on_ttl(struct rpc_call *call, struct moor_slice msg, void *arg)
 {
     struct srv_node *n = arg;
+    if (raft_node_role(n->raft) != RAFT_LEADER) {
+        /* The remaining TTL is the leader's. */
+        srv_forward_unary(n, call, msg);
+        return;
+    }
     Etcdserverpb__LeaseTimeToLiveRequest *req =
         (Etcdserverpb__LeaseTimeToLiveRequest *)srv_decode(
             n, call, &etcdserverpb__lease_time_to_live_request__descriptor,

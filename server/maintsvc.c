@@ -1,6 +1,6 @@
 /*
  * maintsvc.c: etcd's Maintenance service (Status, Hash, HashKV, Alarm,
- * Defragment, MoveLeader) and the Cluster service's MemberList.
+ * Defragment, MoveLeader). The Cluster service is members.c's.
  *
  * Defragment is an honest no-op: moor's keyspace lives in memory and
  * compaction frees old versions online (kv_compact_step, every loop turn),
@@ -152,55 +152,6 @@ void srv_maint_tick(struct srv_node *n)
     srv_waiter_free(n, w);
 }
 
-static void on_member_list(struct rpc_call *call, struct moor_slice msg,
-                           void *arg)
-{
-    (void)msg;
-    struct srv_node *n = arg;
-    const struct srv_config *cfg = n->cfg;
-    unsigned count = cfg->n_initial_members;
-    Etcdserverpb__Member ms[SRV_MEMBERS_MAX];
-    Etcdserverpb__Member *ptrs[SRV_MEMBERS_MAX];
-    char *peer[SRV_MEMBERS_MAX][SRV_URLS_MAX];
-    char *client[SRV_MEMBERS_MAX][SRV_URLS_MAX];
-    for (unsigned i = 0; i < count; i++) {
-        const struct srv_initial_member *im = &cfg->initial_members[i];
-        etcdserverpb__member__init(&ms[i]);
-        ms[i].id = im->id;
-        ms[i].name = (char *)(uintptr_t)im->name;
-        for (unsigned k = 0; k < im->peer_urls.n; k++) {
-            peer[i][k] = (char *)(uintptr_t)im->peer_urls.urls[k].text;
-        }
-        ms[i].peerurls = peer[i];
-        ms[i].n_peerurls = im->peer_urls.n;
-        if (im->id == n->member_id) {
-            for (unsigned k = 0; k < cfg->advertise_client_urls.n; k++) {
-                client[i][k] =
-                    (char *)(uintptr_t)cfg->advertise_client_urls.urls[k].text;
-            }
-            ms[i].n_clienturls = cfg->advertise_client_urls.n;
-        } else {
-            /* Learned from the member's peer handshake. */
-            const char *urls[SRV_URLS_MAX];
-            unsigned k = srv_peer_client_urls(n, im->id, urls, SRV_URLS_MAX);
-            for (unsigned u = 0; u < k; u++) {
-                client[i][u] = (char *)(uintptr_t)urls[u];
-            }
-            ms[i].n_clienturls = k;
-        }
-        ms[i].clienturls = client[i];
-        ptrs[i] = &ms[i];
-    }
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    srv_header_fill(n, &h, kv_store_revision(n->kv));
-    Etcdserverpb__MemberListResponse out =
-        ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
-    out.header = &h;
-    out.members = ptrs;
-    out.n_members = count;
-    srv_reply(call, &out.base);
-}
-
 int srv_maint_register(struct srv_node *n, struct rpc_server *srv)
 {
     static const struct srv_method methods[] = {
@@ -210,7 +161,6 @@ int srv_maint_register(struct srv_node *n, struct rpc_server *srv)
         {"/etcdserverpb.Maintenance/Alarm", on_alarm, NULL},
         {"/etcdserverpb.Maintenance/Defragment", on_defragment, NULL},
         {"/etcdserverpb.Maintenance/MoveLeader", on_move_leader, NULL},
-        {"/etcdserverpb.Cluster/MemberList", on_member_list, NULL},
     };
     return srv_register_methods(n, srv, methods, MOOR_ARRAY_LEN(methods));
 }

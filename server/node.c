@@ -19,12 +19,14 @@
  * in the uv_prepare phase before the loop blocks again. Messages to peers
  * go through peer.c.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include "peer_int.h"
 #include "server_int.h"
 
 /* ------------------------------------------------------------------------
@@ -463,6 +465,8 @@ static void ready_apply(struct srv_node *n, const struct raft_ready *rd)
             uint64_t t0 = srv_obs_apply_begin(n, e);
             srv_kv_apply(n, e->index, moor_bytes_slice(e->data));
             srv_obs_apply_end(n, t0);
+        } else if (e->type == RAFT_ENTRY_CONF_CHANGE && e->data != NULL) {
+            srv_members_apply_conf(n, e->index, moor_bytes_slice(e->data));
         } else {
             kv_store_note_applied(n->kv, e->index);
         }
@@ -498,6 +502,9 @@ void srv_node_process(struct srv_node *n)
         if (rd.soft_state_changed) {
             srv_obs_soft_state(n, &rd);
         }
+        /* A member added in these entries is dialed before the appends
+         * to it leave. */
+        srv_members_appended(n, &rd);
         srv_obs_persisting(n, &rd);
         uint64_t seq = ready_persist(n, &rd);
         if (rd.persist_index != 0) {
@@ -540,6 +547,7 @@ static void tick_cb(uv_timer_t *t)
     srv_lease_tick(n);
     srv_autocompact_tick(n);
     srv_maint_tick(n);
+    srv_members_publish(n);
     srv_node_process(n);
 }
 
@@ -583,6 +591,7 @@ static void rpc_closed_cb(void *arg)
 {
     struct srv_node *n = arg;
     n->rpc = NULL;
+    srv_forward_close(n);
     srv_peer_close(n);
     /* Calls are gone; what was proposed and not yet durable is dropped
      * with the member (never acknowledged, so nothing is lost). */
@@ -608,6 +617,17 @@ static void shutdown_now(struct srv_node *n)
     n->handoff_deadline_ms = 0;
     uv_timer_stop(&n->tick_timer);
     srv_node_process(n);
+    rpc_server_close(n->rpc, 2u * n->cfg->election_ms, rpc_closed_cb, n);
+}
+
+void srv_node_stop(struct srv_node *n, const char *why)
+{
+    if (n->stopping) {
+        return;
+    }
+    MOOR_LOG_WARN("node", "stopping", "reason=\"%s\"", why);
+    n->stopping = true;
+    uv_timer_stop(&n->tick_timer);
     rpc_server_close(n->rpc, 2u * n->cfg->election_ms, rpc_closed_cb, n);
 }
 
@@ -653,13 +673,44 @@ static int ids_from_config(struct srv_node *n)
         }
     }
     n->cluster_id = srv_cluster_id(ids, cfg->n_initial_members);
-    if (cfg->initial_cluster_state == SRV_CLUSTER_EXISTING) {
-        moor_errmsg_set(n->errmsg,
-                        "--initial-cluster-state existing: joining "
-                        "a running cluster is not built yet");
-        return MOOR_EINVAL;
-    }
     return MOOR_OK;
+}
+
+static bool dir_is_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return true;
+    }
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL) {
+        empty = e->d_name[0] == '.';
+    }
+    closedir(d);
+    return empty;
+}
+
+/* A restored data dir: this member is the one named --name in the
+ * snapshot's membership. */
+static int identity_from_restore(struct srv_node *n)
+{
+    for (unsigned i = 0; i < n->members.n; i++) {
+        if (strcmp(n->members.m[i].name, n->cfg->name) == 0) {
+            n->member_id = n->members.m[i].id;
+            n->cluster_id = n->members.cluster_id;
+            MOOR_LOG_INFO("node", "starting from a restored data dir",
+                          "member=%llx cluster=%llx",
+                          (unsigned long long)n->member_id,
+                          (unsigned long long)n->cluster_id);
+            return MOOR_OK;
+        }
+    }
+    moor_errmsg_set(n->errmsg,
+                    "the restored data dir %s has no member named '%s' "
+                    "(check --name against snapshot restore's --name)",
+                    n->cfg->data_dir, n->cfg->name);
+    return MOOR_EINVAL;
 }
 
 static int listen_all(struct srv_node *n)
@@ -689,6 +740,9 @@ static int listen_all(struct srv_node *n)
     }
     if (rv == MOOR_OK) {
         rv = srv_maint_register(n, n->rpc);
+    }
+    if (rv == MOOR_OK) {
+        rv = srv_members_register(n, n->rpc);
     }
     if (rv == MOOR_OK) {
         rv = srv_watch_register(n, n->rpc);
@@ -735,10 +789,6 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
     if (rv != MOOR_OK) {
         return rv;
     }
-    /* Request ids: the member's low bits, then the start time, then a
-     * counter, so ids of one member never repeat across restarts. */
-    n->next_id = ((n->member_id & 0xffffu) << 48) |
-                 ((moor_clock_realtime_ns() / 1000000u & 0xffffffffffull) << 8);
 
     rv = srv_obs_open(n);
     if (rv != MOOR_OK) {
@@ -760,11 +810,34 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
         return rv;
     }
 
+    /* The table of a new cluster; a snapshot's block or the membership
+     * file replaces it below. */
+    srv_members_from_config(cfg, &n->members);
     /* The newest snapshot that verifies, then the WAL after it. */
     struct srv_snap_pos pos = {0, 0};
     rv = srv_snap_load(n, &pos);
     if (rv != MOOR_OK) {
         return rv;
+    }
+    const char *wal_dir =
+        cfg->wal_dir[0] != '\0' ? cfg->wal_dir : n->datadir.wal_dir;
+    bool restored = false;
+    if (pos.index != 0 && dir_is_empty(wal_dir)) {
+        /* `moorctl snapshot restore` made this data dir: a snapshot of a
+         * new cluster and no WAL. Who we are is in its membership. */
+        rv = identity_from_restore(n);
+        if (rv != MOOR_OK) {
+            return rv;
+        }
+        restored = true;
+    } else if (pos.index == 0 && dir_is_empty(wal_dir) &&
+               cfg->initial_cluster_state == SRV_CLUSTER_EXISTING) {
+        /* A new member of a running cluster: its id, the cluster's and
+         * the table come from the other members. */
+        rv = srv_join_cluster(n);
+        if (rv != MOOR_OK) {
+            return rv;
+        }
     }
     /* --wal-dir puts the WAL on its own disk. */
     if (cfg->wal_dir[0] != '\0' && mkdir(cfg->wal_dir, 0700) != 0 &&
@@ -775,7 +848,7 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
     }
     struct wal_options wo;
     memset(&wo, 0, sizeof(wo));
-    wo.dir = cfg->wal_dir[0] != '\0' ? cfg->wal_dir : n->datadir.wal_dir;
+    wo.dir = wal_dir;
     wo.max_wals = cfg->max_wals;
     wo.meta.cluster_id = n->cluster_id;
     wo.meta.member_id = n->member_id;
@@ -804,19 +877,38 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
                       (unsigned long long)n->cluster_id, replay.entries_len,
                       (unsigned long long)replay.hard_state.term,
                       (unsigned long long)replay.hard_state.commit);
+        if (pos.index == 0) {
+            /* No snapshot yet: the table this member started with. */
+            rv = srv_members_load_file(n);
+            if (rv != MOOR_OK && rv != MOOR_ENOENT) {
+                wal_replay_close(&replay);
+                return rv;
+            }
+        }
+    } else {
+        rv = srv_members_save_file(n);
+        if (rv != MOOR_OK) {
+            wal_replay_close(&replay);
+            return rv;
+        }
+    }
+    if (restored) {
+        /* The restored snapshot is committed by definition. */
+        replay.hard_state.term = MOOR_MAX(replay.hard_state.term, pos.term);
+        replay.hard_state.commit =
+            MOOR_MAX(replay.hard_state.commit, pos.index);
     }
 
+    /* Request ids: the member's low bits, then the start time, then a
+     * counter, so ids of one member never repeat across restarts. */
+    n->next_id = ((n->member_id & 0xffffu) << 48) |
+                 ((moor_clock_realtime_ns() / 1000000u & 0xffffffffffull) << 8);
     struct raft_config rc;
     raft_config_init(&rc, n->member_id);
-    /* The bootstrap configuration: every member of --initial-cluster votes
-     * (the same on every member and every restart). */
-    rc.conf.n = 0;
-    for (unsigned i = 0;
-         i < cfg->n_initial_members && rc.conf.n < RAFT_MEMBERS_MAX; i++) {
-        rc.conf.members[rc.conf.n].id = cfg->initial_members[i].id;
-        rc.conf.members[rc.conf.n].learner = false;
-        rc.conf.n++;
-    }
+    /* The configuration of the table: the bootstrap one (the same on
+     * every member of a new cluster and on every restart), or the
+     * snapshot's. */
+    srv_members_to_conf(&n->members, &rc.conf);
     rc.heartbeat_ticks = 1;
     rc.election_ticks = MOOR_MAX(cfg->election_ms / cfg->heartbeat_ms, 2u);
     rc.pre_vote = cfg->pre_vote;
@@ -864,6 +956,20 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
     rv = srv_peer_open(n);
     if (rv != MOOR_OK) {
         return rv;
+    }
+    /* The table, not --initial-cluster, says whom to dial after a
+     * restart that followed membership changes. */
+    for (unsigned i = 0; i < cfg->n_initial_members; i++) {
+        uint64_t id = cfg->initial_members[i].id;
+        if (id != n->member_id && srv_members_find(&n->members, id) == NULL) {
+            srv_peer_remove(n, id);
+        }
+    }
+    for (unsigned i = 0; i < n->members.n; i++) {
+        const struct srv_member *m = &n->members.m[i];
+        if (m->id != n->member_id) {
+            srv_peer_add(n, m->id, &m->peer_urls);
+        }
     }
     /* A single voter need not wait out an election timeout. */
     if (rc.conf.n == 1) {

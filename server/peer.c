@@ -195,6 +195,17 @@ static void out_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(p->rbuf);
 }
 
+static bool is_removed_frame(struct srv_node *n, const uint8_t *bytes,
+                             size_t len);
+
+/* A peer that tells this member it was removed from the cluster: stop. */
+static void removed_stop(struct srv_peer *p)
+{
+    srv_node_stop(p->n,
+                  "the member has been permanently removed from the "
+                  "cluster");
+}
+
 static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct srv_peer *p = MOOR_CONTAINER_OF(s, struct srv_peer, tcp);
@@ -206,7 +217,11 @@ static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (p->tls == NULL) {
-        peer_fail(p, UV_EPROTO); /* a peer that talks back is broken */
+        if (is_removed_frame(p->n, (const uint8_t *)buf->base, (size_t)nread)) {
+            removed_stop(p);
+        }
+        peer_fail(p, UV_EPROTO); /* otherwise a peer that talks back is
+                                    broken */
         return;
     }
     struct moor_buf plain;
@@ -215,6 +230,9 @@ static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     int rv = srv_tls_input(p->tls, (const uint8_t *)buf->base, (size_t)nread,
                            &plain, &p->wire, errmsg);
     size_t talked = plain.len;
+    if (talked > 0 && is_removed_frame(p->n, plain.ptr, plain.len)) {
+        removed_stop(p);
+    }
     moor_buf_close(&plain);
     if (rv != MOOR_OK || talked > 0) {
         if (rv != MOOR_OK) {
@@ -430,6 +448,74 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 /* The first frame: who is calling, on which stream. False closes c. */
+static bool inbound_handshake(struct srv_inbound *c, const Moorpb__Frame *f);
+
+/* Answers a joining member with the membership table (join.c), or tells a
+ * removed member that calls that it was removed (removed_id != 0). The
+ * caller closes its side once it has the answer; until then c stays
+ * without a sender (a further frame is taken as a handshake again). */
+static bool inbound_answer(struct srv_inbound *c, uint64_t removed_id)
+{
+    struct moor_buf b;
+    moor_buf_init(&b);
+    int rv;
+    if (removed_id != 0) {
+        Moorpb__Handshake hs = MOORPB__HANDSHAKE__INIT;
+        hs.protocol_version = SRV_PEER_PROTOCOL_VERSION;
+        hs.cluster_id = c->n->cluster_id;
+        hs.from_id = c->n->member_id;
+        hs.to_id = removed_id;
+        hs.stream = (char *)(uintptr_t) "removed";
+        Moorpb__Frame f = MOORPB__FRAME__INIT;
+        f.body_case = MOORPB__FRAME__BODY_HANDSHAKE;
+        f.handshake = &hs;
+        size_t len = moorpb__frame__get_packed_size(&f);
+        rv = moor_buf_reserve(&b, len + 4);
+        if (rv == MOOR_OK) {
+            moor_put_be32(b.ptr, (uint32_t)len);
+            moorpb__frame__pack(&f, b.ptr + 4);
+            b.len = len + 4;
+        }
+        MOOR_LOG_INFO("peer", "told a removed member it was removed",
+                      "member=%llx", (unsigned long long)removed_id);
+    } else {
+        rv = srv_members_join_answer(c->n, &b);
+        MOOR_LOG_INFO("peer", "answered a joining member", NULL);
+    }
+    if (rv == MOOR_OK) {
+        srv_peer_inbound_send(c, b.ptr, b.len);
+    }
+    moor_buf_close(&b);
+    if (rv != MOOR_OK) {
+        srv_peer_inbound_close(c, "cannot answer: out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* True when bytes are the "removed" frame a member sends a removed member
+ * (inbound_answer). It is a few dozen bytes written at once, so it arrives
+ * in one read; should it not, the next connection attempt gets it again. */
+static bool is_removed_frame(struct srv_node *n, const uint8_t *bytes,
+                             size_t len)
+{
+    if (len < 4 || moor_get_be32(bytes) != len - 4) {
+        return false;
+    }
+    ProtobufCMessage *pm = NULL;
+    if (moor_pb_unpack(&moorpb__frame__descriptor, bytes + 4, len - 4, len,
+                       &pm) != MOOR_OK) {
+        return false;
+    }
+    const Moorpb__Frame *f = (const Moorpb__Frame *)pm;
+    bool removed = f->body_case == MOORPB__FRAME__BODY_HANDSHAKE &&
+                   strcmp(f->handshake->stream, "removed") == 0 &&
+                   f->handshake->cluster_id == n->cluster_id &&
+                   f->handshake->to_id == n->member_id;
+    protobuf_c_message_free_unpacked(pm, &moor_pb_allocator);
+    return removed;
+}
+
 static bool inbound_handshake(struct srv_inbound *c, const Moorpb__Frame *f)
 {
     struct srv_node *n = c->n;
@@ -438,6 +524,9 @@ static bool inbound_handshake(struct srv_inbound *c, const Moorpb__Frame *f)
         hs->protocol_version != SRV_PEER_PROTOCOL_VERSION) {
         srv_peer_inbound_close(c, "no handshake");
         return false;
+    }
+    if (strcmp(hs->stream, "join") == 0) {
+        return inbound_answer(c, 0);
     }
     if (hs->cluster_id != n->cluster_id) {
         srv_peer_inbound_close(c, "a member of another cluster");
@@ -449,6 +538,9 @@ static bool inbound_handshake(struct srv_inbound *c, const Moorpb__Frame *f)
     }
     struct srv_peer *p = peer_find(n, hs->from_id);
     if (p == NULL) {
+        if (srv_members_was_removed(&n->members, hs->from_id)) {
+            return inbound_answer(c, hs->from_id);
+        }
         srv_peer_inbound_close(c, "not a member of this cluster");
         return false;
     }

@@ -48,6 +48,8 @@ enum srv_req_kind {
     SRV_REQ_LEASE_REVOKE = 8,
     SRV_REQ_MOVE_LEADER = 9, /* waits for target to lead */
     SRV_REQ_ALARM = 10,      /* Maintenance.Alarm ACTIVATE/DEACTIVATE */
+    SRV_REQ_MEMBER = 11,     /* a membership change (members.c) */
+    SRV_REQ_FORWARD = 12,    /* a call forwarded to the leader */
 };
 
 /* The moments of a write's life on the member that proposed it, for the
@@ -70,8 +72,9 @@ struct srv_waiter
      * wait for once known (0 until the read state arrives). */
     ProtobufCMessage *req;
     uint64_t read_index;
-    bool in_reads;   /* on the node's list of linearizable reads */
-    uint64_t target; /* SRV_REQ_MOVE_LEADER: the member to lead */
+    bool in_reads;       /* on the node's list of linearizable reads */
+    uint64_t target;     /* SRV_REQ_MOVE_LEADER: the member to lead */
+    struct srv_fwd *fwd; /* SRV_REQ_FORWARD of a stream (forward.c) */
     uint64_t deadline_ms;
     uint64_t stage_ns[SRV_STAGE_COUNT]; /* observe.c */
     struct srv_waiter *hash_next;
@@ -85,6 +88,31 @@ struct srv_waiter
 #define SRV_ALARMS_MAX (2 * SRV_MEMBERS_MAX)
 
 /* ------------------------------------------------------------------------
+ * Membership (members.c): the applied member table.
+ * ---------------------------------------------------------------------- */
+struct srv_member
+{
+    uint64_t id;
+    bool learner;
+    char name[SRV_NAME_MAX]; /* "" until the member published it */
+    struct srv_url_list peer_urls;
+    struct srv_url_list client_urls; /* empty until published */
+};
+
+/* Removed members remembered (the newest), so one that still calls is
+ * told it was removed. */
+#define SRV_REMOVED_MAX 64
+
+struct srv_members
+{
+    uint64_t cluster_id;
+    unsigned n;
+    struct srv_member m[SRV_MEMBERS_MAX];
+    unsigned n_removed;
+    uint64_t removed[SRV_REMOVED_MAX];
+};
+
+/* ------------------------------------------------------------------------
  * The member
  * ---------------------------------------------------------------------- */
 struct srv_node
@@ -94,6 +122,16 @@ struct srv_node
     uint64_t member_id;
     uint64_t cluster_id;
     char errmsg[MOOR_ERRMSG_SIZE];
+
+    /* The member table (members.c); published: this member's name and
+     * client URLs are in it (or a proposal is retried after
+     * publish_retry_ms). */
+    struct srv_members members;
+    bool published;
+    uint64_t publish_retry_ms;
+    /* The client to the leader for forwarded calls (forward.c). */
+    struct rpc_client *fwd_client;
+    uint64_t fwd_leader;
 
     struct wal_datadir datadir;
     struct wal *wal;
@@ -156,6 +194,10 @@ struct srv_node
     /* Snapshots (snap.c): the job running, and the index of the newest
      * snapshot saved or loaded. */
     struct srv_snap_job *snap_job;
+    /* After a failed periodic snapshot: none before snap_retry_ms (the
+     * delay doubles from 1 s to 60 s, reset by a success). */
+    uint64_t snap_retry_ms;
+    uint64_t snap_backoff_ms;
     uint64_t snap_index;
 
     /* Metrics, stage timings, the WAL's fsync timing (observe.c). */
@@ -184,6 +226,8 @@ struct srv_node
     size_t n_compact_samples;
 
     /* Lease duties of the leader (leasesvc.c). */
+    /* This member has promoted the leases since it became leader. */
+    bool lease_leader;
     uint64_t lease_ticks;
     int64_t lease_cursor;
 
@@ -204,6 +248,8 @@ int srv_node_open(struct srv_node *n, uv_loop_t *loop,
 void srv_node_abort(struct srv_node *n);
 /* Stops serving and closes everything (after the loop ran the closes). */
 void srv_node_close(struct srv_node *n);
+/* Stops the member as SIGTERM does (why is logged), from inside the loop. */
+void srv_node_stop(struct srv_node *n, const char *why);
 
 /* Queues a proposal of an encoded InternalRequest (consumes data on
  * MOOR_OK) for the waiter w (registered by the caller). */
@@ -413,6 +459,77 @@ void srv_snap_install(struct srv_node *n, const struct raft_snapshot *s);
 int srv_maint_register(struct srv_node *n, struct rpc_server *srv);
 /* Once per tick: answers a MoveLeader whose target now leads. */
 void srv_maint_tick(struct srv_node *n);
+
+/* ------------------------------------------------------------------------
+ * Membership and the Cluster service (members.c)
+ * ---------------------------------------------------------------------- */
+/* Registers /etcdserverpb.Cluster/Member{Add,Remove,Update,List,Promote}. */
+int srv_members_register(struct srv_node *n, struct rpc_server *srv);
+/* The member with id, or NULL. Returns borrowed (into ms). */
+struct srv_member *srv_members_find(struct srv_members *ms, uint64_t id);
+/* True when id was removed from the cluster. */
+bool srv_members_was_removed(const struct srv_members *ms, uint64_t id);
+/* The table of a new cluster from --initial-cluster (ids and cluster id
+ * derived as etcd derives them). */
+void srv_members_from_config(const struct srv_config *cfg,
+                             struct srv_members *ms);
+/* raft's configuration for the table (voters and learners). */
+void srv_members_to_conf(const struct srv_members *ms, struct raft_conf *conf);
+/* The table as a snapshot's membership block (encoded moorpb.Membership);
+ * *out owned. MOOR_ENOMEM. */
+int srv_members_encode(const struct srv_members *ms, struct moor_bytes **out);
+/* Decodes a membership block, checking every member. MOOR_ECORRUPT with
+ * errmsg on a bad block. */
+int srv_members_decode(struct moor_slice blob, struct srv_members *ms,
+                       char *errmsg);
+/* Replaces the table with a snapshot's block (NULL or empty: unchanged).
+ * MOOR_ECORRUPT with n->errmsg. */
+int srv_members_restore(struct srv_node *n, const struct moor_bytes *blob);
+/* <data-dir>/member/membership: the table a new member starts from,
+ * written atomically; load gives MOOR_ENOENT when there is none. */
+int srv_members_save_file(struct srv_node *n);
+int srv_members_load_file(struct srv_node *n);
+/* Dials members added by conf-change entries in rd's appended entries. */
+void srv_members_appended(struct srv_node *n, const struct raft_ready *rd);
+/* Applies a committed conf-change entry to the table and answers its
+ * proposer's client. Stops the member when it removes this member. */
+void srv_members_apply_conf(struct srv_node *n, uint64_t index,
+                            struct moor_slice data);
+/* Applies a MemberUpdate or a member's published attributes; false for
+ * other requests. */
+bool srv_members_apply(struct srv_node *n, uint64_t index,
+                       const Moorpb__InternalRequest *ir);
+/* Appends to out the answer to a "join" handshake (peer.proto): one
+ * length-prefixed Frame holding the table. MOOR_ENOMEM. */
+int srv_members_join_answer(struct srv_node *n, struct moor_buf *out);
+/* --initial-cluster-state existing, before anything is opened: asks the
+ * other members of --initial-cluster for the membership and takes this
+ * member's id, the cluster id and the table from it (join.c). Blocks, at
+ * most about 15 s. MOOR_ENOENT with n->errmsg when no member answers or
+ * this member was not added. */
+int srv_join_cluster(struct srv_node *n);
+/* Once a leader is known: proposes this member's name and client URLs
+ * until the table holds them. */
+void srv_members_publish(struct srv_node *n);
+
+/* ------------------------------------------------------------------------
+ * Forwarding to the leader (forward.c)
+ * ---------------------------------------------------------------------- */
+struct srv_fwd;
+/* Passes a unary call to the leader and relays its answer or status. */
+void srv_forward_unary(struct srv_node *n, struct rpc_call *call,
+                       struct moor_slice msg);
+/* A message of a stream only the leader serves (LeaseKeepAlive): false
+ * when this member leads and the stream is not forwarded (serve it here);
+ * true when it was forwarded (or failed with an answer). */
+bool srv_forward_stream_message(struct srv_node *n, struct rpc_call *call,
+                                struct moor_slice msg);
+/* The client half-closed a stream: true when it was a forwarded one. */
+bool srv_forward_stream_half_close(struct rpc_call *call);
+/* The client of a forwarded call went away (srv_call_done). */
+void srv_forward_call_gone(struct srv_waiter *w);
+/* Closes the client to the leader (stopping). */
+void srv_forward_close(struct srv_node *n);
 
 /* ------------------------------------------------------------------------
  * HTTP (http.c): /health, /version, /metrics on the client port.

@@ -95,6 +95,9 @@ static void job_free(struct srv_snap_job *j)
         snap_sender_close(j->sender);
     }
     moor_buf_close(&j->chunk);
+    if (j->meta.membership != NULL) {
+        moor_bytes_unref(j->meta.membership);
+    }
     struct srv_snap_job **pp = &j->n->snap_job;
     while (*pp != NULL && *pp != j) {
         pp = &(*pp)->next;
@@ -137,35 +140,44 @@ static void backup_pump(struct srv_snap_job *j)
 {
     struct srv_node *n = j->n;
     uint8_t buf[BACKUP_MSG_BYTES];
-    while (j->call != NULL && rpc_call_writable(j->call)) {
-        size_t got = 0;
-        int rv = snap_sender_read(j->sender, buf, sizeof(buf), &got);
-        if (rv != MOOR_OK) {
-            srv_call_fail(j->call, rv);
-            backup_detach(j);
-            break;
+    /* j->chunk holds the packed message the call's queue refused last
+     * time (MOOR_EAGAIN): it goes first when writable_cb brings us back. */
+    while (j->call != NULL) {
+        if (j->chunk.len == 0) {
+            size_t got = 0;
+            int rv = snap_sender_read(j->sender, buf, sizeof(buf), &got);
+            if (rv != MOOR_OK) {
+                srv_call_fail(j->call, rv);
+                backup_detach(j);
+                break;
+            }
+            if (got == 0) {
+                rpc_call_finish(j->call, RPC_OK, NULL);
+                backup_detach(j);
+                break;
+            }
+            j->remaining -= MOOR_MIN((uint64_t)got, j->remaining);
+            Etcdserverpb__ResponseHeader h =
+                ETCDSERVERPB__RESPONSE_HEADER__INIT;
+            srv_header_fill(n, &h, (int64_t)j->meta.revision);
+            Etcdserverpb__SnapshotResponse r =
+                ETCDSERVERPB__SNAPSHOT_RESPONSE__INIT;
+            r.header = &h;
+            r.remaining_bytes = j->remaining;
+            r.blob.data = buf;
+            r.blob.len = got;
+            if (moor_pb_pack(&r.base, &j->chunk) != MOOR_OK) {
+                srv_call_fail(j->call, MOOR_ENOMEM);
+                backup_detach(j);
+                break;
+            }
         }
-        if (got == 0) {
-            rpc_call_finish(j->call, RPC_OK, NULL);
-            backup_detach(j);
-            break;
+        int rv =
+            rpc_call_send(j->call, moor_slice_make(j->chunk.ptr, j->chunk.len));
+        if (rv == MOOR_EAGAIN) {
+            return; /* writable_cb resumes */
         }
-        j->remaining -= MOOR_MIN((uint64_t)got, j->remaining);
-        Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-        srv_header_fill(n, &h, (int64_t)j->meta.revision);
-        Etcdserverpb__SnapshotResponse r =
-            ETCDSERVERPB__SNAPSHOT_RESPONSE__INIT;
-        r.header = &h;
-        r.remaining_bytes = j->remaining;
-        r.blob.data = buf;
-        r.blob.len = got;
-        struct moor_buf b;
-        moor_buf_init(&b);
-        rv = moor_pb_pack(&r.base, &b);
-        if (rv == MOOR_OK) {
-            rv = rpc_call_send(j->call, moor_slice_make(b.ptr, b.len));
-        }
-        moor_buf_close(&b);
+        moor_buf_reset(&j->chunk);
         if (rv != MOOR_OK) {
             rpc_call_cancel(j->call);
             backup_detach(j);
@@ -233,11 +245,18 @@ static void periodic_done(struct srv_snap_job *j)
     n->snap_index = index;
     size_t removed = 0;
     snap_prune(n->datadir.snap_dir, n->cfg->max_snapshots, &removed);
+    struct stat st;
+    uint64_t size = stat(j->path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    uint64_t took_ms =
+        (moor_clock_realtime_ns() - j->meta.created_unix_ns) / 1000000u;
     MOOR_LOG_INFO("snap", "snapshot saved",
-                  "file=%s index=%llu revision=%llu keys=%llu pruned=%zu",
+                  "file=%s index=%llu revision=%llu keys=%llu bytes=%llu "
+                  "took_ms=%llu pruned=%zu",
                   j->path, (unsigned long long)index,
                   (unsigned long long)j->meta.revision,
-                  (unsigned long long)j->meta.key_count, removed);
+                  (unsigned long long)j->meta.key_count,
+                  (unsigned long long)size, (unsigned long long)took_ms,
+                  removed);
 }
 
 static void job_next(struct srv_snap_job *j)
@@ -255,6 +274,19 @@ static void job_next(struct srv_snap_job *j)
     if (j->rv != MOOR_OK) {
         MOOR_LOG_ERROR("snap", "snapshot failed", "err=%s detail=\"%s\"",
                        moor_errname(j->rv), j->errmsg);
+        if (!j->backup) {
+            /* Not again at once (a full disk would make every apply pass
+             * dump the keyspace and fail): after a delay doubling from
+             * one second to a minute. */
+            uint64_t now = uv_now(n->loop);
+            n->snap_backoff_ms =
+                n->snap_backoff_ms == 0
+                    ? 1000
+                    : MOOR_MIN(2 * n->snap_backoff_ms, (uint64_t)60000);
+            n->snap_retry_ms = now + n->snap_backoff_ms;
+            MOOR_LOG_WARN("snap", "retrying the snapshot later", "in_ms=%llu",
+                          (unsigned long long)n->snap_backoff_ms);
+        }
         if (j->call != NULL) {
             srv_call_fail(j->call, j->rv);
             backup_detach(j);
@@ -273,6 +305,7 @@ static void job_next(struct srv_snap_job *j)
             return;
         }
         if (!j->backup) {
+            n->snap_backoff_ms = 0;
             periodic_done(j);
             job_free(j);
             return;
@@ -285,6 +318,7 @@ static void job_next(struct srv_snap_job *j)
             return;
         }
         j->remaining = size;
+        moor_buf_reset(&j->chunk); /* from now on: the message to send */
         backup_pump(j);
         return;
     }
@@ -332,6 +366,12 @@ int srv_snap_start(struct srv_node *n, struct rpc_call *call)
     j->meta.key_count = kv_store_live_count(n->kv);
     j->meta.lease_count = kv_lease_count(n->kv);
     j->meta.created_unix_ns = moor_clock_realtime_ns();
+    /* The member table at the same applied index (members.c). */
+    rv = srv_members_encode(&n->members, &j->meta.membership);
+    if (rv != MOOR_OK) {
+        job_free(j);
+        return rv;
+    }
     if (call != NULL) {
         snprintf(j->dir, sizeof(j->dir), "%s/backup", n->datadir.snap_dir);
         /* A backup dir from an earlier run may hold a half-written file. */
@@ -365,7 +405,8 @@ void srv_snap_maybe(struct srv_node *n)
         }
     }
     uint64_t applied = kv_store_applied_index(n->kv);
-    if (applied - n->snap_index < n->cfg->snapshot_count) {
+    if (applied - n->snap_index < n->cfg->snapshot_count ||
+        uv_now(n->loop) < n->snap_retry_ms) {
         return;
     }
     int rv = srv_snap_start(n, NULL);
@@ -433,6 +474,9 @@ int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out)
             moor_errmsg_set(n->errmsg, "%s: %s", path, l.errmsg);
         }
         kv_load_close(&l);
+    }
+    if (rv == MOOR_OK) {
+        rv = srv_members_restore(n, meta.membership);
     }
     if (rv != MOOR_OK) {
         snap_meta_close(&meta);
@@ -525,14 +569,12 @@ void srv_snap_install(struct srv_node *n, const struct raft_snapshot *s)
     n->kv = kv;
     kv_store_free(old);
     n->snap_index = s->index;
-#ifdef SRV_HAVE_MEMBERS_RESTORE
-    /* The membership block (members.c, the lead's). */
+    /* The membership block (members.c). */
     if (meta.membership != NULL &&
         srv_members_restore(n, meta.membership) != MOOR_OK) {
         MOOR_LOG_ERROR("snap", "cannot restore the snapshot's membership",
                        "file=%s", path);
     }
-#endif
     MOOR_LOG_INFO("snap", "installed the snapshot from the leader",
                   "file=%s index=%llu revision=%llu keys=%llu ms=%llu", path,
                   (unsigned long long)s->index,
