@@ -592,6 +592,11 @@ void kv_watch_batch_release(struct kv_store *s, struct kv_watch_batch *b);
  * waits for the next write that matches it. */
 void kv_watch_defer(struct kv_store *s, struct kv_watcher *w);
 
+/* The first revision whose events w has not handed out yet: where a
+ * watcher re-opened on another store (an installed snapshot) resumes. */
+int64_t kv_watch_resume_rev(const struct kv_store *s,
+                            const struct kv_watcher *w);
+
 /* Number of registered watchers (synced and not). */
 size_t kv_watch_count(const struct kv_store *s);
 

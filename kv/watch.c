@@ -805,3 +805,14 @@ int kv_watch_take(struct kv_store *s, struct kv_watcher *w, size_t max_events,
     }
     return take_pending(s, w, max_events, b);
 }
+
+int64_t kv_watch_resume_rev(const struct kv_store *s,
+                            const struct kv_watcher *w)
+{
+    if ((w->flags & W_SYNCED) && !(w->flags & W_DEMOTED) && !w->scanning) {
+        /* Synced: every event up to the store's revision was queued, and
+         * what left the queue was taken. */
+        return w->n_pending > 0 ? w->pending[0].kv->mod : s->rev + 1;
+    }
+    return w->next_rev;
+}

@@ -756,13 +756,6 @@ bool srv_peer_snap_recv_frame(struct srv_inbound *c, const Moorpb__Frame *f)
         if (receiving(n)) {
             return recv_refuse(c, "another snapshot is being received");
         }
-        if (kv_watch_count(n->kv) > 0) {
-            /* srv_snap_install cannot move watchers to the new keyspace
-             * yet (see snap.c): refuse rather than break them. */
-            return recv_refuse(c,
-                               "watches are open on this member; "
-                               "installing under watches is not built");
-        }
         r = moor_calloc(1, sizeof(*r));
         if (r == NULL) {
             return recv_refuse(c, "out of memory");

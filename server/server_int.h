@@ -131,6 +131,8 @@ struct srv_node
     uint64_t publish_retry_ms;
     /* The client to the leader for forwarded calls (forward.c). */
     struct rpc_client *fwd_client;
+    /* Every open Watch stream (watchsvc.c). */
+    struct srv_watch_stream *watch_streams;
     uint64_t fwd_leader;
 
     struct wal_datadir datadir;
@@ -335,6 +337,12 @@ void srv_lease_tick(struct srv_node *n);
  * Watch service (watchsvc.c)
  * ---------------------------------------------------------------------- */
 int srv_watch_register(struct srv_node *n, struct rpc_server *srv);
+/* After n->kv was replaced by an installed snapshot (old still open):
+ * moves every watcher from old to n->kv at its next revision, so it
+ * replays what it missed from the new keyspace's history (a start below
+ * its compact revision is canceled with compact_revision, as etcd's
+ * watchable store does on restore). */
+void srv_watch_rehome(struct srv_node *n, struct kv_store *old);
 /* Sends what kv's ready watchers have; once per loop turn, after apply. */
 void srv_watch_deliver(struct srv_node *n);
 

@@ -559,14 +559,9 @@ void srv_snap_install(struct srv_node *n, const struct raft_snapshot *s)
             j->canceled = !j->dump_done;
         }
     }
-    /* Watchers: peer_snap.c refuses a transfer while any watch is open,
-     * and nothing runs between its check and this install, so the old
-     * store has none (moving them is not built: it needs watchsvc.c to
-     * re-open each watcher on the new store at its next revision, as
-     * etcd's watchable store does on restore). */
-    MOOR_ASSERT(kv_watch_count(n->kv) == 0);
     struct kv_store *old = n->kv;
     n->kv = kv;
+    srv_watch_rehome(n, old);
     kv_store_free(old);
     n->snap_index = s->index;
     /* The membership block (members.c). */

@@ -39,16 +39,19 @@ struct srv_watch
     struct srv_watch_stream *st;
     int64_t id;
     bool parked;
-    bool progress_notify;        /* created with progress_notify */
-    bool progress_due;           /* no events sent since the last period */
-    struct srv_watch *next;      /* the stream's watches */
-    struct srv_watch *park_next; /* the stream's parked watches */
+    bool no_put, no_delete, prev_kv; /* the create's filters, to re-open */
+    bool lost;                       /* srv_watch_rehome could not re-open it */
+    bool progress_notify;            /* created with progress_notify */
+    bool progress_due;               /* no events sent since the last period */
+    struct srv_watch *next;          /* the stream's watches */
+    struct srv_watch *park_next;     /* the stream's parked watches */
 };
 
 struct srv_watch_stream
 {
     struct srv_node *n;
     struct rpc_call *call;
+    struct srv_watch_stream *prev, *next; /* the node's streams */
     struct srv_watch *watches;
     struct srv_watch *parked;
     size_t n_watches;
@@ -97,7 +100,8 @@ static void send_control(struct srv_watch_stream *st, int64_t watch_id,
     send_msg(st, &r);
 }
 
-static void watch_remove(struct srv_watch_stream *st, struct srv_watch *w)
+/* Unlinks and frees w, whose kv watcher is closed already. */
+static void watch_free(struct srv_watch_stream *st, struct srv_watch *w)
 {
     struct srv_watch **pp = &st->watches;
     while (*pp != w) {
@@ -111,9 +115,14 @@ static void watch_remove(struct srv_watch_stream *st, struct srv_watch *w)
         }
         *pp = w->park_next;
     }
-    kv_watch_close(st->n->kv, &w->kw);
     st->n_watches--;
     moor_free(w);
+}
+
+static void watch_remove(struct srv_watch_stream *st, struct srv_watch *w)
+{
+    kv_watch_close(st->n->kv, &w->kw);
+    watch_free(st, w);
 }
 
 static struct srv_watch *watch_find(struct srv_watch_stream *st, int64_t id)
@@ -356,6 +365,9 @@ static void watch_create(struct srv_watch_stream *st,
     }
     w->st = st;
     w->id = id;
+    w->no_put = req.no_put;
+    w->no_delete = req.no_delete;
+    w->prev_kv = req.prev_kv;
     if (c->progress_notify) {
         w->progress_notify = true;
         w->progress_due = true;
@@ -416,6 +428,11 @@ static void on_start(struct rpc_call *call, void *arg)
     }
     st->n = n;
     st->call = call;
+    st->next = n->watch_streams;
+    if (st->next != NULL) {
+        st->next->prev = st;
+    }
+    n->watch_streams = st;
     rpc_call_set_user(call, st);
 }
 
@@ -442,11 +459,72 @@ static void on_done(struct rpc_call *call, int status, void *arg)
     while (st->watches != NULL) {
         watch_remove(st, st->watches);
     }
+    if (st->prev != NULL) {
+        st->prev->next = st->next;
+    } else {
+        st->n->watch_streams = st->next;
+    }
+    if (st->next != NULL) {
+        st->next->prev = st->prev;
+    }
     if (st->timer_on) {
         uv_close((uv_handle_t *)&st->progress_timer, stream_free_cb);
     } else {
         moor_free(st);
     }
+}
+
+void srv_watch_rehome(struct srv_node *n, struct kv_store *old)
+{
+    size_t moved = 0, failed = 0;
+    for (struct srv_watch_stream *st = n->watch_streams; st != NULL;
+         st = st->next) {
+        for (struct srv_watch *w = st->watches; w != NULL; w = w->next) {
+            /* The range outlives the close: kv owns the watcher's copy. */
+            size_t klen = w->kw.key_len, elen = w->kw.end_len;
+            uint8_t *range = moor_malloc(klen + elen + 1);
+            int64_t next_rev = kv_watch_resume_rev(old, &w->kw);
+            if (range != NULL) {
+                memcpy(range, w->kw.key, klen);
+                if (elen > 0) {
+                    memcpy(range + klen, w->kw.end, elen);
+                }
+            }
+            kv_watch_close(old, &w->kw);
+            struct kv_watch_req req;
+            memset(&req, 0, sizeof(req));
+            req.start_revision = next_rev;
+            req.no_put = w->no_put;
+            req.no_delete = w->no_delete;
+            req.prev_kv = w->prev_kv;
+            int rv = MOOR_ENOMEM;
+            if (range != NULL) {
+                req.key = moor_slice_make(range, klen);
+                req.range_end = moor_slice_make(range + klen, elen);
+                rv = kv_watch_open(n->kv, &w->kw, &req);
+            }
+            moor_free(range);
+            w->lost = rv != MOOR_OK;
+            if (w->lost) {
+                failed++;
+            } else {
+                moved++;
+            }
+        }
+        /* A watcher that could not be re-opened ends with a cancel. */
+        struct srv_watch *w = st->watches;
+        while (w != NULL) {
+            struct srv_watch *next = w->next;
+            if (w->lost) {
+                int64_t id = w->id;
+                watch_free(st, w);
+                send_control(st, id, false, true, 0, "moor: out of memory");
+            }
+            w = next;
+        }
+    }
+    MOOR_LOG_INFO("watch", "watchers moved to the installed snapshot",
+                  "moved=%zu failed=%zu", moved, failed);
 }
 
 int srv_watch_register(struct srv_node *n, struct rpc_server *srv)
