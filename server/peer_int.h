@@ -190,6 +190,8 @@ struct srv_peer
     struct srv_peer_info info;
     bool released; /* closing: the peer is freed once its handles close */
     struct srv_peer_snap_send *snap;
+    uint64_t snap_backoff_ms; /* after failed transfers: 1 s .. 30 s */
+    uint64_t snap_retry_ms;   /* loop time before which none starts */
 };
 
 /* An accepted connection: reads frames from one peer. A "snapshot" stream

@@ -431,7 +431,15 @@ static void send_finish(struct srv_peer_snap_send *s, bool ok, const char *why)
     s->done = true;
     struct srv_node *n = s->n;
     if (s->p != NULL) {
-        s->p->snap = NULL;
+        /* Retry delay after a failure: 1 s doubling to 30 s; none after a
+         * success. */
+        struct srv_peer *p = s->p;
+        p->snap_backoff_ms =
+            ok ? 0
+               : MOOR_MIN(MOOR_MAX(p->snap_backoff_ms * 2, (uint64_t)1000),
+                          (uint64_t)30000);
+        p->snap_retry_ms = ok ? 0 : uv_now(n->loop) + p->snap_backoff_ms;
+        p->snap = NULL;
         s->p = NULL;
         if (ok) {
             MOOR_LOG_INFO(
@@ -462,6 +470,37 @@ static void send_finish(struct srv_peer_snap_send *s, bool ok, const char *why)
     send_maybe_free(s);
 }
 
+/* Starts the transfer: the file opens on a worker while the connection
+ * is made. */
+static void send_begin(struct srv_peer_snap_send *s)
+{
+    struct srv_node *n = s->n;
+    uv_timer_start(&s->timer, send_timer_cb, SNAP_IDLE_MS, SNAP_IDLE_MS);
+    uv_tcp_init(n->loop, &s->tcp);
+    s->tcp.data = s;
+    s->tcp_open = true;
+    s->handles++;
+    s->started_ms = uv_now(n->loop);
+    MOOR_LOG_INFO("peer", "sending a snapshot to a follower behind the log",
+                  "peer=%llx raft_index=%llu", (unsigned long long)s->peer_id,
+                  (unsigned long long)s->msg.snapshot.index);
+    send_queue(s, STEP_OPEN);
+    int rc = uv_tcp_connect(&s->connect_req, &s->tcp,
+                            (const struct sockaddr *)&s->addr, send_connect_cb);
+    if (rc < 0) {
+        s->fail_why = "cannot connect";
+        uv_timer_start(&s->timer, send_timer_cb, 0, 0);
+    }
+}
+
+static void send_delayed_cb(uv_timer_t *t)
+{
+    struct srv_peer_snap_send *s = t->data;
+    if (!s->done) {
+        send_begin(s);
+    }
+}
+
 void srv_peer_snap_send(struct srv_peer *p, const struct raft_message *m)
 {
     struct srv_node *n = p->n;
@@ -470,7 +509,11 @@ void srv_peer_snap_send(struct srv_peer *p, const struct raft_message *m)
     }
     struct srv_peer_snap_send *s = moor_calloc(1, sizeof(*s));
     if (s == NULL) {
-        return; /* raft stays in its snapshot state: see the timer note */
+        /* Raft waits in its snapshot state for this follower until the
+         * member restarts or leadership moves: memory is gone anyway. */
+        MOOR_LOG_ERROR("peer", "cannot start a snapshot transfer",
+                       "peer=%llx err=ENOMEM", (unsigned long long)p->id);
+        return;
     }
     s->n = n;
     s->p = p;
@@ -484,7 +527,6 @@ void srv_peer_snap_send(struct srv_peer *p, const struct raft_message *m)
     s->msg.snapshot.index = m->snapshot.index;
     s->msg.snapshot.term = m->snapshot.term;
     s->msg.snapshot.conf = m->snapshot.conf;
-    s->started_ms = uv_now(n->loop);
     moor_buf_init(&s->out);
     moor_buf_init(&s->wire);
     moor_buf_init(&s->writing_buf);
@@ -493,23 +535,16 @@ void srv_peer_snap_send(struct srv_peer *p, const struct raft_message *m)
     uv_timer_init(n->loop, &s->timer);
     s->timer.data = s;
     s->handles++;
-    uv_timer_start(&s->timer, send_timer_cb, SNAP_IDLE_MS, SNAP_IDLE_MS);
-    uv_tcp_init(n->loop, &s->tcp);
-    s->tcp.data = s;
-    s->tcp_open = true;
-    s->handles++;
-    MOOR_LOG_INFO("peer", "sending a snapshot to a follower behind the log",
-                  "peer=%llx raft_index=%llu", (unsigned long long)p->id,
-                  (unsigned long long)m->snapshot.index);
-    send_queue(s, STEP_OPEN);
-    int rc = uv_tcp_connect(&s->connect_req, &s->tcp,
-                            (const struct sockaddr *)&s->addr, send_connect_cb);
-    if (rc < 0) {
-        /* This runs inside raft's ready: raft hears of the failure from
-         * the timer, on the next loop turn. */
-        s->fail_why = "cannot connect";
-        uv_timer_start(&s->timer, send_timer_cb, 0, 0);
+    /* This runs inside raft's ready: everything that reports to raft
+     * happens in later callbacks. After failures the next transfer waits
+     * (p->snap_retry_ms), so a follower that keeps refusing is not sent
+     * the file at every heartbeat. */
+    uint64_t now = uv_now(n->loop);
+    if (p->snap_retry_ms > now) {
+        uv_timer_start(&s->timer, send_delayed_cb, p->snap_retry_ms - now, 0);
+        return;
     }
+    send_begin(s);
 }
 
 void srv_peer_snap_send_stop(struct srv_peer *p)

@@ -145,6 +145,9 @@ n=$(ctl --endpoints="127.0.0.1:${cports[$f]}" get --consistency=s --prefix key- 
 [ "$(ctl --endpoints="127.0.0.1:${cports[$f]}" put after 2)" = OK ] || fail "put via m$f"
 [ "$(ctl --endpoints="127.0.0.1:${cports[$o]}" get after --print-value-only)" = 2 ] || fail "read after"
 ms=$(( (t1 - t0) / 1000000 ))
+# The transfer's and the install's own timings, for the record.
+grep -h "received a snapshot from the leader\|installed the snapshot from the leader" "$work/m$f.log" | sed 's/.*INFO /  /'
+grep -h "snapshot sent" "$work/m$l.log" | sed 's/.*INFO /  /'
 # A restart after the install starts from the installed snapshot.
 kill -9 "${pids[$f]}"
 wait "${pids[$f]}" 2>/dev/null || true

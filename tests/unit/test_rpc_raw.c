@@ -991,6 +991,51 @@ static void test_rpc_receive_budget_bounds_partial_messages(void **state)
     raw_stop(f, &r);
 }
 
+/* Metadata lives as long as its call, so it is charged to the receive
+ * budget too: 200 open calls with 6,000-byte headers would pin 1.6 MB; with
+ * a 1 MiB budget the later ones end RESOURCE_EXHAUSTED at once, and a call
+ * without metadata is still served on the same connection. */
+static void test_rpc_receive_budget_bounds_metadata_of_open_calls(void **state)
+{
+    struct fx *f = *state;
+    struct rpc_server_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.max_recv_msg_bytes = 256u << 10;
+    cfg.conn_recv_buffer_bytes = 1u << 20;
+    open_server_cfg(f, &cfg);
+    struct raw r;
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    moor_buf_init(&r.later);
+    put_preface(&r.out);
+    put_request(&r.out, 1, "/t.S/Echo", "application/grpc", NULL, NULL, false);
+    char *big = moor_malloc(6001);
+    memset(big, 'm', 6000);
+    big[6000] = '\0';
+    for (uint32_t id = 3; id < 403; id += 2) {
+        put_request(&r.out, id, "/t.S/Hang", "application/grpc", "x-big", big,
+                    false);
+    }
+    moor_free(big);
+    static const uint8_t hi[] = {0, 0, 0, 0, 2, 'h', 'i'};
+    put_frame(&r.out, F_DATA, 1, 1, hi, sizeof(hi));
+    size_t before = moor_alloc_bytes();
+    raw_start(f, &r);
+    while (!r.end_stream_1 && !r.eof) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_false(r.eof);
+    assert_int_equal(r.grpc_status_1, RPC_OK);
+    assert_true(r.exhausted >= 50);
+    assert_true(r.exhausted <= 200 - 100); /* the budget holds 128 */
+    assert_true(moor_alloc_bytes() - before < (1u << 20) + (1u << 20));
+    raw_stop(f, &r);
+    while (rpc_server_conn_count(f->srv) > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(f->hang_done, 200 - r.exhausted);
+}
+
 /* ------------------------------------------------------------------------
  * HTTP/1.1 keep-alive: a loop client that sends its requests one after the
  * other (each once the previous answer is complete), or all at once.
@@ -1290,6 +1335,7 @@ int main(void)
         T(test_rpc_hpack_bomb_resets_the_stream_not_the_process),
         T(test_rpc_announced_sizes_cost_only_what_was_sent),
         T(test_rpc_receive_budget_bounds_partial_messages),
+        T(test_rpc_receive_budget_bounds_metadata_of_open_calls),
         T(test_rpc_http1_keep_alive_serves_requests_in_sequence),
         T(test_rpc_idle_connections_are_closed),
         T(test_rpc_http1_curl_reuses_the_connection),
