@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# moord_cluster.sh MOORD: three real moord members on loopback. Writes and
+# moord_cluster.sh MOORD [MEMBERS]: three (or MEMBERS) real moord members
+# on loopback. Writes and
 # linearizable reads through every member; kill -9 of the leader under
 # write load elects a new leader and loses no acknowledged write; the
 # killed member restarts and catches up; every member ends with the same
 # HashKV at the same revision.
 set -euo pipefail
 moord=$1
+members=${2:-3}
+ids=$(seq 0 $((members - 1)))
 export ETCDCTL_API=3
 work=$(mktemp -d)
-pids=(0 0 0)
+pids=()
+for i in $ids; do pids+=(0); done
 cleanup() {
     for p in "${pids[@]}"; do [ "$p" != 0 ] && kill -9 "$p" 2>/dev/null || true; done
     rm -rf "$work"
@@ -16,14 +20,17 @@ cleanup() {
 trap cleanup EXIT INT TERM
 fail() {
     echo "FAIL: $*"
-    for i in 0 1 2; do echo "--- m$i"; tail -n 15 "$work/m$i.log"; done
+    for i in $ids; do echo "--- m$i"; tail -n 15 "$work/m$i.log"; done
     exit 1
 }
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cports=("$(port)" "$(port)" "$(port)")
-pports=("$(port)" "$(port)" "$(port)")
-cluster="m0=http://127.0.0.1:${pports[0]},m1=http://127.0.0.1:${pports[1]},m2=http://127.0.0.1:${pports[2]}"
-all="127.0.0.1:${cports[0]},127.0.0.1:${cports[1]},127.0.0.1:${cports[2]}"
+cports=() pports=() cluster="" all=""
+for i in $ids; do
+    cports+=("$(port)")
+    pports+=("$(port)")
+    cluster="${cluster:+$cluster,}m$i=http://127.0.0.1:${pports[$i]}"
+    all="${all:+$all,}127.0.0.1:${cports[$i]}"
+done
 ctl() { etcdctl --dial-timeout=1s --command-timeout=3s "$@"; }
 
 start() { # start I
@@ -44,7 +51,7 @@ healthy() { # healthy I: bounded wait for /health
     fail "m$1 not healthy"
 }
 leader() { # the index of the member that says it leads
-    for i in 0 1 2; do
+    for i in $ids; do
         if [ "${pids[$i]}" != 0 ] && ctl --endpoints="127.0.0.1:${cports[$i]}" endpoint status 2>/dev/null | grep -q ", true,"; then
             echo "$i"
             return 0
@@ -53,29 +60,31 @@ leader() { # the index of the member that says it leads
     echo -1
 }
 
-for i in 0 1 2; do start "$i"; done
-for i in 0 1 2; do healthy "$i"; done
+for i in $ids; do start "$i"; done
+for i in $ids; do healthy "$i"; done
 
 # Every member takes writes (followers forward) and serves linearizable reads.
-for i in 0 1 2; do
+for i in $ids; do
     [ "$(ctl --endpoints="127.0.0.1:${cports[$i]}" put "k$i" "v$i")" = OK ] || fail "put via m$i"
 done
-for i in 0 1 2; do
+want=""
+for i in $ids; do want="${want}v$i "; done
+for i in $ids; do
     got=$(ctl --endpoints="127.0.0.1:${cports[$i]}" get k --prefix --print-value-only | tr '\n' ' ')
-    [ "$got" = "v0 v1 v2 " ] || fail "linearizable read via m$i: $got"
+    [ "$got" = "$want" ] || fail "linearizable read via m$i: $got"
 done
 n=$(ctl --endpoints="$all" member list | wc -l)
-[ "$n" = 3 ] || fail "member list has $n members"
+[ "$n" = "$members" ] || fail "member list has $n members"
 # --cluster dials the members' advertised client URLs (with a scheme, which
 # grpc-go sends as the :authority).
 n=$(ctl --endpoints="127.0.0.1:${cports[0]}" endpoint status --cluster | grep -c ", 3.4.0, " || true)
-[ "$n" = 3 ] || fail "endpoint status --cluster: $(ctl --endpoints="127.0.0.1:${cports[0]}" endpoint status --cluster 2>&1)"
+[ "$n" = "$members" ] || fail "endpoint status --cluster: $(ctl --endpoints="127.0.0.1:${cports[0]}" endpoint status --cluster 2>&1)"
 
 # kill -9 the leader while a client writes through the other two members.
 l=$(leader)
 [ "$l" -ge 0 ] || fail "no leader"
 others=""
-for i in 0 1 2; do [ "$i" != "$l" ] && others="${others:+$others,}127.0.0.1:${cports[$i]}"; done
+for i in $ids; do [ "$i" != "$l" ] && others="${others:+$others,}127.0.0.1:${cports[$i]}"; done
 : >"$work/acked"
 (
     for k in $(seq 1 300); do
@@ -107,7 +116,7 @@ healthy "$l"
 acked=$(wc -l <"$work/acked")
 [ "$acked" -gt 0 ] || fail "no write acknowledged during the failover"
 sleep 1
-for i in 0 1 2; do
+for i in $ids; do
     count=$(ctl --endpoints="127.0.0.1:${cports[$i]}" get load/ --prefix --keys-only --consistency=s | grep -c '^load/' || true)
     missing=0
     while read -r k; do
@@ -122,7 +131,7 @@ hashes=$(ctl --endpoints="$all" endpoint hashkv | awk '{print $2}' | sort -u | w
 
 # MoveLeader hands leadership to the member named.
 l=$(leader)
-t=$(( (l + 1) % 3 ))
+t=$(( (l + 1) % members ))
 tid=$(ctl --endpoints="127.0.0.1:${cports[$t]}" endpoint status | cut -d, -f2 | tr -d ' ')
 ctl --endpoints="$all" move-leader "$tid" | grep -q "Leadership transferred" || fail "move-leader"
 [ "$(leader)" = "$t" ] || fail "m$t does not lead after move-leader"
@@ -135,8 +144,8 @@ grep -q "handing over leadership before stopping" "$work/m$t.log" || fail "no ha
 newl=$(leader)
 [ "$newl" -ge 0 ] || fail "no leader after the leader's SIGTERM"
 
-for i in 0 1 2; do [ "${pids[$i]}" != 0 ] && kill -TERM "${pids[$i]}"; done
-for i in 0 1 2; do
+for i in $ids; do [ "${pids[$i]}" != 0 ] && kill -TERM "${pids[$i]}"; done
+for i in $ids; do
     if [ "${pids[$i]}" != 0 ]; then
         wait "${pids[$i]}" || fail "m$i exited non-zero on SIGTERM"
         pids[$i]=0
