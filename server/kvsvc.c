@@ -423,6 +423,7 @@ static void serve_txn(struct srv_node *n, struct rpc_call *call, uint64_t index,
     if (rv == MOOR_OK) {
         rv = kv_txn(n->kv, index, &kr, &r);
     }
+    srv_apply_check(n, index, rv);
     if (call != NULL) {
         srv_obs_applied(rpc_call_user(call));
     }
@@ -481,6 +482,7 @@ static void apply_put(struct srv_node *n, uint64_t index,
     put_from_pb(ir->put, &kr);
     struct kv_put_resp r = {0};
     int rv = kv_put(n->kv, index, &kr, &r);
+    srv_apply_check(n, index, rv);
     struct srv_waiter *w = waiter_take(n, ir->id, SRV_REQ_PUT);
     if (w == NULL) {
         return;
@@ -514,6 +516,7 @@ static void apply_delete(struct srv_node *n, uint64_t index,
     struct kv_delete_resp r;
     kv_delete_resp_init(&r);
     int rv = kv_delete(n->kv, index, &kr, &r);
+    srv_apply_check(n, index, rv);
     struct srv_waiter *w = waiter_take(n, ir->id, SRV_REQ_DELETE);
     srv_obs_applied(w);
     if (w != NULL && w->call != NULL) {
@@ -542,6 +545,7 @@ static void apply_compact(struct srv_node *n, uint64_t index,
                           const Moorpb__InternalRequest *ir)
 {
     int rv = kv_compact(n->kv, index, ir->compaction->revision);
+    srv_apply_check(n, index, rv);
     if (rv == MOOR_OK) {
         MOOR_LOG_INFO("kv", "compaction", "revision=%lld",
                       (long long)ir->compaction->revision);

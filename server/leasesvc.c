@@ -38,6 +38,7 @@ bool srv_lease_apply(struct srv_node *n, uint64_t index,
         int64_t id = 0, ttl = 0;
         int rv = kv_lease_grant(n->kv, index, ir->lease_grant->id,
                                 ir->lease_grant->ttl, now_ms(n), &id, &ttl);
+        srv_apply_check(n, index, rv);
         if (w != NULL && w->kind == SRV_REQ_LEASE_GRANT) {
             if (w->call != NULL && rv != MOOR_OK) {
                 srv_call_fail(w->call, rv);
@@ -59,6 +60,7 @@ bool srv_lease_apply(struct srv_node *n, uint64_t index,
     case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_REVOKE: {
         int64_t rev = 0;
         int rv = kv_lease_revoke(n->kv, index, ir->lease_revoke->id, &rev);
+        srv_apply_check(n, index, rv);
         if (rv == MOOR_ELEASENOTFOUND) {
             kv_store_note_applied(n->kv, index);
         }

@@ -1007,6 +1007,20 @@ void srv_node_close(struct srv_node *n)
     srv_obs_close(n);
 }
 
+void srv_apply_check(struct srv_node *n, uint64_t index, int rv)
+{
+    (void)n;
+    if (rv == MOOR_ENOMEM) {
+        /* A committed entry cannot be skipped, nor left half applied
+         * (kv.h): this member's state would part from the others'. A
+         * restart replays the entry from the WAL. */
+        moor_fatal("node",
+                   "out of memory applying a committed entry, stopping the "
+                   "member",
+                   "index=%llu", (unsigned long long)index);
+    }
+}
+
 void srv_header_fill(struct srv_node *n, Etcdserverpb__ResponseHeader *h,
                      int64_t revision)
 {

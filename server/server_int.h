@@ -300,6 +300,11 @@ struct srv_method
 int srv_register_methods(struct srv_node *n, struct rpc_server *srv,
                          const struct srv_method *methods, size_t count);
 
+/* After kv applied (or failed to apply) the committed entry at index:
+ * MOOR_ENOMEM stops the member (the entry can neither be skipped nor left
+ * half applied); any other error is the request's own answer. */
+void srv_apply_check(struct srv_node *n, uint64_t index, int rv);
+
 /* Fills a ResponseHeader with this member's ids, the kv revision and the
  * raft term. */
 void srv_header_fill(struct srv_node *n, Etcdserverpb__ResponseHeader *h,
