@@ -2,10 +2,11 @@
  * server/server.h: moord, the member daemon.
  *
  * server/ joins raft, wal, kv, snapshot and rpc into a member that serves
- * etcd's v3 API. What exists so far is its configuration: etcd's server
- * flags with etcd's names, defaults and ETCD_* environment variables, their
- * validation, and etcd's member and cluster id derivation. The node loop,
- * the API services and the peer transport come with the moord issues.
+ * etcd's v3 API (the node loop, the services, the peer transport and
+ * membership live behind server_int.h; main.c is the daemon). This header
+ * is its configuration: etcd's server flags with etcd's names, defaults and
+ * ETCD_* environment variables, their validation, and etcd's member and
+ * cluster id derivation.
  *
  * Threads: configuration is parsed once on the main thread before anything
  * starts. Ownership: struct srv_config is caller memory; srv_config_init
