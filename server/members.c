@@ -712,18 +712,13 @@ static bool urls_taken(const struct srv_members *ms, uint64_t except,
     return false;
 }
 
-/* Proposes cc for call, with the waiter's id and (may be NULL) the added
- * member in its context. */
+/* Proposes cc for call (on the leader: the handlers forward otherwise),
+ * with the waiter's id and (may be NULL) the added member in its
+ * context. */
 static void propose_change(struct srv_node *n, struct rpc_call *call,
                            uint8_t type, uint64_t id,
                            const struct srv_member *added)
 {
-    if (raft_node_role(n->raft) != RAFT_LEADER) {
-        /* Membership changes start at the leader. */
-        srv_call_fail(call, raft_node_leader(n->raft) == 0 ? MOOR_ENOLEADER
-                                                           : MOOR_ENOTLEADER);
-        return;
-    }
     struct srv_waiter *w = srv_waiter_new(n, SRV_REQ_MEMBER, call);
     if (w == NULL) {
         srv_call_fail(call, MOOR_EBUSY);
@@ -862,56 +857,60 @@ static void on_member_add(struct rpc_call *call, struct moor_slice msg,
     protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
 }
 
-static void on_member_remove(struct rpc_call *call, struct moor_slice msg,
-                             void *arg)
+/* MemberRemove and MemberPromote name a member by id (field 1 of both
+ * requests): on a follower the call is forwarded and NULL returned; an
+ * unknown id is answered "member not found" (NULL); else the member. */
+static const struct srv_member *target_member(
+    struct srv_node *n, struct rpc_call *call, struct moor_slice msg,
+    const ProtobufCMessageDescriptor *desc)
 {
-    struct srv_node *n = arg;
     if (raft_node_role(n->raft) != RAFT_LEADER) {
         /* raft takes membership changes at the leader. */
         srv_forward_unary(n, call, msg);
-        return;
+        return NULL;
     }
-    ProtobufCMessage *m = srv_decode(
-        n, call, &etcdserverpb__member_remove_request__descriptor, msg);
+    ProtobufCMessage *m = srv_decode(n, call, desc, msg);
     if (m == NULL) {
-        return;
+        return NULL;
     }
-    uint64_t id = ((const Etcdserverpb__MemberRemoveRequest *)m)->id;
+    uint64_t id = desc == &etcdserverpb__member_remove_request__descriptor
+                      ? ((const Etcdserverpb__MemberRemoveRequest *)m)->id
+                      : ((const Etcdserverpb__MemberPromoteRequest *)m)->id;
     protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
     const struct srv_member *cur = srv_members_find(&n->members, id);
     if (cur == NULL) {
         srv_call_fail(call, MOOR_EMEMBERNOTFOUND);
+    }
+    return cur;
+}
+
+static void on_member_remove(struct rpc_call *call, struct moor_slice msg,
+                             void *arg)
+{
+    struct srv_node *n = arg;
+    const struct srv_member *cur = target_member(
+        n, call, msg, &etcdserverpb__member_remove_request__descriptor);
+    if (cur == NULL) {
         return;
     }
-    int rv = cur->learner ? MOOR_OK : strict_check(n, false, id);
+    int rv = cur->learner ? MOOR_OK : strict_check(n, false, cur->id);
     if (rv != MOOR_OK) {
         srv_call_fail(call, rv);
         return;
     }
-    propose_change(n, call, RAFT_CONF_REMOVE, id, NULL);
+    propose_change(n, call, RAFT_CONF_REMOVE, cur->id, NULL);
 }
 
 static void on_member_promote(struct rpc_call *call, struct moor_slice msg,
                               void *arg)
 {
     struct srv_node *n = arg;
-    if (raft_node_role(n->raft) != RAFT_LEADER) {
-        /* raft takes membership changes at the leader. */
-        srv_forward_unary(n, call, msg);
-        return;
-    }
-    ProtobufCMessage *m = srv_decode(
-        n, call, &etcdserverpb__member_promote_request__descriptor, msg);
-    if (m == NULL) {
-        return;
-    }
-    uint64_t id = ((const Etcdserverpb__MemberPromoteRequest *)m)->id;
-    protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
-    const struct srv_member *cur = srv_members_find(&n->members, id);
+    const struct srv_member *cur = target_member(
+        n, call, msg, &etcdserverpb__member_promote_request__descriptor);
     if (cur == NULL) {
-        srv_call_fail(call, MOOR_EMEMBERNOTFOUND);
         return;
     }
+    uint64_t id = cur->id;
     /* etcd's readiness rule, checked first as etcd does: the member holds
      * at least 90 % of what the leader holds. */
     uint64_t mine = raft_node_match_index(n->raft, n->member_id);
