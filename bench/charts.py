@@ -72,9 +72,9 @@ def table(res):
         notes = "; ".join(f.get("notes", []))
         rows.append("| %s | %s | %s | %s | %s | %s | %s |" % (
             title, f["unit"], fmt(e),
-            fmt(m) if m is not None or not notes else notes,
-            "%.2fx" % ratio if ratio is not None else "",
-            goal_text(f), verdict(f, ratio)))
+            fmt(m), "%.2fx" % ratio if ratio is not None else "",
+            goal_text(f), " ".join(x for x in (verdict(f, ratio), notes)
+                                   if x)))
     return "\n".join(rows) + "\n"
 
 

@@ -66,6 +66,7 @@ SERVER_FLAGS = ["--heartbeat-interval", "100", "--election-timeout", "1000",
                 "--snapshot-count", "100000",
                 "--quota-backend-bytes", str(4 << 30)]
 CLIENTS = [1, 8, 32, 128, 512]
+SNAPSHOT_TIMEOUT_S = 60
 KEY_SIZE = 32
 VAL_SIZE = 256
 
@@ -363,6 +364,7 @@ class Bench:
         tmp = os.path.join(self.data, "snap-" + tag)
         os.makedirs(tmp, exist_ok=True)
         env = dict(os.environ, ETCDCTL_API="3")
+        hung = set()
         try:
             for r in range(self.runs):
                 for system in self.order(r):
@@ -371,13 +373,26 @@ class Bench:
                     for p in (path, path + ".part"):
                         if os.path.exists(p):
                             os.remove(p)
+                    if system in hung:
+                        continue
                     t = time.monotonic()
-                    p = subprocess.run([tool, "--endpoints",
-                                        cs[system].endpoint(1), "snapshot",
-                                        "save", path], env=env,
-                                       stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE, text=True,
-                                       timeout=600)
+                    try:
+                        p = subprocess.run([tool, "--endpoints",
+                                            cs[system].endpoint(1),
+                                            "snapshot", "save", path],
+                                           env=env,
+                                           stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.PIPE, text=True,
+                                           timeout=SNAPSHOT_TIMEOUT_S)
+                    except subprocess.TimeoutExpired:
+                        # One hang is a finding, not a figure: say so and
+                        # do not wait for it again.
+                        hung.add(system)
+                        fsave["notes"].append(
+                            "%s snapshot save did not finish in %d s" %
+                            (system, SNAPSHOT_TIMEOUT_S))
+                        self.log("  " + fsave["notes"][-1])
+                        continue
                     dt = time.monotonic() - t
                     if p.returncode != 0:
                         self.log("  %s snapshot save failed: %s" %
@@ -391,11 +406,19 @@ class Bench:
                     ddir = os.path.join(tmp, "restored-" + system)
                     shutil.rmtree(ddir, ignore_errors=True)
                     t = time.monotonic()
-                    p = subprocess.run([tool, "snapshot", "restore", path,
-                                        "--data-dir", ddir], env=env,
-                                       stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE, text=True,
-                                       timeout=600)
+                    try:
+                        p = subprocess.run([tool, "snapshot", "restore",
+                                            path, "--data-dir", ddir],
+                                           env=env,
+                                           stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.PIPE, text=True,
+                                           timeout=SNAPSHOT_TIMEOUT_S)
+                    except subprocess.TimeoutExpired:
+                        frest["notes"].append(
+                            "%s snapshot restore did not finish in %d s" %
+                            (system, SNAPSHOT_TIMEOUT_S))
+                        self.log("  " + frest["notes"][-1])
+                        continue
                     dt = time.monotonic() - t
                     if p.returncode != 0:
                         self.log("  %s snapshot restore failed: %s" %

@@ -15,7 +15,7 @@ Wire facts used (etcd's rpc.proto field numbers):
   StatusResponse  1 header (ResponseHeader: 2 member_id, 3 revision),
                   4 leader
 """
-import socket
+import os
 import threading
 import time
 
@@ -158,10 +158,10 @@ def key_of(prefix, i, size):
 
 def load(endpoint, first, count, key_size, value_size, threads=4,
          per_txn=128, prefix=b"/bench/load/"):
-    """Puts keys first .. first+count-1 (key_of) with value_size-byte
-    values, per_txn puts per Txn, from `threads` channels. Raises
-    RuntimeError on the first failed call."""
-    value = b"v" * value_size
+    """Puts keys first .. first+count-1 (key_of) with random value_size-
+    byte values (incompressible, as real data mostly is: a snapshot's
+    compression must not flatter it), per_txn puts per Txn, from `threads`
+    channels. Raises RuntimeError on the first failed call."""
     batches = (count + per_txn - 1) // per_txn
     state = {"next": 0, "error": None}
     lock = threading.Lock()
@@ -177,8 +177,11 @@ def load(endpoint, first, count, key_size, value_size, threads=4,
                         return
                 lo = first + b * per_txn
                 hi = min(first + count, lo + per_txn)
-                req = txn_of_puts((key_of(prefix, i, key_size), value)
-                                  for i in range(lo, hi))
+                rnd = os.urandom(value_size * (hi - lo))
+                req = txn_of_puts(
+                    (key_of(prefix, i, key_size),
+                     rnd[(i - lo) * value_size:(i - lo + 1) * value_size])
+                    for i in range(lo, hi))
                 try:
                     c.txn_call(req, timeout=60)
                 except grpc.RpcError as e:
@@ -196,21 +199,6 @@ def load(endpoint, first, count, key_size, value_size, threads=4,
     if state["error"] is not None:
         raise RuntimeError("load into %s failed: %s" %
                            (endpoint, state["error"]))
-
-
-def wait_listening(host, port, deadline):
-    """Polls a TCP connect every millisecond until it succeeds (True) or
-    the monotonic deadline passes (False)."""
-    while time.monotonic() < deadline:
-        s = socket.socket()
-        try:
-            s.connect((host, port))
-            return True
-        except OSError:
-            time.sleep(0.001)
-        finally:
-            s.close()
-    return False
 
 
 def first_success(endpoints, request, deadline, interval=0.002,

@@ -172,15 +172,27 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc,
         len -= 3 * CRC_SHORT;
     }
     while (len >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        c = _mm_crc32_u64(c, v);
+        c = _mm_crc32_u64(c, load64(p));
         p += 8;
         len -= 8;
     }
-    while (len > 0) {
-        c = _mm_crc32_u8((uint32_t)c, *p++);
-        len--;
+    /* The last 0..7 bytes as at most three instructions, not seven. */
+    if (len >= 4) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        c = _mm_crc32_u32((uint32_t)c, v);
+        p += 4;
+        len -= 4;
+    }
+    if (len >= 2) {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        c = _mm_crc32_u16((uint32_t)c, v);
+        p += 2;
+        len -= 2;
+    }
+    if (len > 0) {
+        c = _mm_crc32_u8((uint32_t)c, *p);
     }
     return ~(uint32_t)c;
 }

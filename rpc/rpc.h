@@ -208,7 +208,10 @@ struct rpc_server_config
      * by one message); 0 means 16 MiB. */
     size_t conn_send_buffer_bytes;
     /* Bound on the receive buffers of one connection's calls: request
-     * messages not yet complete (by buffer capacity) and request metadata.
+     * messages not yet complete (by buffer capacity), request metadata,
+     * and a fixed cost per open call for its state (about 1 KB; a stream
+     * that finds no room for it is refused with RST_STREAM
+     * REFUSED_STREAM, which counts toward resets_max).
      * It is also the connection's HTTP/2 receive window, and bytes of
      * incomplete messages are given back to that window only once the
      * message completes or is dropped, so a client that honours flow
@@ -220,8 +223,9 @@ struct rpc_server_config
      * least 2 * max_recv_msg_bytes + 64 KiB (so one largest message always
      * fits), at most 2^31 - 1. */
     size_t conn_recv_buffer_bytes;
-    /* The same bound over all connections together (no window); 0 means
-     * 256 MiB; raised to at least conn_recv_buffer_bytes. */
+    /* The same bound over all connections together (no window), so the
+     * open calls of all connections are bounded too; 0 means 256 MiB;
+     * raised to at least conn_recv_buffer_bytes. */
     size_t recv_buffer_bytes;
     /* Connections open at once; more are closed at accept. 0 means
      * 10,000. */

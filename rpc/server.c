@@ -181,6 +181,12 @@ static size_t call_pending(const struct rpc_call *call)
     return call->outq.len - call->outq_off;
 }
 
+/* What an open call costs beyond its buffers, charged to the receive
+ * budget while it lives: its struct, and nghttp2's stream state (about
+ * 300 bytes) with room to spare. So the calls of all connections together
+ * are bounded too, not only max_concurrent_streams per connection. */
+#define CALL_COST (sizeof(struct rpc_call) + 512u)
+
 static struct rpc_call *call_new(struct sconn *sc, int32_t stream_id)
 {
     struct rpc_call *call = moor_calloc(1, sizeof(*call));
@@ -226,7 +232,7 @@ static void call_drop_partial(struct rpc_call *call, bool consume)
 static void call_free(struct rpc_call *call)
 {
     call_drop_partial(call, true);
-    rpc__budget_give(&call->sc->recv_budget, call->md.cap);
+    rpc__budget_give(&call->sc->recv_budget, call->md.cap + CALL_COST);
     call_drop_queue(call);
     rpc__list_remove(&call->link);
     rpc__list_remove(&call->wlink);
@@ -687,8 +693,21 @@ static int on_begin_headers(nghttp2_session *session,
         frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0;
     }
+    if (rpc__budget_take(&sc->recv_budget, CALL_COST) != NULL) {
+        /* REFUSED_STREAM: nothing of the request was processed, so the
+         * client may retry it (RFC 9113 §8.7). The stream carries no call:
+         * its headers and data are ignored. Refusals count as resets. */
+        if (nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE,
+                                      frame->hd.stream_id,
+                                      NGHTTP2_REFUSED_STREAM) != 0) {
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        count_reset(sc);
+        return 0;
+    }
     struct rpc_call *call = call_new(sc, frame->hd.stream_id);
     if (call == NULL) {
+        rpc__budget_give(&sc->recv_budget, CALL_COST);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);

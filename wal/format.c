@@ -145,12 +145,13 @@ uint8_t *wal__rec_append(struct moor_buf *b, uint8_t type, size_t payload_len)
         return NULL;
     }
     uint8_t *rec = b->ptr + b->len;
+    /* Zero the padding now (the payload is the caller's, written after):
+     * the last 16 bytes of the record hold all of it, and clearing them as
+     * one fixed-size block is a couple of stores, not a call. */
+    memset(rec + size - WAL__REC_ALIGN, 0, WAL__REC_ALIGN);
     memset(rec, 0, WAL__REC_HDR_BYTES);
     moor_put_le32(rec, (uint32_t)payload_len);
     rec[4] = type;
-    /* Zero the padding now; the payload is the caller's. */
-    memset(rec + WAL__REC_HDR_BYTES + payload_len, 0,
-           (size_t)size - WAL__REC_HDR_BYTES - payload_len);
     b->len += (size_t)size;
     return rec + WAL__REC_HDR_BYTES;
 }

@@ -7,8 +7,8 @@
  * Checks: no crash or sanitizer report; memory stays bounded while the
  * input is processed (under 16 MiB of moor allocations, nghttp2's
  * included: 64 streams with 64 KiB send buffers, a 256 KiB receive budget
- * for partial messages and metadata, HPACK tables); and once the connection is closed every byte it allocated
- * is freed.
+ * for partial messages and metadata, HPACK tables); and once the connection is
+ * closed every byte it allocated is freed.
  *
  * The first input byte picks the chunk size the rest is fed in, so chunk
  * boundaries are fuzzed too.

@@ -203,6 +203,7 @@ struct raw
     int pings;
     int goaways;
     int rsts;          /* RST_STREAM frames for stream 1 */
+    int refused;       /* RST_STREAM REFUSED_STREAM, any stream */
     bool end_stream_1; /* stream 1 ended by the server */
     char status_1[8];  /* :status of stream 1 */
     int grpc_status_1; /* -1 until seen */
@@ -276,6 +277,9 @@ static void raw_parse(struct raw *r)
             r->goaways++;
         } else if (type == F_RST && stream == 1) {
             r->rsts++;
+        }
+        if (type == F_RST && len == 4 && moor_get_be32(p) == 7) {
+            r->refused++;
         } else if (type == F_HEADERS) {
             raw_headers(r, stream, p, len);
         } else if (type == F_WINDOW_UPDATE && stream == 0 && len == 4) {
@@ -993,8 +997,8 @@ static void test_rpc_receive_budget_bounds_partial_messages(void **state)
 
 /* Metadata lives as long as its call, so it is charged to the receive
  * budget too: 200 open calls with 6,000-byte headers would pin 1.6 MB; with
- * a 1 MiB budget the later ones end RESOURCE_EXHAUSTED at once, and a call
- * without metadata is still served on the same connection. */
+ * a 1 MiB budget the later ones end RESOURCE_EXHAUSTED or are refused at
+ * once, and a call opened first is still served on the same connection. */
 static void test_rpc_receive_budget_bounds_metadata_of_open_calls(void **state)
 {
     struct fx *f = *state;
@@ -1026,14 +1030,67 @@ static void test_rpc_receive_budget_bounds_metadata_of_open_calls(void **state)
     }
     assert_false(r.eof);
     assert_int_equal(r.grpc_status_1, RPC_OK);
-    assert_true(r.exhausted >= 50);
-    assert_true(r.exhausted <= 200 - 100); /* the budget holds 128 */
+    /* A call that finds room for its state but not its metadata ends
+     * RESOURCE_EXHAUSTED; once not even the state fits, streams are
+     * refused. The budget holds about 115 such calls. */
+    assert_true(r.exhausted >= 1);
+    assert_true(r.exhausted + r.refused >= 50);
+    assert_true(r.exhausted + r.refused <= 100);
     assert_true(moor_alloc_bytes() - before < (1u << 20) + (1u << 20));
     raw_stop(f, &r);
     while (rpc_server_conn_count(f->srv) > 0) {
         uv_run(&f->loop, UV_RUN_ONCE);
     }
-    assert_int_equal(f->hang_done, 200 - r.exhausted);
+    assert_int_equal(f->hang_done, 200 - r.exhausted - r.refused);
+}
+
+/* Every open call costs about 1 KB of the receive budget, so the calls of
+ * all connections are bounded, not only the streams of one: 1,500 calls
+ * held open on a connection with a 1 MiB budget, and the ones past it are
+ * refused (REFUSED_STREAM, safe to retry); the connection lives. */
+static void test_rpc_receive_budget_bounds_open_calls(void **state)
+{
+    struct fx *f = *state;
+    struct rpc_server_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.max_recv_msg_bytes = 256u << 10;
+    cfg.conn_recv_buffer_bytes = 1u << 20;
+    cfg.resets_max = 10000;
+    open_server_cfg(f, &cfg);
+    struct raw r;
+    memset(&r, 0, sizeof(r));
+    moor_buf_init(&r.out);
+    moor_buf_init(&r.later);
+    put_preface(&r.out);
+    for (uint32_t id = 1; id < 3001; id += 2) {
+        put_request(&r.out, id, "/t.S/Hang", "application/grpc", NULL, NULL,
+                    false);
+    }
+    put_frame(&r.out, F_PING, 0, 0, "12345678", 8);
+    size_t before = moor_alloc_bytes();
+    raw_start(f, &r);
+    /* The PING's answer comes after every HEADERS was processed. */
+    int pongs = 0;
+    while (!r.eof && pongs == 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+        for (size_t off = 0; off + 9 <= r.in.len;) {
+            const uint8_t *h = r.in.ptr + off;
+            size_t len = (size_t)h[0] << 16 | (size_t)h[1] << 8 | h[2];
+            pongs += h[3] == F_PING && (h[4] & 1);
+            off += 9 + len;
+        }
+    }
+    assert_false(r.eof);
+    assert_true(r.refused >= 100);
+    assert_true(r.refused < 1500);
+    assert_int_equal(rpc_server_calls_active(f->srv), 1500 - (size_t)r.refused);
+    assert_int_equal(rpc_server_conn_count(f->srv), 1);
+    assert_true(moor_alloc_bytes() - before < (1u << 20) + (1u << 20));
+    raw_stop(f, &r);
+    while (rpc_server_conn_count(f->srv) > 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(f->hang_done, 1500 - r.refused);
 }
 
 /* ------------------------------------------------------------------------
@@ -1336,6 +1393,7 @@ int main(void)
         T(test_rpc_announced_sizes_cost_only_what_was_sent),
         T(test_rpc_receive_budget_bounds_partial_messages),
         T(test_rpc_receive_budget_bounds_metadata_of_open_calls),
+        T(test_rpc_receive_budget_bounds_open_calls),
         T(test_rpc_http1_keep_alive_serves_requests_in_sequence),
         T(test_rpc_idle_connections_are_closed),
         T(test_rpc_http1_curl_reuses_the_connection),
