@@ -35,7 +35,11 @@
  * GOAWAY ENHANCE_YOUR_CALM), queued outbound bytes per stream (send
  * returns MOOR_EAGAIN, then a writable callback), queued outbound bytes
  * per connection (the same), bytes gathered for the socket per connection
- * (no more frames are produced until it drains), connections per server.
+ * (no more frames are produced until it drains), connections per server,
+ * received bytes held per connection and per server (partial messages,
+ * metadata, open calls: RESOURCE_EXHAUSTED or REFUSED_STREAM; the
+ * connection's HTTP/2 window equals its bound), and time a connection may
+ * stay silent before its first request or idle between HTTP/1.1 requests.
  *
  * docs/rpc.md describes threading, lifetimes and flow control at length.
  */

@@ -12,6 +12,8 @@ cluster cannot show:
   - move-leader really moves leadership: moorctl finds the leader among
     --endpoints, the transfer succeeds with etcdctl's line, and Status
     then names the new leader;
+  - membership: member add --learner, the new member started with the
+    lines it prints, member promote once in sync, member remove;
   - a dead member: endpoint health reports it (exit 1, "unhealthy
     cluster"), a get through a list that starts with the dead endpoint
     still succeeds, and endpoint status prints the live rows plus a
@@ -72,6 +74,74 @@ def norm(s):
                rb"\1, <N>, <N>,", s)
     return b"\n".join(l for l in s.split(b"\n")
                       if not l.startswith(b'{"level":'))
+
+
+def membership_case(args, root, all_eps, procs):
+    port, pport = free_port(), free_port()
+    peer = "http://127.0.0.1:%d" % pport
+    # Right after a leader change etcd refuses reconfiguration for a while
+    # ("unhealthy cluster"): retry, bounded.
+    deadline = time.monotonic() + 30
+    while True:
+        rc, o, e = run([args.moorctl, all_eps, "member", "add", "m4",
+                        "--learner", "--peer-urls=" + peer])
+        if rc == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    env = dict(re.findall(r'^(ETCD_\w+)="([^"]*)"$', o.decode(), re.M))
+    m = re.search(rb"Member ([0-9a-f]+) added to cluster", o)
+    report("member add --learner prints the new member's start lines",
+           [] if rc == 0 and m and env.get("ETCD_NAME") == "m4" and
+           env.get("ETCD_INITIAL_CLUSTER_STATE") == "existing" and
+           "m4=" + peer in env.get("ETCD_INITIAL_CLUSTER", "") else
+           ["%d %r %r" % (rc, o, e)])
+    if not m:
+        return
+    mid = m.group(1).decode()
+    ep4 = "127.0.0.1:%d" % port
+    procs["m4"] = subprocess.Popen(
+        [args.etcd, "--name", "m4", "--data-dir", os.path.join(root, "m4"),
+         "--listen-client-urls", "http://" + ep4,
+         "--advertise-client-urls", "http://" + ep4,
+         "--listen-peer-urls", peer,
+         "--initial-advertise-peer-urls", env["ETCD_INITIAL_ADVERTISE_PEER_URLS"],
+         "--initial-cluster", env["ETCD_INITIAL_CLUSTER"],
+         "--initial-cluster-state", "existing",
+         "--initial-cluster-token", "moorctl-cluster",
+         "--heartbeat-interval", "50", "--election-timeout", "500"],
+        stdout=open(os.path.join(root, "m4.log"), "w"),
+        stderr=subprocess.STDOUT)
+    # Promote once the learner is in sync (the server refuses until then).
+    deadline = time.monotonic() + 30
+    while True:
+        rc, o, e = run([args.moorctl, all_eps, "member", "promote", mid])
+        if rc == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    report("member promote of the learner once in sync",
+           [] if rc == 0 and o == b"Member %s promoted in cluster " % \
+           mid.encode() + o.split(b"cluster ")[-1] else
+           ["%d %r %r" % (rc, o, e)])
+    rc, o, _ = run([args.moorctl, all_eps, "member", "list", "-w", "json"])
+    ms = json.loads(o)["members"] if rc == 0 else []
+    report("member list: four voters",
+           [] if len(ms) == 4 and not any(x.get("isLearner") for x in ms)
+           else [repr(o)])
+    rc, o, _ = run([args.moorctl, "--endpoints=" + ep4, "get", "k",
+                    "--consistency=s"])
+    report("the new member serves the keyspace",
+           [] if rc == 0 and o == b"k\nv\n" else [repr(o)])
+    rc, o, e = run([args.moorctl, all_eps, "member", "remove", mid])
+    report("member remove",
+           [] if rc == 0 and o.startswith(b"Member %s removed from cluster "
+                                          % mid.encode()) else
+           ["%d %r %r" % (rc, o, e)])
+    rc, o, _ = run([args.moorctl, all_eps, "member", "list"])
+    report("member list: three again",
+           [] if rc == 0 and o.count(b"\n") == 3 and b"m4" not in o
+           else [repr(o)])
+    procs["m4"].kill()
+    procs["m4"].wait(timeout=10)
 
 
 def main():
@@ -176,6 +246,10 @@ def main():
         report("move-leader without the leader among --endpoints",
                [] if rc == 2 and e == b"Error: no leader endpoint given at "
                b"[%s]\n" % other.encode() else ["%d %r" % (rc, e)])
+
+        # Membership: a learner joins with the lines member add prints, is
+        # promoted once in sync, and is removed again.
+        membership_case(args, root, all_eps, procs)
 
         # A dead member.
         procs["m3"].kill()

@@ -1,11 +1,14 @@
-"""chaosrun: the chaos harness (issue 11) on loopback.
+"""chaosrun: the chaos harness (issue 11).
 
 Entry point: tests/chaos/run.sh (chaosrun.main).  Modules:
   pb        the few etcd protobuf messages, encoded by hand
   client    gRPC calls to one member; one history op per request
   proxy     the fault proxy between members (stall, reset, delay, loss, dup)
-  cluster   moord members on 127.0.0.1 behind the proxy; kill, pause
-  workload  register and set clients; the history writer
+  cluster   moord members on 127.0.0.1 behind the proxy, or each in its
+            own network namespace (iptables partitions); kill, pause
+  workload  register, set and bulk clients; the history writer
+  lease     the lease workload and its checks
+  disk      the torn WAL tail; the small tmpfs disk-full fills
   nemesis   the fault schedule
   main      one history per nemesis, the checker, the summary
 

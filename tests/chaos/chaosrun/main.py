@@ -306,7 +306,9 @@ def main(argv=None):
                     help="where histories and logs go (default: a temp "
                     "dir, removed unless --keep)")
     ap.add_argument("--keep", action="store_true",
-                    help="keep histories and member logs")
+                    help="keep histories, member logs and data dirs (without "
+                    "it, a history with findings keeps all but the data "
+                    "dirs)")
     a = ap.parse_args(argv)
     names = [x for x in a.nemesis.split(",") if x]
     for n in names:
@@ -343,6 +345,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
     own_dir = a.workdir is None
+    keep_data = a.keep
     root = a.workdir or tempfile.mkdtemp(prefix="moor-chaos-")
     os.makedirs(root, exist_ok=True)
     where = "on loopback behind the fault proxy" if a.net == "proxy" else \
@@ -373,6 +376,13 @@ def main(argv=None):
                 anomalies += an
                 lost += lw
                 if an or lw:
+                    if not keep_data:
+                        # History, logs and verdicts replay a finding; the
+                        # data dirs (64 MiB WAL segments each) only on
+                        # --keep.
+                        for i in range(a.members + 1):
+                            shutil.rmtree(os.path.join(wd, "d%d" % i),
+                                          ignore_errors=True)
                     a.keep = True
                     print("    history: %s" % os.path.join(
                         wd, "history.jsonl"), flush=True)
