@@ -27,6 +27,8 @@ import argparse
 import base64
 import json
 import os
+import pty
+import select
 import re
 import shutil
 import socket
@@ -245,6 +247,7 @@ def main():
 
         new = Cluster(args.moord, root, "new", "new-token")
         printed = {}
+        quiet = []
         t0 = time.monotonic()
         for i in range(3):
             rc, o, e = Ctl(args.moorctl, ["127.0.0.1:1"]).run(
@@ -257,6 +260,7 @@ def main():
             if rc != 0 or m is None:
                 report("restore into %s" % new.dirs[i], [e])
                 return 1
+            quiet.append(b"verifying" not in e and b"\r" not in e)
             printed[m.group(1).decode()] = (m.group(2).decode(),
                                             m.group(3).decode())
         print("snapshot restore x3: %.2f s" % (time.monotonic() - t0))
@@ -267,6 +271,26 @@ def main():
              "--initial-advertise-peer-urls", new.peers[0]])
         report("restore refuses a data dir that is not empty",
                [] if rc == 1 and b"not empty" in e else [rc, e])
+        report("restore is quiet when stderr is not a terminal",
+               [] if quiet == [True] * 3 else [quiet])
+        master, slave = pty.openpty()
+        tp = subprocess.run([args.moorctl, "snapshot", "restore", backup,
+                             "--data-dir", os.path.join(root, "tty")],
+                            stdout=subprocess.PIPE, stderr=slave, timeout=120)
+        os.close(slave)
+        shown = b""
+        while select.select([master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(master)
+        report("restore shows progress on a terminal",
+               [] if tp.returncode == 0 and b"\rverifying" in
+               shown.replace(b"\x1b[K", b"") else [shown])
 
         new.start()
         nctl = Ctl(args.moorctl, new.eps())

@@ -299,7 +299,9 @@ class Nemesis:
                        "WAL-failure exit, %d NOSPACE alarm(s) logged, %d "
                        "disarmed, %d failed snapshot(s) logged" % (
                            t, self.stopped,
-                           log.count(b"alarm raised: NOSPACE"),
+                           sum(1 for ln in log.splitlines()
+                               if b"alarm raised" in ln and
+                               b"NOSPACE" in ln),
                            self.disarmed,
                            log.count(b"snapshot failed")))
         if self.torn:
