@@ -7,10 +7,10 @@
  * snapshot raft asks for is at or below the newest snapshot file. The
  * leader sends the newest file whose index is at or above raft's, and the
  * raft message it sends along names that file's index and term. The conf
- * it carries is raft's (the configuration at raft's compaction point):
- * exact while no membership change lies between that point and the file's
- * index; otherwise the file's membership block is what must decide (raft
- * offers no conf-at-index yet).
+ * it carries is raft's (the configuration at raft's compaction point), so
+ * the follower replaces it with the configuration of the file's membership
+ * block (the member table applied at the file's index, which is raft's
+ * configuration there) before raft takes the snapshot.
  *
  * Frames after the handshake, leader -> follower:
  *   Message{type SNAPSHOT, snapshot {index, term, conf}} once, then
@@ -696,6 +696,16 @@ static void recv_installed(struct srv_peer_snap_recv *r)
         r->meta.term != r->msg.snapshot.term) {
         recv_fail(r, "the file is not the snapshot the message names");
         return;
+    }
+    if (r->meta.membership != NULL && r->meta.membership->len > 0) {
+        struct srv_members ms;
+        char why[MOOR_ERRMSG_SIZE];
+        if (srv_members_decode(moor_bytes_slice(r->meta.membership), &ms,
+                               why) != MOOR_OK) {
+            recv_fail(r, "the snapshot's membership block is invalid");
+            return;
+        }
+        srv_members_to_conf(&ms, &r->msg.snapshot.conf);
     }
     r->installed = true;
     MOOR_LOG_INFO(

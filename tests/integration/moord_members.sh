@@ -129,6 +129,10 @@ out=$(ctl --endpoints="$(ep "$(follower 0 1 2 3)")" member add m4 --peer-urls="$
 ic=$(echo "$out" | sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p')
 start 4 existing "$ic"
 healthy 4
+for _ in $(seq 1 50); do
+    [ "$(ctl --endpoints="$(ep 4)" member list | wc -l)" = 5 ] && break
+    sleep 0.1
+done
 [ "$(ctl --endpoints="$(ep 4)" member list | wc -l)" = 5 ] || fail "5 members expected"
 
 # Remove an old member: it stops.
@@ -139,6 +143,11 @@ for _ in $(seq 1 100); do kill -0 "${pids[$victim]}" 2>/dev/null || break; sleep
 kill -0 "${pids[$victim]}" 2>/dev/null && fail "removed member still runs"
 grep -q "permanently removed" "$work/m$victim.log" || fail "removed member did not say why it stopped"
 pids[$victim]=0
+# (m0 may apply the removal a moment after the leader answered)
+for _ in $(seq 1 50); do
+    [ "$(ctl --endpoints="$(ep 0)" member list | wc -l)" = 4 ] && break
+    sleep 0.1
+done
 [ "$(ctl --endpoints="$(ep 0)" member list | wc -l)" = 4 ] || fail "4 members expected"
 
 # Update a member's peer URLs (and back): the table follows.
