@@ -79,6 +79,17 @@ def rss_kib(pid, field="VmRSS"):
     raise RuntimeError("no %s for pid %d" % (field, pid))
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time pid has used, in seconds (0 if gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    # Fields 14 and 15 of stat (utime, stime); [0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Cluster:
     """N members of one server binary on loopback, data under `data`."""
 
@@ -162,6 +173,10 @@ class Cluster:
         shutil.rmtree(self.data, ignore_errors=True)
         if self in STARTED:
             STARTED.remove(self)
+
+    def cpu_seconds(self):
+        """CPU seconds used so far by every running member together."""
+        return sum(cpu_seconds(pid) for pid in self.pids.values())
 
     def rss_kib(self, i, field="VmRSS"):
         return rss_kib(self.pids[i], field)

@@ -163,8 +163,13 @@ class Bench:
         for r in range(self.runs):
             for system in self.order(r):
                 c, lead = pair[system]
+                cpu0 = c.cpu_seconds()
                 j = self.moor_bench(name, c, ids or [lead], args)
                 if j is not None:
+                    # CPU the servers spent (all members): on a shared
+                    # machine requests per server CPU-second is steadier
+                    # than requests per second.
+                    j["server_cpu_s"] = c.cpu_seconds() - cpu0
                     on_result(system, j)
 
     def load_args(self, clients, extra=()):
@@ -207,9 +212,19 @@ class Bench:
             cdfn = self.series.setdefault("cdf_put_%s_%d" % (tag, n),
                                           {"etcd": [], "moor": []})
 
-            def on_put(system, j, f=f, cdfn=cdfn):
+            fcpu = None
+            if n == 128:
+                fcpu = figure("put_cpu_%s_%d" % (tag, n),
+                              "puts per server CPU-second, %d member%s, "
+                              "%d clients" % (members, "s" if members > 1
+                                              else "", n),
+                              "req/CPU-s", "higher")
+
+            def on_put(system, j, f=f, cdfn=cdfn, fcpu=fcpu):
                 f[system].append(j["throughput"])
                 cdfn[system].append(j["latency_ms"])
+                if fcpu is not None and j["server_cpu_s"] > 0:
+                    fcpu[system].append(j["requests"] / j["server_cpu_s"])
 
             self.log("%s: put throughput, %d clients" % (tag, n))
             self.both(pair, "put-%s-c%d" % (tag, n),
@@ -229,10 +244,19 @@ class Bench:
                 cl.close()
             key = key.decode()
             self.log("%s: %s range" % (tag, word))
+            fcpu = figure("range_cpu_%s_%s" % (cons, tag),
+                          "%s ranges per server CPU-second, %d member%s" %
+                          (word, members, "s" if members > 1 else ""),
+                          "req/CPU-s", "higher")
+
+            def on_range(system, j, f=f, fcpu=fcpu):
+                f[system].append(j["throughput"])
+                if j["server_cpu_s"] > 0:
+                    fcpu[system].append(j["requests"] / j["server_cpu_s"])
+
             self.both(pair, "range-%s-%s" % (cons, tag),
                       ["range", key, "--consistency", cons] +
-                      self.load_args(128),
-                      lambda s, j, f=f: f[s].append(j["throughput"]))
+                      self.load_args(128), on_range)
 
     def watches(self, pair):
         f = figure("watch_fanout", "watch fan-out, 10,000 watchers, 1 member",
