@@ -73,7 +73,7 @@ int snap_load(const char *path, struct snap_meta *meta,
     if (errmsg == NULL) {
         errmsg = scratch;
     }
-    struct snap__src src;
+    struct snap__src src = {0};
     int rv = open_src(path, &src, errmsg);
     if (rv != MOOR_OK) {
         return rv;
@@ -274,7 +274,7 @@ int snap_sender_open(struct snap_sender **out, const char *path, uint64_t *size,
     if (errmsg == NULL) {
         errmsg = scratch;
     }
-    struct snap__src src;
+    struct snap__src src = {0};
     int rv = open_src(path, &src, errmsg);
     if (rv != MOOR_OK) {
         return rv;
