@@ -56,7 +56,15 @@ done
 [ -n "$refused" ] || fail "puts past the quota were not refused"
 $E alarm list | grep -q "alarm:NOSPACE" || fail "alarm list: $($E alarm list)"
 curl -s "http://127.0.0.1:$cport/health" | grep -q '"reason":"ALARM NOSPACE"' || fail "/health does not report the alarm"
-$E get big/1 --keys-only | grep -q big/1 || fail "reads refused under NOSPACE"
+[ "$refused" -gt 1 ] || fail "the first put was refused: the quota was full before any data"
+# (a read may time out on a loaded machine: up to three tries, each shown)
+read_ok=""
+for _ in 1 2 3; do
+    out=$($E get big/1 --keys-only 2>&1 || true)
+    if echo "$out" | grep -q big/1; then read_ok=1; break; fi
+    echo "get big/1 under NOSPACE: $out"
+done
+[ -n "$read_ok" ] || fail "reads refused under NOSPACE"
 printf '\nput t x\n\n\n' >"$work/txn"
 out=$($E txn <"$work/txn" 2>&1 || true)
 echo "$out" | grep -q "database space exceeded" || fail "a txn with a put was not refused: $out"
