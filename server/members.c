@@ -436,7 +436,7 @@ void srv_members_appended(struct srv_node *n, const struct raft_ready *rd)
     }
 }
 
-/* Fills a MemberXxxResponse's members from the table. */
+/* Fills the members of a Member*Response from the table. */
 struct members_pb
 {
     Etcdserverpb__Member ms[SRV_MEMBERS_MAX];
