@@ -751,6 +751,15 @@ static int take_pending(struct kv_store *s, struct kv_watcher *w, size_t max,
     if (take == 0) {
         return MOOR_OK;
     }
+    if (take == w->n_pending) {
+        /* All of it (the usual case): hand the array over, no copy. */
+        b->events = w->pending;
+        b->n = take;
+        w->pending = NULL;
+        w->n_pending = 0;
+        w->cap_pending = 0;
+        return MOOR_OK;
+    }
     b->events = moor_malloc(take * sizeof(b->events[0]));
     if (b->events == NULL) {
         ready_add(&s->watch, w, true);

@@ -1025,6 +1025,8 @@ void srv_node_close(struct srv_node *n)
         moor_bytes_unref(n->proposals[i]);
     }
     moor_free(n->proposals);
+    srv_watch_enc_free(n->watch_enc);
+    n->watch_enc = NULL;
     moor_free(n->inflight);
     for (size_t i = 0; i < n->n_deferred; i++) {
         moor_buf_close(&n->deferred[i].frames);

@@ -133,6 +133,7 @@ struct srv_node
     struct rpc_client *fwd_client;
     /* Every open Watch stream (watchsvc.c). */
     struct srv_watch_stream *watch_streams;
+    struct srv_watch_enc *watch_enc; /* srv_watch_deliver's, lazily */
     uint64_t fwd_leader;
 
     struct wal_datadir datadir;
@@ -356,6 +357,22 @@ int srv_watch_register(struct srv_node *n, struct rpc_server *srv);
 void srv_watch_rehome(struct srv_node *n, struct kv_store *old);
 /* Sends what kv's ready watchers have; once per loop turn, after apply. */
 void srv_watch_deliver(struct srv_node *n);
+/* The encoder srv_watch_deliver uses: each event, and the header of a
+ * revision, encoded once per pass and shared by every watcher it goes to
+ * (watchsvc.c). _new returns owned (NULL: out of memory); _pass starts a
+ * pass (cached bytes stay valid only while no kv record is freed or
+ * allocated, and h's fields other than revision must not change within
+ * a pass); _encode_batch appends to out b's events as an
+ * etcdserverpb.WatchResponse with header h and watch_id, the same bytes
+ * as protobuf-c packs (MOOR_ENOMEM). */
+struct srv_watch_enc;
+struct srv_watch_enc *srv_watch_enc_new(void);
+void srv_watch_enc_pass(struct srv_watch_enc *c);
+int srv_watch_encode_batch(struct srv_watch_enc *c,
+                           const Etcdserverpb__ResponseHeader *h,
+                           int64_t watch_id, const struct kv_watch_batch *b,
+                           struct moor_buf *out);
+void srv_watch_enc_free(struct srv_watch_enc *c);
 
 /* ------------------------------------------------------------------------
  * Quota and auto compaction (quota.c)
