@@ -189,10 +189,23 @@ static void membership_pb_fill(const struct srv_members *ms,
     p->pb.n_removed = ms->n_removed;
 }
 
-int srv_members_encode(const struct srv_members *ms, struct moor_bytes **out)
+int srv_members_encode(const struct srv_members *ms,
+                       const struct srv_alarm *alarms, size_t n_alarms,
+                       struct moor_bytes **out)
 {
     static struct membership_pb p; /* loop thread only; large */
     membership_pb_fill(ms, &p);
+    Moorpb__Alarm pa[SRV_ALARMS_MAX];
+    Moorpb__Alarm *pap[SRV_ALARMS_MAX];
+    MOOR_ASSERT(n_alarms <= SRV_ALARMS_MAX);
+    for (size_t i = 0; i < n_alarms; i++) {
+        moorpb__alarm__init(&pa[i]);
+        pa[i].member_id = alarms[i].member_id;
+        pa[i].type = alarms[i].type;
+        pap[i] = &pa[i];
+    }
+    p.pb.alarms = pap;
+    p.pb.n_alarms = n_alarms;
     size_t len = moorpb__membership__get_packed_size(&p.pb);
     struct moor_bytes *b = moor_bytes_new(len);
     if (b == NULL) {
@@ -222,9 +235,13 @@ int srv_members_join_answer(struct srv_node *n, struct moor_buf *out)
 }
 
 int srv_members_decode(struct moor_slice blob, struct srv_members *ms,
+                       struct srv_alarm *alarms, size_t *n_alarms,
                        char *errmsg)
 {
     memset(ms, 0, sizeof(*ms));
+    if (n_alarms != NULL) {
+        *n_alarms = 0;
+    }
     ProtobufCMessage *m = NULL;
     int rv = moor_pb_unpack(&moorpb__membership__descriptor, blob.ptr, blob.len,
                             blob.len, &m);
@@ -257,9 +274,23 @@ int srv_members_decode(struct moor_slice blob, struct srv_members *ms,
     for (size_t i = 0; rv == MOOR_OK && i < pb->n_removed; i++) {
         removed_add(ms, pb->removed[i]);
     }
+    if (rv == MOOR_OK && pb->n_alarms > SRV_ALARMS_MAX) {
+        moor_errmsg_set(errmsg, "membership block: %zu alarms (at most %u)",
+                        pb->n_alarms, SRV_ALARMS_MAX);
+        rv = MOOR_ECORRUPT;
+    }
+    for (size_t i = 0; rv == MOOR_OK && n_alarms != NULL && i < pb->n_alarms;
+         i++) {
+        alarms[i].member_id = pb->alarms[i]->member_id;
+        alarms[i].type = pb->alarms[i]->type;
+        *n_alarms = i + 1;
+    }
     protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
     if (rv != MOOR_OK) {
         memset(ms, 0, sizeof(*ms));
+        if (n_alarms != NULL) {
+            *n_alarms = 0;
+        }
     }
     return rv;
 }
@@ -270,11 +301,15 @@ int srv_members_restore(struct srv_node *n, const struct moor_bytes *blob)
         return MOOR_OK; /* an old snapshot: keep the table as it is */
     }
     struct srv_members ms;
-    int rv = srv_members_decode(moor_bytes_slice(blob), &ms, n->errmsg);
+    struct srv_alarm alarms[SRV_ALARMS_MAX];
+    size_t n_alarms = 0;
+    int rv = srv_members_decode(moor_bytes_slice(blob), &ms, alarms,
+                                &n_alarms, n->errmsg);
     if (rv != MOOR_OK) {
         return rv;
     }
     n->members = ms;
+    srv_alarms_restore(n, alarms, n_alarms);
     return MOOR_OK;
 }
 
@@ -301,7 +336,7 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 int srv_members_save_file(struct srv_node *n)
 {
     struct moor_bytes *b = NULL;
-    int rv = srv_members_encode(&n->members, &b);
+    int rv = srv_members_encode(&n->members, NULL, 0, &b);
     if (rv != MOOR_OK) {
         moor_errmsg_set(n->errmsg, "encoding the membership: out of memory");
         return rv;
@@ -373,7 +408,7 @@ int srv_members_load_file(struct srv_node *n)
     close(fd);
     struct srv_members ms;
     char why[MOOR_ERRMSG_SIZE];
-    int rv = srv_members_decode((struct moor_slice){buf, len}, &ms, why);
+    int rv = srv_members_decode((struct moor_slice){buf, len}, &ms, NULL, NULL, why);
     moor_free(buf);
     if (rv != MOOR_OK) {
         moor_errmsg_set(n->errmsg, "%s: %s", path, why);

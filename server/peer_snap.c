@@ -701,7 +701,7 @@ static void recv_installed(struct srv_peer_snap_recv *r)
         struct srv_members ms;
         char why[MOOR_ERRMSG_SIZE];
         if (srv_members_decode(moor_bytes_slice(r->meta.membership), &ms,
-                               why) != MOOR_OK) {
+                               NULL, NULL, why) != MOOR_OK) {
             recv_fail(r, "the snapshot's membership block is invalid");
             return;
         }

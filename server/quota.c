@@ -191,6 +191,31 @@ static const char *alarm_name(int type)
                                                        : "NONE";
 }
 
+/* alarm_nospace from the applied alarms. */
+static void alarms_changed(struct srv_node *n)
+{
+    n->alarm_nospace = false;
+    for (size_t i = 0; i < n->n_alarms; i++) {
+        if (n->alarms[i].type == ETCDSERVERPB__ALARM_TYPE__NOSPACE) {
+            n->alarm_nospace = true;
+        }
+    }
+}
+
+void srv_alarms_restore(struct srv_node *n, const struct srv_alarm *a,
+                        size_t k)
+{
+    MOOR_ASSERT(k <= SRV_ALARMS_MAX);
+    memcpy(n->alarms, a, k * sizeof(*a));
+    n->n_alarms = k;
+    alarms_changed(n);
+    for (size_t i = 0; i < k; i++) {
+        MOOR_LOG_WARN("alarm", "alarm restored from the snapshot",
+                      "alarm=%s member=%llx", alarm_name(a[i].type),
+                      (unsigned long long)a[i].member_id);
+    }
+}
+
 void srv_alarm_apply(struct srv_node *n, uint64_t index,
                      const Moorpb__InternalRequest *ir)
 {
@@ -233,12 +258,7 @@ void srv_alarm_apply(struct srv_node *n, uint64_t index,
             n->alarm_raise_ms = 0; /* still over: raised again at once */
         }
     }
-    n->alarm_nospace = false;
-    for (size_t i = 0; i < n->n_alarms; i++) {
-        if (n->alarms[i].type == ETCDSERVERPB__ALARM_TYPE__NOSPACE) {
-            n->alarm_nospace = true;
-        }
-    }
+    alarms_changed(n);
     struct srv_waiter *w = srv_waiter_find(n, ir->id);
     if (w != NULL && w->kind == SRV_REQ_ALARM) {
         if (w->call != NULL) {

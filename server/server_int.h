@@ -396,6 +396,9 @@ void srv_alarm_request(struct srv_node *n, struct rpc_call *call,
                        Etcdserverpb__AlarmRequest *req);
 /* Applies a committed AlarmRequest at index on every member, answering
  * its waiter if this member has one. */
+/* Replaces the applied alarms with a snapshot's (k of them). */
+void srv_alarms_restore(struct srv_node *n, const struct srv_alarm *a,
+                        size_t k);
 void srv_alarm_apply(struct srv_node *n, uint64_t index,
                      const Moorpb__InternalRequest *ir);
 /* The leader's auto compaction, once per tick. */
@@ -511,15 +514,21 @@ void srv_members_from_config(const struct srv_config *cfg,
                              struct srv_members *ms);
 /* raft's configuration for the table (voters and learners). */
 void srv_members_to_conf(const struct srv_members *ms, struct raft_conf *conf);
-/* The table as a snapshot's membership block (encoded moorpb.Membership);
- * *out owned. MOOR_ENOMEM. */
-int srv_members_encode(const struct srv_members *ms, struct moor_bytes **out);
-/* Decodes a membership block, checking every member. MOOR_ECORRUPT with
- * errmsg on a bad block. */
+/* The table, and the n_alarms active alarms (at most SRV_ALARMS_MAX; a
+ * snapshot carries them, the membership file and join answers do not), as
+ * a snapshot's membership block (encoded moorpb.Membership); *out owned.
+ * MOOR_ENOMEM. */
+int srv_members_encode(const struct srv_members *ms,
+                       const struct srv_alarm *alarms, size_t n_alarms,
+                       struct moor_bytes **out);
+/* Decodes a membership block, checking every member; its alarms go to
+ * alarms (room for SRV_ALARMS_MAX) and *n_alarms unless those are NULL.
+ * MOOR_ECORRUPT with errmsg on a bad block. */
 int srv_members_decode(struct moor_slice blob, struct srv_members *ms,
+                       struct srv_alarm *alarms, size_t *n_alarms,
                        char *errmsg);
-/* Replaces the table with a snapshot's block (NULL or empty: unchanged).
- * MOOR_ECORRUPT with n->errmsg. */
+/* Replaces the table and the alarms with a snapshot's block (NULL or
+ * empty: unchanged). MOOR_ECORRUPT with n->errmsg. */
 int srv_members_restore(struct srv_node *n, const struct moor_bytes *blob);
 /* <data-dir>/member/membership: the table a new member starts from,
  * written atomically; load gives MOOR_ENOENT when there is none. */

@@ -367,7 +367,8 @@ int srv_snap_start(struct srv_node *n, struct rpc_call *call)
     j->meta.lease_count = kv_lease_count(n->kv);
     j->meta.created_unix_ns = moor_clock_realtime_ns();
     /* The member table at the same applied index (members.c). */
-    rv = srv_members_encode(&n->members, &j->meta.membership);
+    rv = srv_members_encode(&n->members, n->alarms, n->n_alarms,
+                            &j->meta.membership);
     if (rv != MOOR_OK) {
         job_free(j);
         return rv;

@@ -4,7 +4,9 @@
 #      its NOSPACE alarm is applied on every member, so `alarm list` on
 #      each shows it (memberID of m0), /health of the others reports it,
 #      and puts through another member are refused with etcd's error.
-#   2. A restarted member still lists the alarm (replayed from its WAL).
+#   2. A restarted member still lists the alarm: m1 takes a snapshot
+#      (--snapshot-count 20) after the alarm's entry, so the alarm comes
+#      back from the snapshot, not from a WAL replay of its entry.
 #   3. After deleting and compacting, `alarm disarm` on another member
 #      clears it everywhere and puts work again through every member.
 #   4. (root only, needs tmpfs) m2's WAL lives on a small tmpfs; filling it
@@ -33,7 +35,7 @@ cports=("$(port)" "$(port)" "$(port)")
 pports=("$(port)" "$(port)" "$(port)")
 cluster="m0=http://127.0.0.1:${pports[0]},m1=http://127.0.0.1:${pports[1]},m2=http://127.0.0.1:${pports[2]}"
 ctl() { local i=$1; shift; etcdctl --endpoints="127.0.0.1:${cports[$i]}" --dial-timeout=1s --command-timeout=5s "$@"; }
-extra=("--quota-backend-bytes=12000000" "" "")
+extra=("--quota-backend-bytes=12000000" "--snapshot-count=20" "")
 
 start() { # start I
     local i=$1
@@ -99,13 +101,18 @@ out=$(ctl 2 put small x 2>&1 || true)
 echo "$out" | grep -q "database space exceeded" || fail "a put through m2 was not refused: $out"
 ctl 2 get big/1 --keys-only | grep -q big/1 || fail "reads refused under NOSPACE"
 
-# 2. A restarted member still lists it.
+# 2. A restarted member still lists it, from a snapshot taken after it.
+snaps=$(grep -c 'snapshot saved' "$work/m1.log" || true)
+for i in $(seq 1 30); do ctl 1 del "nokey$i" >/dev/null || fail "delete $i refused"; done
+taken() { [ "$(grep -c 'snapshot saved' "$work/m1.log")" -gt "$snaps" ]; }
+eventually "m1 took no snapshot after the alarm" taken
 kill -TERM "${pids[1]}"
 wait "${pids[1]}" || fail "m1 exited non-zero"
 pids[1]=0
 start 1
 has_leader 1
 eventually "m1 lost the alarm over a restart" lists_nospace_of 1 "$id0"
+grep -q "alarm restored from the snapshot" "$work/m1.log" || fail "m1 did not restore the alarm from its snapshot"
 
 # 3. Free the space, disarm through m2: clear everywhere.
 ctl 2 del big/ --prefix >/dev/null || fail "deletes refused under NOSPACE"
