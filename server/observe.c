@@ -720,6 +720,9 @@ int srv_obs_render(struct srv_node *n, struct moor_buf *out)
         rv = render_grpc(n, out);
     }
     if (rv == MOOR_OK) {
+        rv = srv_peer_render_metrics(n, out);
+    }
+    if (rv == MOOR_OK) {
         rv = render_process(o, out);
     }
     return rv;

@@ -40,6 +40,7 @@
  */
 #include <stdlib.h>
 
+#include "metrics.h"
 #include "peer_int.h"
 
 #define PEER_OUT_MAX (64u << 20)
@@ -313,11 +314,13 @@ void srv_peer_send(struct srv_node *n, const struct raft_message *m)
         srv_peer_snap_send(p, m); /* its own connection (peer_snap.c) */
         return;
     }
+    size_t before = p->out.len;
     if (!p->connected || p->out.len > PEER_OUT_MAX ||
         srv_peer_encode(m, &p->out) != MOOR_OK) {
         p->dropped++; /* raft resends what matters */
         return;
     }
+    p->sent_bytes += p->out.len - before;
     /* While a write is in flight, frames gather and leave together when it
      * completes; otherwise this one leaves now. */
     peer_flush(p);
@@ -335,7 +338,43 @@ void srv_peer_send_frames(struct srv_node *n, uint64_t to,
         p->dropped++;
         return;
     }
+    p->sent_bytes += frames->len;
     peer_flush(p);
+}
+
+int srv_peer_render_metrics(struct srv_node *n, struct moor_buf *out)
+{
+    static const struct
+    {
+        const char *name, *label, *help;
+    } fams[] = {
+        {"etcd_network_peer_sent_bytes_total", "To",
+         "The total number of bytes sent to peers."},
+        {"etcd_network_peer_received_bytes_total", "From",
+         "The total number of bytes received from peers."},
+        {"etcd_network_peer_sent_failures_total", "To",
+         "The total number of send failures from peers."},
+        {"etcd_network_peer_received_failures_total", "From",
+         "The total number of receive failures from peers."},
+    };
+    int rv = MOOR_OK;
+    for (size_t f = 0; rv == MOOR_OK && f < MOOR_ARRAY_LEN(fams); f++) {
+        rv = srv_metrics_write_family(out, fams[f].name, "counter",
+                                      fams[f].help);
+        for (size_t i = 0; rv == MOOR_OK && i < n->n_peers; i++) {
+            const struct srv_peer *p = n->peers[i];
+            uint64_t v = f == 0   ? p->sent_bytes
+                         : f == 1 ? p->recv_bytes
+                         : f == 2 ? p->dropped
+                                  : p->recv_failures;
+            char labels[64];
+            snprintf(labels, sizeof(labels), "%s=\"%llx\"", fams[f].label,
+                     (unsigned long long)p->id);
+            rv = srv_metrics_write_sample(out, fams[f].name, labels,
+                                          (double)v);
+        }
+    }
+    return rv;
 }
 
 /* ------------------------------------------------------------------------
@@ -614,10 +653,17 @@ static void inbound_drain(struct srv_inbound *c)
         if (rv == MOOR_EAGAIN) {
             break;
         }
+        struct srv_peer *p = c->from != 0 ? peer_find(c->n, c->from) : NULL;
         if (rv != MOOR_OK) {
+            if (p != NULL) {
+                p->recv_failures++;
+            }
             srv_peer_inbound_close(
                 c, rv == MOOR_ETOOBIG ? "oversize frame" : "malformed frame");
             return;
+        }
+        if (p != NULL) {
+            p->recv_bytes += used;
         }
         off += used;
         bool ok = inbound_frame(c, f);

@@ -186,7 +186,12 @@ struct srv_peer
     struct moor_buf writing_buf; /* bytes in the write in flight */
     struct srv_tls *tls;         /* NULL: cleartext */
     uint8_t rbuf[4096];          /* TLS records read back */
-    uint64_t dropped;
+    uint64_t dropped; /* messages not sent: etcd_network_peer_sent_failures */
+    /* etcd_network_peer_{sent,received}_bytes_total and
+     * received_failures_total: frame bytes queued to this member, frame
+     * bytes read from its connections, and its connections closed for a
+     * frame that did not decode. */
+    uint64_t sent_bytes, recv_bytes, recv_failures;
     struct srv_peer_info info;
     bool released; /* closing: the peer is freed once its handles close */
     struct srv_peer_snap_send *snap;

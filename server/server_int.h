@@ -463,6 +463,9 @@ int srv_peer_encode(const struct raft_message *m, struct moor_buf *out);
  * until the next handshake of that member. */
 unsigned srv_peer_client_urls(struct srv_node *n, uint64_t id,
                               const char **urls, unsigned max);
+/* etcd's per-peer counters (etcd_network_peer_*_total, labelled by the
+ * member's id in hex), appended to out in the text format. MOOR_ENOMEM. */
+int srv_peer_render_metrics(struct srv_node *n, struct moor_buf *out);
 /* Sends frames encoded earlier with srv_peer_encode to member to. */
 void srv_peer_send_frames(struct srv_node *n, uint64_t to,
                           const struct moor_buf *frames);

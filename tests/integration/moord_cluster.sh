@@ -80,8 +80,22 @@ n=$(ctl --endpoints="$all" member list | wc -l)
 n=$(ctl --endpoints="127.0.0.1:${cports[0]}" endpoint status --cluster | grep -c ", 3.4.0, " || true)
 [ "$n" = "$members" ] || fail "endpoint status --cluster: $(ctl --endpoints="127.0.0.1:${cports[0]}" endpoint status --cluster 2>&1)"
 
-# kill -9 the leader while a client writes through the other two members.
+# etcd's per-peer byte counters: the leader has sent to and received from
+# every other member (labelled by its id in hex, as etcd does).
 l=$(leader)
+[ "$l" -ge 0 ] || fail "no leader"
+curl -fsS "http://127.0.0.1:${cports[$l]}/metrics" >"$work/metrics" || fail "no /metrics on m$l"
+for i in $ids; do
+    [ "$i" = "$l" ] && continue
+    id=$(ctl --endpoints="127.0.0.1:${cports[$i]}" endpoint status -w json | sed 's/.*"member_id":\([0-9]*\).*/\1/')
+    hex=$(/usr/bin/python3 -c "print('%x' % $id)") # ids use all 64 bits
+    for m in "sent_bytes_total{To" "received_bytes_total{From"; do
+        v=$(grep "^etcd_network_peer_$m=\"$hex\"} " "$work/metrics" | awk '{print $2}')
+        [ -n "$v" ] && [ "$v" != 0 ] || fail "etcd_network_peer_$m=\"$hex\"} is '${v}' on the leader"
+    done
+done
+
+# kill -9 the leader while a client writes through the other two members.
 [ "$l" -ge 0 ] || fail "no leader"
 others=""
 for i in $ids; do [ "$i" != "$l" ] && others="${others:+$others,}127.0.0.1:${cports[$i]}"; done
