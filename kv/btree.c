@@ -55,6 +55,7 @@ static struct kv_leaf *leaf_new(void)
         l->live = 0;
         l->prev = NULL;
         l->next = NULL;
+        l->cp_len = 0;
     }
     return l;
 }
@@ -113,6 +114,39 @@ static uint64_t prefix8(const uint8_t *p, size_t len, size_t from)
         v = v << 8 | (from + i < len ? p[from + i] : 0u);
     }
     return v;
+}
+
+/* The 4 bytes of p[0..len) from `from` on, as prefix8. */
+static uint32_t prefix4(const uint8_t *p, size_t len, size_t from)
+{
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; i++) {
+        v = v << 8 | (from + i < len ? p[from + i] : 0u);
+    }
+    return v;
+}
+
+/* Recomputes l's inline common prefix (that of its first and last keys,
+ * which for sorted keys is every key's) and per-key prefixes. */
+static void leaf_refresh(struct kv_leaf *l)
+{
+    uint32_t cp = 0;
+    if (l->n > 0) {
+        struct moor_slice a = kv__rec_key(l->rec[0]);
+        struct moor_slice b = kv__rec_key(l->rec[l->n - 1]);
+        size_t max = MOOR_MIN(MOOR_MIN(a.len, b.len), (size_t)KV_LEAF_CP_MAX);
+        while (cp < max && a.ptr[cp] == b.ptr[cp]) {
+            cp++;
+        }
+        if (cp > 0) {
+            memcpy(l->cp, a.ptr, cp);
+        }
+    }
+    l->cp_len = cp;
+    for (uint32_t i = 0; i < l->n; i++) {
+        struct moor_slice k = kv__rec_key(l->rec[i]);
+        l->pfx[i] = prefix4(k.ptr, k.len, cp);
+    }
 }
 
 /* Recomputes in's inline common prefix and per-separator prefixes. */
@@ -176,11 +210,25 @@ static uint32_t inner_child(const struct kv_inner *in, struct moor_slice key)
 /* First index in l whose key is >= key. */
 static uint32_t leaf_lower(const struct kv_leaf *l, struct moor_slice key)
 {
+    /* Every key starts with cp: a key that does not sorts before or after
+     * all of them. */
+    size_t m = MOOR_MIN(key.len, (size_t)l->cp_len);
+    int c = m > 0 ? memcmp(key.ptr, l->cp, m) : 0;
+    if (c < 0 || (c == 0 && key.len < l->cp_len)) {
+        return 0;
+    }
+    if (c > 0) {
+        return l->n;
+    }
+    uint32_t kp = prefix4(key.ptr, key.len, l->cp_len);
     uint32_t lo = 0;
     uint32_t hi = l->n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (moor_slice_cmp(kv__rec_key(l->rec[mid]), key) < 0) {
+        bool less = l->pfx[mid] != kp
+                        ? l->pfx[mid] < kp
+                        : moor_slice_cmp(kv__rec_key(l->rec[mid]), key) < 0;
+        if (less) {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -326,6 +374,8 @@ static int split_child(struct kv_inner *p, uint32_t ci, uint32_t level,
         r->n = l->n - m;
         memcpy(r->rec, &l->rec[m], r->n * sizeof(r->rec[0]));
         l->n = m;
+        leaf_refresh(l);
+        leaf_refresh(r);
         for (uint32_t i = 0; i < r->n; i++) {
             r->live += kv__rec_live(r->rec[i]) ? 1u : 0u;
         }
@@ -390,6 +440,8 @@ static bool leaf_share(struct kv_inner *p, uint32_t ci)
             uint32_t moved = leaf_live_of(r->rec, k);
             r->n += k;
             c->n -= k;
+            leaf_refresh(r);
+            leaf_refresh(c);
             r->live += moved;
             c->live -= moved;
             p->live[ci] -= moved;
@@ -413,6 +465,8 @@ static bool leaf_share(struct kv_inner *p, uint32_t ci)
             uint32_t moved = leaf_live_of(&l->rec[l->n], k);
             l->n += k;
             c->n -= k;
+            leaf_refresh(l);
+            leaf_refresh(c);
             l->live += moved;
             c->live -= moved;
             p->live[ci] -= moved;
@@ -496,8 +550,15 @@ int kv__tree_insert(struct kv_tree *t, struct kv_rec *rec)
     uint32_t i = leaf_lower(l, key);
     MOOR_ASSERT(i >= l->n || !moor_slice_eq(kv__rec_key(l->rec[i]), key));
     memmove(&l->rec[i + 1], &l->rec[i], (l->n - i) * sizeof(l->rec[0]));
+    memmove(&l->pfx[i + 1], &l->pfx[i], (l->n - i) * sizeof(l->pfx[0]));
     l->rec[i] = rec;
     l->n++;
+    if (key.len >= l->cp_len &&
+        (l->cp_len == 0 || memcmp(key.ptr, l->cp, l->cp_len) == 0)) {
+        l->pfx[i] = prefix4(key.ptr, key.len, l->cp_len);
+    } else {
+        leaf_refresh(l); /* the key does not share the leaf's prefix */
+    }
     l->live += (uint32_t)live;
     for (uint32_t d = 0; d < depth; d++) {
         path[d]->live[idx[d]] += live;
@@ -552,6 +613,7 @@ static void merge_children(struct kv_inner *p, uint32_t ri, uint32_t level)
         memcpy(&l->rec[l->n], r->rec, r->n * sizeof(r->rec[0]));
         l->n += r->n;
         l->live += r->live;
+        leaf_refresh(l);
         l->next = r->next;
         if (r->next != NULL) {
             r->next->prev = l;
@@ -608,6 +670,7 @@ void kv__tree_remove(struct kv_tree *t, struct moor_slice key)
     MOOR_ASSERT(i < l->n && moor_slice_eq(kv__rec_key(l->rec[i]), key));
     MOOR_ASSERT(!kv__rec_live(l->rec[i]));
     memmove(&l->rec[i], &l->rec[i + 1], (l->n - i - 1) * sizeof(l->rec[0]));
+    memmove(&l->pfx[i], &l->pfx[i + 1], (l->n - i - 1) * sizeof(l->pfx[0]));
     l->n--;
     t->n_keys--;
     /* Walk up merging underfull nodes into a sibling when both fit. */
@@ -666,6 +729,11 @@ static bool check_node(void *node, uint32_t level, const struct kv_sep *lo,
                 return false;
             }
             if (hi != NULL && moor_slice_cmp(k, sep_slice(hi)) >= 0) {
+                return false;
+            }
+            if (k.len < l->cp_len ||
+                (l->cp_len > 0 && memcmp(k.ptr, l->cp, l->cp_len) != 0) ||
+                l->pfx[i] != prefix4(k.ptr, k.len, l->cp_len)) {
                 return false;
             }
             lv += kv__rec_live(l->rec[i]) ? 1u : 0u;

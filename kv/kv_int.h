@@ -55,12 +55,24 @@ struct kv_rec *kv__rec_new(struct moor_slice key, struct moor_slice value);
 #define KV_LEAF_CAP 60
 #define KV_INNER_CAP 32
 
+#define KV_LEAF_CP_MAX 32
+
+/* A leaf's search mostly touches the leaf alone, as an inner node's does:
+ * every key starts with cp[0..cp_len), and pfx[i] holds the 4 bytes of
+ * rec[i]'s key after it, big-endian and zero-padded, so a binary search
+ * reads a record's key only where two prefixes tie (one cache miss instead
+ * of one per step). cp may be shorter than the keys' longest common prefix;
+ * it is recomputed when a leaf is split, shared or merged, or takes a key
+ * that does not start with it. */
 struct kv_leaf
 {
     uint32_t n;
     uint32_t live;
     struct kv_leaf *prev, *next;
     struct kv_rec *rec[KV_LEAF_CAP];
+    uint32_t pfx[KV_LEAF_CAP];
+    uint32_t cp_len;
+    uint8_t cp[KV_LEAF_CP_MAX];
 };
 
 struct kv_sep

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -195,6 +196,107 @@ static void test_kv_btree_failed_allocations_leave_a_valid_tree(void **state)
     kv__tree_close(&t);
 }
 
+/* Keys of every length from 0 to ~50 bytes, many sharing long prefixes
+ * (longer than a leaf's inline prefix), some prefixes of others, with NUL
+ * and 0xff bytes: the leaves' prefix search must order them exactly as
+ * memcmp does, whatever prefix a leaf holds. */
+#define MIXED 3000
+
+static size_t mixed_key(struct moor_prng *p, uint8_t *out)
+{
+    static const char *const stems[] = {
+        "", "a", "ab", "/registry/pods/default/",
+        "/registry/pods/kube-system/a-rather-long-pod-name-", "zz"};
+    static const uint8_t tail[] = {0x00, 'a', 'b', 0xff};
+    const char *stem = stems[moor_prng_below(p, MOOR_ARRAY_LEN(stems))];
+    size_t n = strlen(stem);
+    memcpy(out, stem, n);
+    size_t extra = (size_t)moor_prng_below(p, 5);
+    for (size_t i = 0; i < extra; i++) {
+        out[n++] = tail[moor_prng_below(p, sizeof(tail))];
+    }
+    return n;
+}
+
+static int slice_cmp_p(const void *a, const void *b)
+{
+    const struct kv_rec *x = *(struct kv_rec *const *)a;
+    const struct kv_rec *y = *(struct kv_rec *const *)b;
+    return moor_slice_cmp(kv__rec_key(x), kv__rec_key(y));
+}
+
+static void test_kv_btree_mixed_length_keys_search_like_memcmp(void **state)
+{
+    (void)state;
+    struct kv_tree t;
+    assert_int_equal(kv__tree_init(&t), MOOR_OK);
+    static struct kv_rec *model[MIXED]; /* sorted */
+    size_t n = 0;
+    struct moor_prng prng;
+    moor_prng_seed(&prng, 11);
+    uint8_t k[64];
+    for (int step = 0; step < 30000; step++) {
+        size_t len = mixed_key(&prng, k);
+        struct moor_slice key = moor_slice_make(k, len);
+        /* lower bound in the model */
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (moor_slice_cmp(kv__rec_key(model[mid]), key) < 0) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        bool present = lo < n && moor_slice_eq(kv__rec_key(model[lo]), key);
+        struct kv_rec **slot = kv__tree_find(&t, key);
+        assert_int_equal(slot != NULL, present);
+        struct kv_pos pos;
+        kv__tree_seek(&t, key, &pos);
+        if (lo < n) {
+            assert_non_null(pos.leaf);
+            assert_true(pos.i < pos.leaf->n);
+            assert_ptr_equal(pos.leaf->rec[pos.i], model[lo]);
+        } else {
+            assert_true(pos.leaf == NULL || pos.i >= pos.leaf->n);
+        }
+        if (!present && n < MIXED && moor_prng_below(&prng, 3) != 0) {
+            struct kv_rec *r = kv__rec_new(key, moor_slice_make(NULL, 0));
+            assert_non_null(r);
+            r->version = 0;
+            assert_int_equal(kv__tree_insert(&t, r), MOOR_OK);
+            memmove(&model[lo + 1], &model[lo], (n - lo) * sizeof(model[0]));
+            model[lo] = r;
+            n++;
+        } else if (present && moor_prng_below(&prng, 2) == 0) {
+            kv__tree_remove(&t, key);
+            moor_free(model[lo]);
+            memmove(&model[lo], &model[lo + 1], (n - lo - 1) * sizeof(model[0]));
+            n--;
+        }
+        if (step % 250 == 0) {
+            assert_true(kv__tree_check(&t));
+            assert_int_equal(t.n_keys, n);
+        }
+    }
+    assert_true(kv__tree_check(&t));
+    /* A scan visits the model's keys in order. */
+    struct kv_pos pos;
+    kv__tree_seek(&t, moor_slice_make(NULL, 0), &pos);
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(pos.leaf);
+        assert_ptr_equal(pos.leaf->rec[pos.i], model[i]);
+        kv__pos_next(&pos);
+    }
+    qsort(model, n, sizeof(model[0]), slice_cmp_p); /* already sorted */
+    for (size_t i = 0; i < n; i++) {
+        kv__tree_remove(&t, kv__rec_key(model[i]));
+        moor_free(model[i]);
+    }
+    assert_true(kv__tree_check(&t));
+    kv__tree_close(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +304,7 @@ int main(void)
             test_kv_btree_random_inserts_and_removals_keep_invariants),
         cmocka_unit_test(test_kv_btree_ascending_inserts_pack_leaves_full),
         cmocka_unit_test(test_kv_btree_failed_allocations_leave_a_valid_tree),
+        cmocka_unit_test(test_kv_btree_mixed_length_keys_search_like_memcmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
