@@ -239,8 +239,8 @@ static int ask(struct srv_node *n, const struct srv_url *url,
             rv = MOOR_ENOMEM;
         } else {
             moorpb__membership__pack(af->membership, mb);
-            rv = srv_members_decode((struct moor_slice){mb, mlen}, out, NULL, NULL,
-                                    errmsg);
+            rv = srv_members_decode((struct moor_slice){mb, mlen}, out, NULL,
+                                    NULL, errmsg);
             moor_free(mb);
         }
     } else {

@@ -235,8 +235,7 @@ int srv_members_join_answer(struct srv_node *n, struct moor_buf *out)
 }
 
 int srv_members_decode(struct moor_slice blob, struct srv_members *ms,
-                       struct srv_alarm *alarms, size_t *n_alarms,
-                       char *errmsg)
+                       struct srv_alarm *alarms, size_t *n_alarms, char *errmsg)
 {
     memset(ms, 0, sizeof(*ms));
     if (n_alarms != NULL) {
@@ -303,8 +302,8 @@ int srv_members_restore(struct srv_node *n, const struct moor_bytes *blob)
     struct srv_members ms;
     struct srv_alarm alarms[SRV_ALARMS_MAX];
     size_t n_alarms = 0;
-    int rv = srv_members_decode(moor_bytes_slice(blob), &ms, alarms,
-                                &n_alarms, n->errmsg);
+    int rv = srv_members_decode(moor_bytes_slice(blob), &ms, alarms, &n_alarms,
+                                n->errmsg);
     if (rv != MOOR_OK) {
         return rv;
     }
@@ -408,7 +407,8 @@ int srv_members_load_file(struct srv_node *n)
     close(fd);
     struct srv_members ms;
     char why[MOOR_ERRMSG_SIZE];
-    int rv = srv_members_decode((struct moor_slice){buf, len}, &ms, NULL, NULL, why);
+    int rv =
+        srv_members_decode((struct moor_slice){buf, len}, &ms, NULL, NULL, why);
     moor_free(buf);
     if (rv != MOOR_OK) {
         moor_errmsg_set(n->errmsg, "%s: %s", path, why);

@@ -370,8 +370,7 @@ int srv_peer_render_metrics(struct srv_node *n, struct moor_buf *out)
             char labels[64];
             snprintf(labels, sizeof(labels), "%s=\"%llx\"", fams[f].label,
                      (unsigned long long)p->id);
-            rv = srv_metrics_write_sample(out, fams[f].name, labels,
-                                          (double)v);
+            rv = srv_metrics_write_sample(out, fams[f].name, labels, (double)v);
         }
     }
     return rv;

@@ -700,8 +700,8 @@ static void recv_installed(struct srv_peer_snap_recv *r)
     if (r->meta.membership != NULL && r->meta.membership->len > 0) {
         struct srv_members ms;
         char why[MOOR_ERRMSG_SIZE];
-        if (srv_members_decode(moor_bytes_slice(r->meta.membership), &ms,
-                               NULL, NULL, why) != MOOR_OK) {
+        if (srv_members_decode(moor_bytes_slice(r->meta.membership), &ms, NULL,
+                               NULL, why) != MOOR_OK) {
             recv_fail(r, "the snapshot's membership block is invalid");
             return;
         }

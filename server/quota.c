@@ -202,8 +202,7 @@ static void alarms_changed(struct srv_node *n)
     }
 }
 
-void srv_alarms_restore(struct srv_node *n, const struct srv_alarm *a,
-                        size_t k)
+void srv_alarms_restore(struct srv_node *n, const struct srv_alarm *a, size_t k)
 {
     MOOR_ASSERT(k <= SRV_ALARMS_MAX);
     memcpy(n->alarms, a, k * sizeof(*a));

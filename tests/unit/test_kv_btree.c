@@ -205,8 +205,12 @@ static void test_kv_btree_failed_allocations_leave_a_valid_tree(void **state)
 static size_t mixed_key(struct moor_prng *p, uint8_t *out)
 {
     static const char *const stems[] = {
-        "", "a", "ab", "/registry/pods/default/",
-        "/registry/pods/kube-system/a-rather-long-pod-name-", "zz"};
+        "",
+        "a",
+        "ab",
+        "/registry/pods/default/",
+        "/registry/pods/kube-system/a-rather-long-pod-name-",
+        "zz"};
     static const uint8_t tail[] = {0x00, 'a', 'b', 0xff};
     const char *stem = stems[moor_prng_below(p, MOOR_ARRAY_LEN(stems))];
     size_t n = strlen(stem);
@@ -271,7 +275,8 @@ static void test_kv_btree_mixed_length_keys_search_like_memcmp(void **state)
         } else if (present && moor_prng_below(&prng, 2) == 0) {
             kv__tree_remove(&t, key);
             moor_free(model[lo]);
-            memmove(&model[lo], &model[lo + 1], (n - lo - 1) * sizeof(model[0]));
+            memmove(&model[lo], &model[lo + 1],
+                    (n - lo - 1) * sizeof(model[0]));
             n--;
         }
         if (step % 250 == 0) {
