@@ -128,8 +128,9 @@ void moor_free(void *ptr);
 /* Returns owned (moor_free): a copy of the NUL-terminated string s. */
 char *moor_strdup(const char *s);
 
-/* Bytes currently allocated through moor_* (payload, without malloc's own
- * overhead), and the number of live allocations. */
+/* Bytes currently allocated through moor_* (each block as malloc's usable
+ * size: the request rounded up to malloc's chunk, without malloc's own
+ * bookkeeping), and the number of live allocations. */
 size_t moor_alloc_bytes(void);
 size_t moor_alloc_count(void);
 

@@ -9,6 +9,7 @@
  * Plaintext written before the handshake completes waits in a buffer.
  */
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -21,30 +22,26 @@
 /* ------------------------------------------------------------------------
  * rpc_global_init: libuv's and OpenSSL's heaps through moor's allocator.
  * ---------------------------------------------------------------------- */
-/* OpenSSL's blocks carry a 16-byte header with their size so the bytes it
- * holds (headers included) can be told apart from moor's own
- * (rpc_openssl_bytes): tests check
- * that rpc/ frees what it allocates while OpenSSL keeps its caches. The
- * header keeps payloads 16-byte aligned. OpenSSL's own defaults answer
+/* The bytes OpenSSL holds are counted apart from moor's own
+ * (rpc_openssl_bytes), as moor_alloc_bytes counts them (malloc's usable
+ * size of each block), so tests can check that rpc/ frees what it
+ * allocates while OpenSSL keeps its caches. OpenSSL's own defaults answer
  * NULL for 0 bytes and free on a realloc to 0 bytes; these do the same. */
-#define OSSL_HDR 16u
-
 static atomic_size_t ossl_bytes;
 
 static void *ossl_malloc(size_t n, const char *file, int line)
 {
     (void)file;
     (void)line;
-    if (n == 0 || n > SIZE_MAX - OSSL_HDR) {
+    if (n == 0) {
         return NULL;
     }
-    uint8_t *p = moor_malloc(n + OSSL_HDR);
-    if (p == NULL) {
-        return NULL;
+    void *p = moor_malloc(n);
+    if (p != NULL) {
+        atomic_fetch_add_explicit(&ossl_bytes, malloc_usable_size(p),
+                                  memory_order_relaxed);
     }
-    memcpy(p, &n, sizeof(n));
-    atomic_fetch_add_explicit(&ossl_bytes, n + OSSL_HDR, memory_order_relaxed);
-    return p + OSSL_HDR;
+    return p;
 }
 
 static void ossl_free(void *ptr, const char *file, int line)
@@ -54,11 +51,9 @@ static void ossl_free(void *ptr, const char *file, int line)
     if (ptr == NULL) {
         return;
     }
-    uint8_t *p = (uint8_t *)ptr - OSSL_HDR;
-    size_t n;
-    memcpy(&n, p, sizeof(n));
-    atomic_fetch_sub_explicit(&ossl_bytes, n + OSSL_HDR, memory_order_relaxed);
-    moor_free(p);
+    atomic_fetch_sub_explicit(&ossl_bytes, malloc_usable_size(ptr),
+                              memory_order_relaxed);
+    moor_free(ptr);
 }
 
 static void *ossl_realloc(void *ptr, size_t n, const char *file, int line)
@@ -70,20 +65,15 @@ static void *ossl_realloc(void *ptr, size_t n, const char *file, int line)
         ossl_free(ptr, file, line);
         return NULL;
     }
-    if (n > SIZE_MAX - OSSL_HDR) {
-        return NULL;
-    }
-    uint8_t *p = (uint8_t *)ptr - OSSL_HDR;
-    size_t old;
-    memcpy(&old, p, sizeof(old));
-    p = moor_realloc(p, n + OSSL_HDR);
+    size_t old = malloc_usable_size(ptr);
+    void *p = moor_realloc(ptr, n);
     if (p == NULL) {
         return NULL;
     }
-    memcpy(p, &n, sizeof(n));
-    atomic_fetch_add_explicit(&ossl_bytes, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ossl_bytes, malloc_usable_size(p),
+                              memory_order_relaxed);
     atomic_fetch_sub_explicit(&ossl_bytes, old, memory_order_relaxed);
-    return p + OSSL_HDR;
+    return p;
 }
 
 size_t rpc_openssl_bytes(void)
