@@ -7,6 +7,9 @@
  */
 #include <stdatomic.h>
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "common.h"
 
@@ -106,6 +109,13 @@ void moor_free(void *ptr)
     atomic_fetch_sub_explicit(&alloc_bytes, size, memory_order_relaxed);
     atomic_fetch_sub_explicit(&alloc_count, 1, memory_order_relaxed);
     free(base);
+}
+
+void moor_alloc_trim(void)
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }
 
 char *moor_strdup(const char *s)
