@@ -568,7 +568,7 @@ static int load_file(struct srv_node *n, struct kv_store *kv, const char *path,
     if (rv != MOOR_OK) {
         return rv;
     }
-    rv = snap_load(path, meta, consume_cb, &l, n->errmsg);
+    rv = snap_load_once(path, meta, consume_cb, &l, n->errmsg);
     if (rv == MOOR_OK) {
         rv = kv_load_finish(&l);
     }

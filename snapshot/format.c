@@ -319,7 +319,7 @@ static int fill_meta(const struct snap__src *src, const struct frame *f,
 }
 
 int snap__verify(const struct snap__src *src, struct snap_meta *meta,
-                 snap_consume_cb consume_cb, void *arg, char *errmsg)
+                 snap_consume_cb consume_cb, void *arg, bool once, char *errmsg)
 {
     char scratch[MOOR_ERRMSG_SIZE];
     if (errmsg == NULL) {
@@ -345,8 +345,12 @@ int snap__verify(const struct snap__src *src, struct snap_meta *meta,
     if (memcmp(sha, f.tr + 24, 32) != 0) {
         CORRUPT(src->size - 32, "SHA-256 mismatch");
     }
-    /* Then the whole frame decodes, before a byte reaches the consumer. */
-    rv = decode_body(src, f.hlen, f.body, f.raw, NULL, NULL, in, out, errmsg);
+    /* Then the whole frame decodes, before a byte reaches the consumer
+     * (unless once: the consumer can discard a partial stream). */
+    if (!once || consume_cb == NULL) {
+        rv = decode_body(src, f.hlen, f.body, f.raw, NULL, NULL, in, out,
+                         errmsg);
+    }
     if (rv == MOOR_OK && consume_cb != NULL) {
         rv = decode_body(src, f.hlen, f.body, f.raw, consume_cb, arg, in, out,
                          errmsg);
@@ -369,5 +373,5 @@ int snap_verify_mem(const uint8_t *data, size_t len, struct snap_meta *meta,
 {
     struct snap__src src = {
         .mem = data, .fd = -1, .size = len, .name = "(memory)"};
-    return snap__verify(&src, meta, consume_cb, arg, errmsg);
+    return snap__verify(&src, meta, consume_cb, arg, false, errmsg);
 }

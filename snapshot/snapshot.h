@@ -166,6 +166,17 @@ int snap_verify(const char *path, struct snap_meta *meta, char *errmsg);
 int snap_load(const char *path, struct snap_meta *meta,
               snap_consume_cb consume_cb, void *arg, char *errmsg);
 
+/* As snap_load, but the lz4 frame is decoded once, feeding consume_cb as it
+ * decodes: the header, the sizes and the SHA-256 of the whole file are
+ * checked before a byte reaches consume_cb, so damage after the file was
+ * written is found first; a file written wrong (its checksum right, its
+ * frame not) is found only after consume_cb got part of it. For a consumer
+ * that can discard what it got (a kv store being loaded, freed on error):
+ * one read and one decoding of the file less than snap_load. Errors as
+ * snap_load. */
+int snap_load_once(const char *path, struct snap_meta *meta,
+                   snap_consume_cb consume_cb, void *arg, char *errmsg);
+
 /* The same checks on a snapshot held in memory (fuzzing, tests). */
 int snap_verify_mem(const uint8_t *data, size_t len, struct snap_meta *meta,
                     snap_consume_cb consume_cb, void *arg, char *errmsg);
