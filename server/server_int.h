@@ -209,6 +209,10 @@ struct srv_node
     uint64_t snap_counted_index;
     uint64_t snap_bytes_at_snap;
     uint64_t snap_raw_bytes;
+    /* The applied index seen last by srv_snap_maybe, and since when (loop
+     * ms): a member idle since then may snapshot sooner. */
+    uint64_t snap_seen_index;
+    uint64_t snap_seen_ms;
 
     /* Metrics, stage timings, the WAL's fsync timing (observe.c). */
     struct srv_obs *obs;
