@@ -11,12 +11,13 @@
  * chunk k, so memory stays at one chunk. Worker threads never touch kv.
  *
  * When a periodic snapshot is durable, raft drops its log below the
- * snapshot's index but for a tail bounded by entries and bytes (the pages
- * freed go back to the system), a WAL snapshot marker is written that lets
- * the WAL release segments wholly below it, and old snapshot files are
- * pruned (--max-snapshots). A backup is written to <snap>/backup/ instead and
- * streamed to the client in 32 KiB messages; its last 32 bytes are the
- * SHA-256 of the rest, the check etcdctl's `snapshot save` makes.
+ * snapshot's index but for a tail bounded by entries and bytes (none on a
+ * member alone; the pages freed go back to the system), a WAL snapshot
+ * marker is written that lets the WAL release segments wholly below it,
+ * and old snapshot files are pruned (--max-snapshots). A backup is written
+ * to <snap>/backup/ instead and streamed to the client in 32 KiB messages;
+ * its last 32 bytes are the SHA-256 of the rest, the check etcdctl's
+ * `snapshot save` makes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -288,8 +289,12 @@ static void periodic_done(struct srv_snap_job *j)
     uint64_t index = j->meta.index;
     n->snap_raw_bytes = j->raw_bytes;
     uint64_t kept_bytes = 0;
+    /* A member alone in its cluster has no follower to keep a tail for
+     * (one added later starts empty: it needs the snapshot anyway). */
+    bool alone = raft_node_conf(n->raft)->n <= 1;
     uint64_t compact_to =
-        keep_from(n, index, bytes_due(n) / KEEP_DIV, &kept_bytes) - 1;
+        alone ? index
+              : keep_from(n, index, bytes_due(n) / KEEP_DIV, &kept_bytes) - 1;
     if (compact_to > raft_node_snapshot(n->raft)->index &&
         compact_to <= raft_node_applied_index(n->raft)) {
         raft_node_compact(n->raft, compact_to, NULL);
