@@ -10,6 +10,9 @@
 #include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "common.h"
 
@@ -103,6 +106,13 @@ void moor_free(void *ptr)
                               memory_order_relaxed);
     atomic_fetch_sub_explicit(&alloc_count, 1, memory_order_relaxed);
     free(ptr);
+}
+
+void moor_alloc_trim(void)
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }
 
 char *moor_strdup(const char *s)

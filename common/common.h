@@ -134,6 +134,12 @@ char *moor_strdup(const char *s);
 size_t moor_alloc_bytes(void);
 size_t moor_alloc_count(void);
 
+/* Hands free memory the C library keeps back to the system (glibc's
+ * malloc_trim: whole free pages, also inside the heap), after a large
+ * release such as a Raft log compaction. Costs a walk of malloc's free
+ * lists; a no-op where the C library has no such call. */
+void moor_alloc_trim(void);
+
 /* Tests: make the allocation after the next n succeed-or-fail decisions
  * fail (n = 0: the very next one fails), once. n < 0 disables. */
 void moor_alloc_fail_after(long n);

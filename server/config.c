@@ -60,6 +60,12 @@ static const struct flag flags[] = {
      "Path to a dedicated WAL directory."},
     {"snapshot-count", F_U64, OFF(snapshot_count), "100000", NULL,
      "Number of applied entries that triggers a snapshot."},
+    {"snapshot-bytes", F_U64, OFF(snapshot_bytes), "4194304", NULL,
+     "Also snapshot once the entries applied since the last snapshot hold "
+     "this many bytes, or a quarter of that snapshot's size if larger "
+     "(a quarter of that after 500 ms without writes); the log kept below "
+     "a snapshot is bounded to a quarter of the same (moor's own flag; 0 "
+     "means by --snapshot-count only)."},
     {"heartbeat-interval", F_U32, OFF(heartbeat_ms), "100", NULL,
      "Time (in milliseconds) of a heartbeat interval."},
     {"election-timeout", F_U32, OFF(election_ms), "1000", NULL,

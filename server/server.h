@@ -69,6 +69,7 @@ struct srv_config
     char *data_dir; /* default "<name>.etcd" */
     char *wal_dir;
     uint64_t snapshot_count;
+    uint64_t snapshot_bytes; /* moor's own; 0 = by count only */
     uint32_t heartbeat_ms;
     uint32_t election_ms;
     uint32_t max_snapshots;

@@ -208,6 +208,18 @@ struct srv_node
     uint64_t snap_retry_ms;
     uint64_t snap_backoff_ms;
     uint64_t snap_index;
+    /* --snapshot-bytes (snap.c): payload bytes of the entries applied
+     * since this member started, counted up to snap_counted_index; their
+     * value when the newest snapshot was taken (or loaded); that
+     * snapshot's raw kv bytes. */
+    uint64_t snap_applied_bytes;
+    uint64_t snap_counted_index;
+    uint64_t snap_bytes_at_snap;
+    uint64_t snap_raw_bytes;
+    /* The applied index seen last by srv_snap_maybe, and since when (loop
+     * ms): a member idle since then may snapshot sooner. */
+    uint64_t snap_seen_index;
+    uint64_t snap_seen_ms;
 
     /* Metrics, stage timings, the WAL's fsync timing (observe.c). */
     struct srv_obs *obs;
@@ -483,8 +495,9 @@ int srv_snap_register(struct srv_node *n, struct rpc_server *srv);
 /* Starts a snapshot: a backup streamed to call, or (call NULL) a periodic
  * one after which the raft log and the WAL are released below it. */
 int srv_snap_start(struct srv_node *n, struct rpc_call *call);
-/* Starts a periodic snapshot when --snapshot-count entries were applied
- * since the last one and none is running. */
+/* Starts a periodic snapshot when --snapshot-count entries, or entries of
+ * --snapshot-bytes payload bytes, were applied since the last one and none
+ * is running. */
 void srv_snap_maybe(struct srv_node *n);
 /* Loads the newest valid snapshot into the (empty) kv store; *out gets its
  * position ({0, 0}: none). MOOR_ECORRUPT etc. with n->errmsg. */

@@ -1,7 +1,7 @@
 /*
- * snap.c: the member's snapshots — every --snapshot-count applied entries,
- * and on demand for Maintenance.Snapshot backups — and loading the newest
- * one at start.
+ * snap.c: the member's snapshots — every --snapshot-count applied entries
+ * or --snapshot-bytes of their payload (bytes_due() below), and on demand
+ * for Maintenance.Snapshot backups — and loading the newest one at start.
  *
  * A snapshot job (DESIGN.md §2): kv's dump produces the state at one
  * revision in bounded chunks on the loop thread (writes keep flowing
@@ -10,12 +10,14 @@
  * at a time: the loop produces chunk k+1 only after the worker has taken
  * chunk k, so memory stays at one chunk. Worker threads never touch kv.
  *
- * When a periodic snapshot is durable, raft drops its log up to the
- * snapshot's index, a WAL snapshot marker is written that lets the WAL
- * release segments wholly below it, and old snapshot files are pruned
- * (--max-snapshots). A backup is written to <snap>/backup/ instead and
- * streamed to the client in 32 KiB messages; its last 32 bytes are the
- * SHA-256 of the rest, the check etcdctl's `snapshot save` makes.
+ * When a periodic snapshot is durable, raft drops its log below the
+ * snapshot's index but for a tail bounded by entries and bytes (none on a
+ * member alone; the pages freed go back to the system), a WAL snapshot
+ * marker is written that lets the WAL release segments wholly below it,
+ * and old snapshot files are pruned (--max-snapshots). A backup is written
+ * to <snap>/backup/ instead and streamed to the client in 32 KiB messages;
+ * its last 32 bytes are the SHA-256 of the rest, the check etcdctl's
+ * `snapshot save` makes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -53,6 +55,10 @@ struct srv_snap_job
     uint64_t remaining;
     /* srv_snap_install replaced the keyspace under this job's dump. */
     bool canceled;
+    /* n->snap_applied_bytes up to meta.index, and the bytes dumped so
+     * far (periodic snapshots). */
+    uint64_t applied_bytes;
+    uint64_t raw_bytes;
     /* Every running job, on n->snap_job's list (periodic and backups):
      * an install must close their dumps of the old keyspace. */
     struct srv_snap_job *next;
@@ -219,17 +225,82 @@ static void backup_done_cb(struct rpc_call *call, int status, void *arg)
 /* ------------------------------------------------------------------------
  * The job's steps, on the loop thread
  * ---------------------------------------------------------------------- */
+/* With --snapshot-bytes, a snapshot is also due once the entries applied
+ * since the last one hold bytes_due() payload bytes: max(--snapshot-bytes,
+ * the last snapshot's raw size / STATE_DIV). The floor bounds the log
+ * (memory) and the WAL a restart replays while the keyspace is small; the
+ * share keeps the cost of snapshots proportional to the writes as the
+ * keyspace grows (at most STATE_DIV bytes dumped per byte written), and a
+ * restart replays at most a STATE_DIV-th of what it loads (replaying costs
+ * ~4x more per byte than loading a snapshot). */
+#define STATE_DIV 4u
+
+/* Entries kept in the log below a new snapshot, for followers a little
+ * behind (etcd keeps 5000): at most KEEP_ENTRIES entries and, with
+ * --snapshot-bytes, at most bytes_due() / KEEP_DIV payload bytes, so that
+ * the log's memory is bounded by bytes too (5000 Txns of 128 puts of 256 B
+ * values are 190 MB): it holds at most 1.25 bytes_due() then. A follower
+ * further behind gets the snapshot. */
+#define KEEP_ENTRIES 5000u
+#define KEEP_DIV 4u
+
+/* An idle member (no entry applied for IDLE_MS) also snapshots once the
+ * entries since the last snapshot hold a quarter of bytes_due(): after a
+ * burst of writes (a bulk load) the log's memory and the WAL a restart
+ * would replay go while nothing else runs, instead of staying until the
+ * next burst. At most one such snapshot per burst, and it dumps at most 16
+ * bytes per byte written (4 per byte of bytes_due()). */
+#define IDLE_MS 500u
+#define IDLE_DIV 4u
+
+/* 0 with --snapshot-bytes 0 (by --snapshot-count only). */
+static uint64_t bytes_due(const struct srv_node *n)
+{
+    if (n->cfg->snapshot_bytes == 0) {
+        return 0;
+    }
+    return MOOR_MAX(n->cfg->snapshot_bytes, n->snap_raw_bytes / STATE_DIV);
+}
+
+/* The first index to keep when the log is compacted below a snapshot at
+ * index: a tail of at most KEEP_ENTRIES entries and keep_bytes payload
+ * bytes (0: by count only) ending at index; *bytes gets the tail's. */
+static uint64_t keep_from(struct srv_node *n, uint64_t index,
+                          uint64_t keep_bytes, uint64_t *bytes)
+{
+    uint64_t first = raft_node_first_index(n->raft);
+    uint64_t from = index + 1;
+    *bytes = 0;
+    while (from > first && index + 1 - from < KEEP_ENTRIES) {
+        const struct raft_entry *e = raft_node_entry(n->raft, from - 1);
+        uint64_t len = e != NULL && e->data != NULL ? e->data->len : 0;
+        if (keep_bytes != 0 && *bytes + len > keep_bytes) {
+            break;
+        }
+        *bytes += len;
+        from--;
+    }
+    return from;
+}
+
 static void periodic_done(struct srv_snap_job *j)
 {
     struct srv_node *n = j->n;
     uint64_t index = j->meta.index;
-    /* Keep the log's recent tail for followers that are a little behind
-     * (etcd keeps 5000 entries); the snapshot covers the rest. */
-    uint64_t keep = 5000;
-    uint64_t compact_to = index > keep ? index - keep : 0;
+    n->snap_raw_bytes = j->raw_bytes;
+    uint64_t kept_bytes = 0;
+    /* A member alone in its cluster has no follower to keep a tail for
+     * (one added later starts empty: it needs the snapshot anyway). */
+    bool alone = raft_node_conf(n->raft)->n <= 1;
+    uint64_t compact_to =
+        alone ? index
+              : keep_from(n, index, bytes_due(n) / KEEP_DIV, &kept_bytes) - 1;
     if (compact_to > raft_node_snapshot(n->raft)->index &&
         compact_to <= raft_node_applied_index(n->raft)) {
         raft_node_compact(n->raft, compact_to, NULL);
+        /* The entries' buffers sat between kv's records in the heap:
+         * give their pages back, or RSS keeps them. */
+        moor_alloc_trim();
     }
     struct wal_snapshot ws = {j->meta.term, index};
     struct wal_batch b;
@@ -243,6 +314,7 @@ static void periodic_done(struct srv_snap_job *j)
                        moor_errname(rv));
     }
     n->snap_index = index;
+    n->snap_bytes_at_snap = j->applied_bytes;
     size_t removed = 0;
     snap_prune(n->datadir.snap_dir, n->cfg->max_snapshots, &removed);
     struct stat st;
@@ -251,12 +323,15 @@ static void periodic_done(struct srv_snap_job *j)
         (moor_clock_realtime_ns() - j->meta.created_unix_ns) / 1000000u;
     MOOR_LOG_INFO("snap", "snapshot saved",
                   "file=%s index=%llu revision=%llu keys=%llu bytes=%llu "
-                  "took_ms=%llu pruned=%zu",
+                  "raw_bytes=%llu took_ms=%llu pruned=%zu log_first=%llu "
+                  "kept_bytes=%llu",
                   j->path, (unsigned long long)index,
                   (unsigned long long)j->meta.revision,
                   (unsigned long long)j->meta.key_count,
-                  (unsigned long long)size, (unsigned long long)took_ms,
-                  removed);
+                  (unsigned long long)size, (unsigned long long)j->raw_bytes,
+                  (unsigned long long)took_ms, removed,
+                  (unsigned long long)raft_node_first_index(n->raft),
+                  (unsigned long long)kept_bytes);
 }
 
 static void job_next(struct srv_snap_job *j)
@@ -338,6 +413,7 @@ static void job_next(struct srv_snap_job *j)
         return;
     }
     j->dump_done = done;
+    j->raw_bytes += j->chunk.len;
     queue(j, STEP_APPEND);
 }
 
@@ -366,6 +442,7 @@ int srv_snap_start(struct srv_node *n, struct rpc_call *call)
     j->meta.key_count = kv_store_live_count(n->kv);
     j->meta.lease_count = kv_lease_count(n->kv);
     j->meta.created_unix_ns = moor_clock_realtime_ns();
+    j->applied_bytes = n->snap_applied_bytes;
     /* The member table at the same applied index (members.c). */
     rv = srv_members_encode(&n->members, n->alarms, n->n_alarms,
                             &j->meta.membership);
@@ -394,20 +471,59 @@ int srv_snap_start(struct srv_node *n, struct rpc_call *call)
     return MOOR_OK;
 }
 
-/* Called after each apply pass: a snapshot every --snapshot-count entries. */
+/* Adds the payload bytes of the entries applied since the last call to
+ * n->snap_applied_bytes. Each entry is counted once, while raft still
+ * holds it (the log is compacted only below a snapshot, at or below
+ * applied); entries a snapshot from the leader replaced are not counted. */
+static void count_applied(struct srv_node *n)
+{
+    uint64_t applied = kv_store_applied_index(n->kv);
+    uint64_t first = raft_node_first_index(n->raft);
+    uint64_t i = MOOR_MAX(n->snap_counted_index + 1, first);
+    for (; i <= applied; i++) {
+        const struct raft_entry *e = raft_node_entry(n->raft, i);
+        if (e == NULL) {
+            break;
+        }
+        if (e->data != NULL) {
+            n->snap_applied_bytes += e->data->len;
+        }
+    }
+    n->snap_counted_index = MOOR_MAX(n->snap_counted_index, applied);
+}
+
+/* Called after each apply pass and tick: a snapshot every --snapshot-count
+ * entries or, with --snapshot-bytes, every max(--snapshot-bytes, last
+ * snapshot / STATE_DIV) bytes of entry payload, whichever comes first, or a
+ * quarter of that once idle (IDLE_MS). The byte rule
+ * is moor's own: with Txns of many puts the entry count stays far below
+ * --snapshot-count while the log (held in memory until a snapshot lets
+ * raft drop it) and the WAL a restart replays grow without bound. */
 void srv_snap_maybe(struct srv_node *n)
 {
     if (n->stopping) {
         return;
     }
+    count_applied(n);
     for (struct srv_snap_job *j = n->snap_job; j != NULL; j = j->next) {
         if (!j->backup) {
             return; /* one periodic snapshot at a time */
         }
     }
     uint64_t applied = kv_store_applied_index(n->kv);
-    if (applied - n->snap_index < n->cfg->snapshot_count ||
-        uv_now(n->loop) < n->snap_retry_ms) {
+    uint64_t now = uv_now(n->loop);
+    if (applied != n->snap_seen_index) {
+        n->snap_seen_index = applied;
+        n->snap_seen_ms = now;
+    }
+    uint64_t bytes = n->snap_applied_bytes - n->snap_bytes_at_snap;
+    uint64_t due_bytes = bytes_due(n);
+    bool idle = now - n->snap_seen_ms >= IDLE_MS;
+    bool due =
+        applied - n->snap_index >= n->cfg->snapshot_count ||
+        (due_bytes != 0 && applied > n->snap_index &&
+         (bytes >= due_bytes || (idle && bytes >= due_bytes / IDLE_DIV)));
+    if (!due || now < n->snap_retry_ms) {
         return;
     }
     int rv = srv_snap_start(n, NULL);
@@ -449,32 +565,104 @@ static int consume_cb(void *arg, const uint8_t *data, size_t len)
     return kv_load_feed(arg, data, len);
 }
 
-int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out)
+/* A new empty store with the member's options (returned owned). */
+static int new_store(struct srv_node *n, struct kv_store **out)
 {
-    struct snap_meta meta;
-    memset(&meta, 0, sizeof(meta));
-    char path[SNAP_PATH_MAX];
-    size_t skipped = 0;
-    int rv =
-        snap_open_newest(n->datadir.snap_dir, &meta, path, &skipped, n->errmsg);
-    if (rv == MOOR_ENOENT) {
-        return MOOR_OK; /* no snapshot yet: start from an empty state */
+    struct kv_options ko;
+    kv_options_default(&ko);
+    ko.max_txn_ops = n->cfg->max_txn_ops;
+    /* As node.c: etcd's minimum lease TTL, ceil(1.5 * election timeout). */
+    ko.lease_min_ttl_s = (int64_t)((3u * n->cfg->election_ms + 1999u) / 2000u);
+    int rv = kv_store_new(&ko, out);
+    if (rv != MOOR_OK) {
+        moor_errmsg_set(n->errmsg, "creating the keyspace: out of memory");
     }
+    return rv;
+}
+
+/* Loads the snapshot file at path into kv (empty). snap_load verifies the
+ * whole file (SHA-256, the lz4 frame) before a byte reaches kv; kv's own
+ * checks fail as it loads, leaving kv to be freed. Fills *meta
+ * (snap_meta_close). */
+static int load_file(struct srv_node *n, struct kv_store *kv, const char *path,
+                     struct snap_meta *meta)
+{
+    struct kv_load l;
+    int rv = kv_load_open(kv, &l);
     if (rv != MOOR_OK) {
         return rv;
     }
-    snap_meta_close(&meta);
-    struct kv_load l;
-    rv = kv_load_open(n->kv, &l);
+    rv = snap_load_once(path, meta, consume_cb, &l, n->errmsg);
     if (rv == MOOR_OK) {
-        rv = snap_load(path, &meta, consume_cb, &l, n->errmsg);
-        if (rv == MOOR_OK) {
-            rv = kv_load_finish(&l);
+        rv = kv_load_finish(&l);
+    }
+    if (rv != MOOR_OK && l.errmsg[0] != '\0') {
+        moor_errmsg_set(n->errmsg, "%s: %s", path, l.errmsg);
+    }
+    kv_load_close(&l);
+    return rv;
+}
+
+/* The newest snapshot that verifies, as snap_open_newest chooses it (a
+ * damaged newer one is logged and skipped), but each file is read and
+ * checked once, as it loads: checking every candidate first and then
+ * loading the chosen one read, hashed and decoded it twice. */
+int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out)
+{
+    struct snap_file *files = NULL;
+    size_t n_files = 0;
+    int rv = snap_list(n->datadir.snap_dir, &files, &n_files);
+    if (rv == MOOR_ENOENT || (rv == MOOR_OK && n_files == 0)) {
+        moor_free(files);
+        return MOOR_OK; /* no snapshot yet: start from an empty state */
+    }
+    if (rv != MOOR_OK) {
+        moor_errmsg_set(n->errmsg, "cannot list %s: %s", n->datadir.snap_dir,
+                        moor_strerror(rv));
+        return rv;
+    }
+    char first_err[MOOR_ERRMSG_SIZE] = "";
+    char path[SNAP_PATH_MAX] = "";
+    struct snap_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    size_t skipped = 0;
+    for (size_t i = 0; i < n_files; i++) {
+        char name[SNAP_NAME_BYTES + 1];
+        snap_name(name, files[i].term, files[i].index);
+        snprintf(path, sizeof(path), "%s/%s", n->datadir.snap_dir, name);
+        memset(&meta, 0, sizeof(meta));
+        rv = load_file(n, n->kv, path, &meta);
+        if (rv == MOOR_OK &&
+            (meta.term != files[i].term || meta.index != files[i].index)) {
+            moor_errmsg_set(n->errmsg, "%s: header says term %llu index %llu",
+                            path, (unsigned long long)meta.term,
+                            (unsigned long long)meta.index);
+            rv = MOOR_ECORRUPT;
         }
-        if (rv != MOOR_OK && l.errmsg[0] != '\0') {
-            moor_errmsg_set(n->errmsg, "%s: %s", path, l.errmsg);
+        if (rv != MOOR_ECORRUPT) {
+            break; /* loaded, or an error that is not a bad file */
         }
-        kv_load_close(&l);
+        snap_meta_close(&meta);
+        MOOR_LOG_ERROR("snapshot", "snapshot does not verify, skipped",
+                       "file=%s error=\"%s\"", path, n->errmsg);
+        if (first_err[0] == '\0') {
+            memcpy(first_err, n->errmsg, sizeof(first_err));
+        }
+        skipped++;
+        /* kv may hold part of that file: the next one starts afresh. */
+        struct kv_store *kv = NULL;
+        rv = new_store(n, &kv);
+        if (rv != MOOR_OK) {
+            break;
+        }
+        kv_store_free(n->kv);
+        n->kv = kv;
+        rv = MOOR_ECORRUPT;
+    }
+    moor_free(files);
+    if (rv == MOOR_ECORRUPT) {
+        moor_errmsg_set(n->errmsg, "no snapshot in %s verifies; newest: %s",
+                        n->datadir.snap_dir, first_err);
     }
     if (rv == MOOR_OK) {
         rv = srv_members_restore(n, meta.membership);
@@ -486,6 +674,8 @@ int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out)
     out->index = meta.index;
     out->term = meta.term;
     n->snap_index = meta.index;
+    n->snap_counted_index = meta.index;
+    n->snap_raw_bytes = meta.raw_bytes;
     MOOR_LOG_INFO("snap", "loaded snapshot",
                   "file=%s index=%llu revision=%llu keys=%llu skipped=%zu",
                   path, (unsigned long long)meta.index,
@@ -499,29 +689,12 @@ int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out)
 static int install_load(struct srv_node *n, const char *path,
                         struct kv_store **out, struct snap_meta *meta)
 {
-    struct kv_options ko;
-    kv_options_default(&ko);
-    ko.max_txn_ops = n->cfg->max_txn_ops;
-    /* As node.c: etcd's minimum lease TTL, ceil(1.5 * election timeout). */
-    ko.lease_min_ttl_s = (int64_t)((3u * n->cfg->election_ms + 1999u) / 2000u);
     struct kv_store *kv = NULL;
-    int rv = kv_store_new(&ko, &kv);
+    int rv = new_store(n, &kv);
     if (rv != MOOR_OK) {
-        moor_errmsg_set(n->errmsg, "creating the keyspace: out of memory");
         return rv;
     }
-    struct kv_load l;
-    rv = kv_load_open(kv, &l);
-    if (rv == MOOR_OK) {
-        rv = snap_load(path, meta, consume_cb, &l, n->errmsg);
-        if (rv == MOOR_OK) {
-            rv = kv_load_finish(&l);
-        }
-        if (rv != MOOR_OK && l.errmsg[0] != '\0') {
-            moor_errmsg_set(n->errmsg, "%s: %s", path, l.errmsg);
-        }
-        kv_load_close(&l);
-    }
+    rv = load_file(n, kv, path, meta);
     if (rv != MOOR_OK) {
         kv_store_free(kv);
         return rv;
@@ -565,6 +738,9 @@ void srv_snap_install(struct srv_node *n, const struct raft_snapshot *s)
     srv_watch_rehome(n, old);
     kv_store_free(old);
     n->snap_index = s->index;
+    n->snap_counted_index = s->index;
+    n->snap_bytes_at_snap = n->snap_applied_bytes;
+    n->snap_raw_bytes = meta.raw_bytes;
     /* The membership block (members.c). */
     if (meta.membership != NULL &&
         srv_members_restore(n, meta.membership) != MOOR_OK) {

@@ -66,8 +66,8 @@ int snap_verify(const char *path, struct snap_meta *meta, char *errmsg)
     return snap_load(path, meta, NULL, NULL, errmsg);
 }
 
-int snap_load(const char *path, struct snap_meta *meta,
-              snap_consume_cb consume_cb, void *arg, char *errmsg)
+static int load(const char *path, struct snap_meta *meta,
+                snap_consume_cb consume_cb, void *arg, bool once, char *errmsg)
 {
     char scratch[MOOR_ERRMSG_SIZE];
     if (errmsg == NULL) {
@@ -78,9 +78,21 @@ int snap_load(const char *path, struct snap_meta *meta,
     if (rv != MOOR_OK) {
         return rv;
     }
-    rv = snap__verify(&src, meta, consume_cb, arg, errmsg);
+    rv = snap__verify(&src, meta, consume_cb, arg, once, errmsg);
     close(src.fd);
     return rv;
+}
+
+int snap_load(const char *path, struct snap_meta *meta,
+              snap_consume_cb consume_cb, void *arg, char *errmsg)
+{
+    return load(path, meta, consume_cb, arg, false, errmsg);
+}
+
+int snap_load_once(const char *path, struct snap_meta *meta,
+                   snap_consume_cb consume_cb, void *arg, char *errmsg)
+{
+    return load(path, meta, consume_cb, arg, true, errmsg);
 }
 
 static int file_cmp(const void *a, const void *b)
@@ -396,7 +408,7 @@ int snap_receiver_finish(struct snap_receiver *r, struct snap_meta *meta,
     struct snap__src src = {
         .mem = NULL, .fd = r->fd, .size = r->bytes, .name = r->tmp};
     struct snap_meta m;
-    int rv = snap__verify(&src, &m, NULL, NULL, errmsg);
+    int rv = snap__verify(&src, &m, NULL, NULL, false, errmsg);
     if (rv != MOOR_OK) {
         r->err = rv;
         return rv;

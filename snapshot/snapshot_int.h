@@ -36,9 +36,12 @@ struct snap__src
 };
 
 /* Verifies src (see snap_verify), then, when consume_cb is set, decodes the
- * body again feeding it. */
+ * body again feeding it. With once (and consume_cb), the body is decoded
+ * only once, feeding consume_cb, while another thread checks the SHA-256
+ * (snap_load_once). */
 int snap__verify(const struct snap__src *src, struct snap_meta *meta,
-                 snap_consume_cb consume_cb, void *arg, char *errmsg);
+                 snap_consume_cb consume_cb, void *arg, bool once,
+                 char *errmsg);
 
 /* Syncs a directory; -errno on failure. */
 int snap__fsync_dir(const char *dir);

@@ -299,6 +299,52 @@ static void test_snapshot_damage_anywhere_is_refused_before_loading(
     free(img);
 }
 
+/* snap_load_once decodes the frame once, into the consumer, while another
+ * thread hashes the file: the same stream and meta as snap_load; damage
+ * anywhere fails (the SHA-256 when nothing else does), and a bad header or
+ * a cut file fail before the consumer gets a byte. */
+static void test_snapshot_load_once_decodes_once_and_refuses_damage(
+    void **state)
+{
+    struct fixture *f = *state;
+    char path[SNAP_PATH_MAX];
+    save(f, 3, 60, 3u << 20, path);
+    struct snap_meta m;
+    struct consumer c = {0};
+    char msg[MOOR_ERRMSG_SIZE];
+    assert_int_equal(snap_load_once(path, &m, consume, &c, msg), MOOR_OK);
+    assert_int_equal(c.got, 3u << 20);
+    assert_false(c.mismatch);
+    assert_true(m.term == 3 && m.index == 60 && m.raw_bytes == 3u << 20);
+    assert_non_null(m.membership);
+    snap_meta_close(&m);
+    size_t len;
+    uint8_t *img = read_file(path, &len);
+    size_t spots[] = {0, 90, 110, len / 2, len - 50, len - 1};
+    for (size_t i = 0; i < MOOR_ARRAY_LEN(spots); i++) {
+        img[spots[i]] ^= 0x20;
+        write_file(path, img, len);
+        struct consumer d = {0};
+        assert_int_equal(snap_load_once(path, &m, consume, &d, msg),
+                         MOOR_ECORRUPT);
+        assert_non_null(strstr(msg, path));
+        if (spots[i] == 0) {
+            assert_int_equal(d.calls, 0); /* the magic: before any byte */
+        }
+        if (spots[i] == len / 2) {
+            /* Body damage the decoder passes on: the checksum names it. */
+            assert_non_null(strstr(msg, "SHA-256 mismatch"));
+        }
+        img[spots[i]] ^= 0x20;
+    }
+    write_file(path, img, len / 2);
+    struct consumer e = {0};
+    assert_int_equal(snap_load_once(path, &m, consume, &e, NULL),
+                     MOOR_ECORRUPT);
+    assert_int_equal(e.calls, 0);
+    free(img);
+}
+
 static void test_snapshot_unfinished_write_leaves_nothing(void **state)
 {
     struct fixture *f = *state;
@@ -498,6 +544,7 @@ int main(void)
         T(test_snapshot_empty_stream_round_trips),
         T(test_snapshot_size_has_etcdctls_shape),
         T(test_snapshot_damage_anywhere_is_refused_before_loading),
+        T(test_snapshot_load_once_decodes_once_and_refuses_damage),
         T(test_snapshot_unfinished_write_leaves_nothing),
         T(test_snapshot_failed_write_leaves_nothing),
         T(test_snapshot_open_newest_skips_bad_newest_and_reports_it),
