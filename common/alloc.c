@@ -10,9 +10,6 @@
 #include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #include "common.h"
 
@@ -110,9 +107,7 @@ void moor_free(void *ptr)
 
 void moor_alloc_trim(void)
 {
-#if defined(__GLIBC__)
     malloc_trim(0);
-#endif
 }
 
 char *moor_strdup(const char *s)
