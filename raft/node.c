@@ -610,10 +610,22 @@ void raft_node_report_leader_lost(struct raft_node *n, uint64_t peer)
         return;
     }
     n->leader = 0;
-    /* Campaign after a short random delay (so not every follower starts at
-     * once), well under an election timeout. */
-    uint32_t spread = n->cfg.election_ticks / 2 + 1;
-    uint32_t wait = 1 + (uint32_t)moor_prng_below(&n->prng, spread);
+    /* Campaign soon, but not every follower at once: two that start
+     * together split the vote and the election falls back to the
+     * randomized timeout (a second or more with etcd's defaults). Every
+     * follower knows the same voters, so each takes a distinct turn: its
+     * rank among the voters other than the lost leader, by id, two ticks
+     * apart (a tick's phase differs between members; two ticks keep the
+     * turns at least one tick apart). The first turn's pre-vote wins unless
+     * its log is behind, in which case a later turn does. */
+    uint32_t rank = 0;
+    for (uint32_t i = 0; i < n->conf.n; i++) {
+        const struct raft_member *m = &n->conf.members[i];
+        if (!m->learner && m->id != peer && m->id < n->id) {
+            rank++;
+        }
+    }
+    uint32_t wait = MOOR_MIN(1 + 2 * rank, n->cfg.election_ticks);
     n->election_elapsed = n->cfg.election_ticks;
     n->randomized_timeout = n->election_elapsed + wait;
 }

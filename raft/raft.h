@@ -392,7 +392,8 @@ void raft_node_campaign(struct raft_node *n);
 /* The server's hook for a leader whose process is gone (its peer
  * connection reset). If peer is the leader this follower knows, it forgets
  * the leader (so it grants votes again) and campaigns within a few ticks
- * instead of a whole election timeout. Pre-vote keeps this safe: if the
+ * instead of a whole election timeout: the voters take turns by id, two
+ * ticks apart, so they do not split the vote. Pre-vote keeps this safe: if the
  * leader is in fact alive, members that still hear it refuse the
  * pre-vote, and nothing is disrupted. */
 void raft_node_report_leader_lost(struct raft_node *n, uint64_t peer);

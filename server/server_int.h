@@ -182,6 +182,12 @@ struct srv_node
     size_t n_inflight;
     size_t cap_inflight;
     uint64_t last_seq; /* the newest batch handed to the WAL */
+    /* Raft's newest hard state, and the newest handed to the WAL. A
+     * change of commit index alone waits (hs_dirty) for the next batch
+     * (ready_persist). */
+    struct raft_hard_state hs_latest;
+    struct raft_hard_state hs_written;
+    bool hs_dirty;
 
     /* Waiters by id, and linearizable reads in arrival order. */
     struct srv_waiter *waiters[SRV_WAITER_BUCKETS];
