@@ -4,12 +4,16 @@
  *
  * For each batch size (default 1, 16 and 256 entries of 256 bytes):
  *   raw  one pwrite of exactly the bytes the WAL writes for the batch, at
- *        the next offset of a 64 MiB file, then fdatasync(); the file is
- *        prepared the way the WAL prepares its segments (fallocate(), then
- *        overwritten with zeros and fsync()ed; --raw-prep fallocate leaves
- *        out the zeros, as the WAL did before), outside the timed steps
- *        (the WAL does it in its writer's idle time), so vs_raw measures
- *        the WAL's own cost, not a difference in how the files were made;
+ *        the next offset of a 64 MiB file, then fdatasync(); the files are
+ *        prepared the way the WAL prepares its segments, outside the timed
+ *        steps: the first one fallocate()d, zero-filled and fsync()ed
+ *        whole (a new log's first segment), each next one fallocate()d
+ *        once the current one is half full and then zero-filled 256 KiB
+ *        between steps and fsync()ed (the WAL's spare, filled in its
+ *        writer's idle time); so vs_raw measures the WAL's own cost, not
+ *        how the files were made, and both see the same zero traffic.
+ *        --raw-prep fallocate leaves out the zeros (the WAL's files before
+ *        it zero-filled them);
  *   wal  wal_append() of the batch, then wait for the writer thread's
  *        notify that it is durable (one batch per sync, like raw);
  *   pipe wal_append() without waiting, up to --inflight batches queued:
@@ -113,7 +117,9 @@ struct raw_ctx
     const char *dir;
     bool zeros;
     int fd;
-    int next_fd; /* the next file, prepared ahead (raw_prepare), or -1 */
+    int next_fd;          /* the next file (raw_idle), or -1 */
+    uint64_t next_zeroed; /* its bytes overwritten with zeros so far */
+    bool next_done;       /* ... all of them, and fsync()ed */
     int files;
     uint64_t off;
     uint8_t *buf;
@@ -121,51 +127,85 @@ struct raw_ctx
 };
 
 #define RAW_FILE_BYTES WAL_SEGMENT_BYTES_DEFAULT
+/* Zeros written per idle turn: the WAL's spare fill (wal.c). */
+#define RAW_ZERO_CHUNK (64u * 1024)
+#define RAW_ZERO_CHUNKS_PER_TURN 4u
 
-/* Makes the next raw file as the WAL makes a segment: fallocate, then
- * (zeros) overwrite it with zeros and fsync. Not timed. */
-static int raw_prepare(struct raw_ctx *c)
+static int raw_fail(const char *what)
 {
-    static const uint8_t zeros[1u << 20];
+    fprintf(stderr, "moor-bench wal: raw %s: %s\n", what, strerror(errno));
+    return MOOR_EIO;
+}
+
+/* Creates and fallocate()s the next raw file. */
+static int raw_create(struct raw_ctx *c)
+{
     char path[1200];
     snprintf(path, sizeof(path), "%s/raw-%d", c->dir, c->files++);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int rv = fd < 0 ? -1 : fallocate(fd, 0, 0, (off_t)RAW_FILE_BYTES);
-    for (uint64_t off = 0; c->zeros && rv == 0 && off < RAW_FILE_BYTES;
-         off += sizeof(zeros)) {
-        rv = pwrite(fd, zeros, sizeof(zeros), (off_t)off) ==
-                     (ssize_t)sizeof(zeros)
-                 ? 0
-                 : -1;
-    }
-    if (rv == 0) {
-        rv = fsync(fd);
-    }
-    if (rv != 0) {
-        fprintf(stderr, "moor-bench wal: %s: %s\n", path, strerror(errno));
+    if (fd < 0 || fallocate(fd, 0, 0, (off_t)RAW_FILE_BYTES) != 0) {
         if (fd >= 0) {
             close(fd);
         }
-        return MOOR_EIO;
+        return raw_fail(path);
     }
     c->next_fd = fd;
+    c->next_zeroed = 0;
+    c->next_done = !c->zeros;
     return MOOR_OK;
 }
 
-/* Between timed steps: once the current file is half full, the next one
- * is prepared (as the WAL prepares its spare). */
+/* Overwrites up to n chunks of the next file with zeros and fsyncs it
+ * once all of it is written. */
+static int raw_fill(struct raw_ctx *c, unsigned n)
+{
+    static const uint8_t zeros[RAW_ZERO_CHUNK];
+    for (unsigned i = 0; i < n && c->next_zeroed < RAW_FILE_BYTES; i++) {
+        if (pwrite(c->next_fd, zeros, sizeof(zeros), (off_t)c->next_zeroed) !=
+            (ssize_t)sizeof(zeros)) {
+            return raw_fail("zero-fill");
+        }
+        c->next_zeroed += sizeof(zeros);
+    }
+    if (c->next_zeroed == RAW_FILE_BYTES) {
+        if (fsync(c->next_fd) != 0) {
+            return raw_fail("fsync");
+        }
+        c->next_done = true;
+    }
+    return MOOR_OK;
+}
+
+/* Between timed steps, the WAL's preparation of its next segment,
+ * mirrored: once the current file is half full, the next one is created
+ * and fallocate()d, then zero-filled RAW_ZERO_CHUNKS_PER_TURN chunks per
+ * turn and fsync()ed. (The very first file is prepared whole, as the WAL
+ * prepares a new log's first segment at open.) */
 static int raw_idle(struct raw_ctx *c)
 {
-    if (c->next_fd >= 0 || (c->fd >= 0 && c->off < RAW_FILE_BYTES / 2)) {
-        return MOOR_OK;
+    if (c->next_fd < 0) {
+        return c->fd >= 0 && c->off < RAW_FILE_BYTES / 2 ? MOOR_OK
+                                                         : raw_create(c);
     }
-    return raw_prepare(c);
+    return c->next_done ? MOOR_OK : raw_fill(c, RAW_ZERO_CHUNKS_PER_TURN);
+}
+
+/* The first file, prepared whole. */
+static int raw_prepare(struct raw_ctx *c)
+{
+    int rv = raw_create(c);
+    while (rv == MOOR_OK && !c->next_done) {
+        rv = raw_fill(c, 1024);
+    }
+    return rv;
 }
 
 static int raw_step(struct raw_ctx *c)
 {
     if (c->fd < 0 || c->off + c->bytes > RAW_FILE_BYTES) {
-        if (c->next_fd < 0 && raw_prepare(c) != MOOR_OK) {
+        /* As the WAL's rollover: an unfinished next file is used as it
+         * is; no next file at all is made without zeros. */
+        if (c->next_fd < 0 && raw_create(c) != MOOR_OK) {
             return MOOR_EIO;
         }
         if (c->fd >= 0) {
