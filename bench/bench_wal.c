@@ -4,7 +4,16 @@
  *
  * For each batch size (default 1, 16 and 256 entries of 256 bytes):
  *   raw  one pwrite of exactly the bytes the WAL writes for the batch, at
- *        the next offset of a fresh fallocate()d file, then fdatasync();
+ *        the next offset of a 64 MiB file, then fdatasync(); the files are
+ *        prepared the way the WAL prepares its segments, outside the timed
+ *        steps: the first one fallocate()d, zero-filled and fsync()ed
+ *        whole (a new log's first segment), each next one fallocate()d
+ *        once the current one is half full and then zero-filled 256 KiB
+ *        between steps and fsync()ed (the WAL's spare, filled in its
+ *        writer's idle time); so vs_raw measures the WAL's own cost, not
+ *        how the files were made, and both see the same zero traffic.
+ *        --raw-prep fallocate leaves out the zeros (the WAL's files before
+ *        it zero-filled them);
  *   wal  wal_append() of the batch, then wait for the writer thread's
  *        notify that it is durable (one batch per sync, like raw);
  *   pipe wal_append() without waiting, up to --inflight batches queued:
@@ -44,6 +53,7 @@ struct wal_bench_opts
     size_t sizes_len;
     double seconds;
     uint64_t inflight;
+    bool raw_zeros; /* --raw-prep: zeros (default) or fallocate */
     bool json;
 };
 
@@ -101,31 +111,108 @@ static size_t wal_record_bytes(size_t n)
 }
 
 /* The raw loop: one pwrite of the batch's bytes at the next offset of a
- * fresh fallocate()d file (as the WAL writes into), then fdatasync. */
+ * prepared file (as the WAL writes into its segments), then fdatasync. */
 struct raw_ctx
 {
     const char *dir;
+    bool zeros;
     int fd;
+    int next_fd;          /* the next file (raw_idle), or -1 */
+    uint64_t next_zeroed; /* its bytes overwritten with zeros so far */
+    bool next_done;       /* ... all of them, and fsync()ed */
     int files;
     uint64_t off;
     uint8_t *buf;
     size_t bytes;
 };
 
+#define RAW_FILE_BYTES WAL_SEGMENT_BYTES_DEFAULT
+/* Zeros written per idle turn: the WAL's spare fill (wal.c). */
+#define RAW_ZERO_CHUNK (64u * 1024)
+#define RAW_ZERO_CHUNKS_PER_TURN 4u
+
+static int raw_fail(const char *what)
+{
+    fprintf(stderr, "moor-bench wal: raw %s: %s\n", what, strerror(errno));
+    return MOOR_EIO;
+}
+
+/* Creates and fallocate()s the next raw file. */
+static int raw_create(struct raw_ctx *c)
+{
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/raw-%d", c->dir, c->files++);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fallocate(fd, 0, 0, (off_t)RAW_FILE_BYTES) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return raw_fail(path);
+    }
+    c->next_fd = fd;
+    c->next_zeroed = 0;
+    c->next_done = !c->zeros;
+    return MOOR_OK;
+}
+
+/* Overwrites up to n chunks of the next file with zeros and fsyncs it
+ * once all of it is written. */
+static int raw_fill(struct raw_ctx *c, unsigned n)
+{
+    static const uint8_t zeros[RAW_ZERO_CHUNK];
+    for (unsigned i = 0; i < n && c->next_zeroed < RAW_FILE_BYTES; i++) {
+        if (pwrite(c->next_fd, zeros, sizeof(zeros), (off_t)c->next_zeroed) !=
+            (ssize_t)sizeof(zeros)) {
+            return raw_fail("zero-fill");
+        }
+        c->next_zeroed += sizeof(zeros);
+    }
+    if (c->next_zeroed == RAW_FILE_BYTES) {
+        if (fsync(c->next_fd) != 0) {
+            return raw_fail("fsync");
+        }
+        c->next_done = true;
+    }
+    return MOOR_OK;
+}
+
+/* Between timed steps, the WAL's preparation of its next segment,
+ * mirrored: once the current file is half full, the next one is created
+ * and fallocate()d, then zero-filled RAW_ZERO_CHUNKS_PER_TURN chunks per
+ * turn and fsync()ed. (The very first file is prepared whole, as the WAL
+ * prepares a new log's first segment at open.) */
+static int raw_idle(struct raw_ctx *c)
+{
+    if (c->next_fd < 0) {
+        return c->fd >= 0 && c->off < RAW_FILE_BYTES / 2 ? MOOR_OK
+                                                         : raw_create(c);
+    }
+    return c->next_done ? MOOR_OK : raw_fill(c, RAW_ZERO_CHUNKS_PER_TURN);
+}
+
+/* The first file, prepared whole. */
+static int raw_prepare(struct raw_ctx *c)
+{
+    int rv = raw_create(c);
+    while (rv == MOOR_OK && !c->next_done) {
+        rv = raw_fill(c, 1024);
+    }
+    return rv;
+}
+
 static int raw_step(struct raw_ctx *c)
 {
-    const uint64_t file_bytes = WAL_SEGMENT_BYTES_DEFAULT;
-    char path[1200];
-    if (c->fd < 0 || c->off + c->bytes > file_bytes) {
+    if (c->fd < 0 || c->off + c->bytes > RAW_FILE_BYTES) {
+        /* As the WAL's rollover: an unfinished next file is used as it
+         * is; no next file at all is made without zeros. */
+        if (c->next_fd < 0 && raw_create(c) != MOOR_OK) {
+            return MOOR_EIO;
+        }
         if (c->fd >= 0) {
             close(c->fd);
         }
-        snprintf(path, sizeof(path), "%s/raw-%d", c->dir, c->files++);
-        c->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (c->fd < 0 || fallocate(c->fd, 0, 0, (off_t)file_bytes) != 0) {
-            fprintf(stderr, "moor-bench wal: %s: %s\n", path, strerror(errno));
-            return MOOR_EIO;
-        }
+        c->fd = c->next_fd;
+        c->next_fd = -1;
         c->off = 0;
     }
     if (pwrite(c->fd, c->buf, c->bytes, (off_t)c->off) != (ssize_t)c->bytes ||
@@ -222,7 +309,8 @@ static int run_serial(const struct wal_bench_opts *o, const char *root,
     if (mkdir(d_raw, 0700) != 0 || mkdir(d_wal, 0700) != 0) {
         return MOOR_EIO;
     }
-    struct raw_ctx rc = {.dir = d_raw, .fd = -1};
+    struct raw_ctx rc = {
+        .dir = d_raw, .zeros = o->raw_zeros, .fd = -1, .next_fd = -1};
     rc.bytes = wal_record_bytes(o->entry_bytes) * batch;
     rc.buf = moor_malloc(rc.bytes);
     struct wal_ctx wc;
@@ -230,6 +318,9 @@ static int run_serial(const struct wal_bench_opts *o, const char *root,
     int rv = rc.buf == NULL ? MOOR_ENOMEM : MOOR_OK;
     if (rv == MOOR_OK) {
         memset(rc.buf, 0xab, rc.bytes);
+        rv = raw_prepare(&rc);
+    }
+    if (rv == MOOR_OK) {
         rv = wal_ctx_open(&wc, d_wal, batch, o->entry_bytes);
     }
     double t_raw = 0;
@@ -256,6 +347,9 @@ static int run_serial(const struct wal_bench_opts *o, const char *root,
         bench_hist_record(h_raw, (uint64_t)((t1 - t0) * 1e9));
         bench_hist_record(h_wal, (uint64_t)((t2 - t1) * 1e9));
         n++;
+        if (rv == MOOR_OK) {
+            rv = raw_idle(&rc);
+        }
     }
     if (h_raw != NULL && h_wal != NULL) {
         raw->p50_ms = (double)bench_hist_percentile(h_raw, 50) / 1e6;
@@ -268,6 +362,9 @@ static int run_serial(const struct wal_bench_opts *o, const char *root,
     wal_ctx_close(&wc);
     if (rc.fd >= 0) {
         close(rc.fd);
+    }
+    if (rc.next_fd >= 0) {
+        close(rc.next_fd);
     }
     moor_free(rc.buf);
     nftw(d_raw, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
@@ -318,11 +415,16 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: moor-bench wal [--dir DIR] [--entry-bytes N] "
             "[--batches 1,16,256]\n"
-            "                      [--seconds S] [--inflight N] [--json]\n"
+            "                      [--seconds S] [--inflight N] "
+            "[--raw-prep zeros|fallocate] [--json]\n"
             "  --dir       a directory on the disk under test (default .);\n"
             "              a temporary moor-bench-wal-* inside is removed\n"
             "  --inflight  batches queued at once in the pipelined run "
             "(default 64)\n"
+            "  --raw-prep  how raw's files are made: zeros (default; "
+            "fallocate, zeros\n"
+            "              written, fsync: as the WAL makes its segments) "
+            "or fallocate\n"
             "Rows per batch size: raw (pwrite + fdatasync), wal (append, "
             "wait until durable),\n"
             "pipe (appends queued); vs_raw compares appends/s with raw, "
@@ -342,6 +444,7 @@ static int parse_opts(int argc, char **argv, struct wal_bench_opts *o)
         .sizes_len = 3,
         .seconds = 2.0,
         .inflight = 64,
+        .raw_zeros = true,
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -365,6 +468,12 @@ static int parse_opts(int argc, char **argv, struct wal_bench_opts *o)
             o->entry_bytes = (size_t)strtoul(v, NULL, 10);
         } else if (strcmp(a, "--seconds") == 0) {
             o->seconds = strtod(v, NULL);
+        } else if (strcmp(a, "--raw-prep") == 0) {
+            if (strcmp(v, "zeros") != 0 && strcmp(v, "fallocate") != 0) {
+                usage(stderr);
+                return MOOR_EINVAL;
+            }
+            o->raw_zeros = strcmp(v, "zeros") == 0;
         } else if (strcmp(a, "--inflight") == 0) {
             o->inflight = strtoull(v, NULL, 10);
         } else if (strcmp(a, "--batches") == 0) {
@@ -420,16 +529,21 @@ int bench_wal_main(int argc, char **argv)
     if (o.json) {
         moor_buf_printf(&js,
                         "{\"bench\":\"wal\",\"entry_bytes\":%zu,"
-                        "\"seconds\":%.3f,\"inflight\":%llu,\"runs\":[",
+                        "\"seconds\":%.3f,\"inflight\":%llu,"
+                        "\"raw_prep\":\"%s\",\"runs\":[",
                         o.entry_bytes, o.seconds,
-                        (unsigned long long)o.inflight);
+                        (unsigned long long)o.inflight,
+                        o.raw_zeros ? "zeros" : "fallocate");
     } else {
         printf("wal: %zu-byte entries, batches of", o.entry_bytes);
         for (size_t i = 0; i < o.sizes_len; i++) {
             printf(" %zu", o.sizes[i]);
         }
-        printf(", %.1f s per run, pipelined %llu in flight, dir %s\n",
-               o.seconds, (unsigned long long)o.inflight, o.dir);
+        printf(
+            ", %.1f s per run, pipelined %llu in flight, raw files %s, "
+            "dir %s\n",
+            o.seconds, (unsigned long long)o.inflight,
+            o.raw_zeros ? "zero-filled" : "fallocated", o.dir);
     }
     int status = 0;
     for (size_t i = 0; i < o.sizes_len && status == 0; i++) {

@@ -259,7 +259,7 @@ int snap_prune(const char *dir, unsigned max, size_t *removed)
         closedir(d);
     }
     if (count > 0) {
-        int d2 = snap__fsync_dir(dir);
+        int d2 = snap__fsync_dir(NULL, dir);
         if (d2 < 0) {
             return moor_err_from_errno(-d2);
         }
@@ -325,25 +325,48 @@ void snap_sender_close(struct snap_sender *s)
     }
 }
 
+/* The receiver. Invariant: installed implies the file is under path and
+ * tmp no longer exists; err != MOOR_OK implies nothing is under path that
+ * this receiver put there. */
 struct snap_receiver
 {
+    struct snap_fs fs;
     int fd;
     bool installed;
-    uint64_t bytes;
+    uint64_t bytes; /* on the temporary file so far */
     uint64_t max_bytes;
-    int err;
+    int err; /* sticky: after a failure only close is useful */
     char dir[SNAP_PATH_MAX - SNAP_NAME_BYTES - 8];
     char tmp[SNAP_PATH_MAX];
+    char errmsg[MOOR_ERRMSG_SIZE];
 };
+
+/* Records a failed call (e is an errno) as the receiver's sticky error:
+ * MOOR_ENOSPC for a full disk or quota, MOOR_EIO for everything else. */
+static int recv_fail(struct snap_receiver *r, int e, const char *what,
+                     const char *path)
+{
+    moor_errmsg_set(r->errmsg, "%s %s at offset %" PRIu64 ": %s", what, path,
+                    r->bytes, strerror(e));
+    r->err = moor_err_from_errno(e) == MOOR_ENOSPC ? MOOR_ENOSPC : MOOR_EIO;
+    return r->err;
+}
 
 int snap_receiver_open(struct snap_receiver **out, const char *dir,
                        uint64_t max_bytes, char *errmsg)
+{
+    return snap_receiver_open_fs(out, dir, max_bytes, NULL, errmsg);
+}
+
+int snap_receiver_open_fs(struct snap_receiver **out, const char *dir,
+                          uint64_t max_bytes, const struct snap_fs *fs,
+                          char *errmsg)
 {
     char scratch[MOOR_ERRMSG_SIZE];
     if (errmsg == NULL) {
         errmsg = scratch;
     }
-    if (strlen(dir) + 32 >= SNAP_PATH_MAX) {
+    if (strlen(dir) + 32 >= SNAP_PATH_MAX - SNAP_NAME_BYTES - 8) {
         moor_errmsg_set(errmsg, "dir path too long");
         return MOOR_EINVAL;
     }
@@ -351,6 +374,7 @@ int snap_receiver_open(struct snap_receiver **out, const char *dir,
     if (r == NULL) {
         return MOOR_ENOMEM;
     }
+    r->fs = fs != NULL ? *fs : *snap_fs_posix();
     snprintf(r->dir, sizeof(r->dir), "%s", dir);
     snprintf(r->tmp, sizeof(r->tmp), "%s/recv-XXXXXX.snap.tmp", dir);
     r->fd = mkostemps(r->tmp, 9, O_CLOEXEC);
@@ -367,30 +391,91 @@ int snap_receiver_open(struct snap_receiver **out, const char *dir,
 
 int snap_receiver_write(struct snap_receiver *r, const void *chunk, size_t len)
 {
-    if (r->err != MOOR_OK) {
-        return r->err;
+    if (r->err != MOOR_OK || r->installed) {
+        return r->err != MOOR_OK ? r->err : MOOR_EINVAL;
     }
     if (len > r->max_bytes - r->bytes) {
+        moor_errmsg_set(r->errmsg,
+                        "%s: the stream passes its bound of %" PRIu64 " bytes",
+                        r->tmp, r->max_bytes);
         r->err = MOOR_ETOOBIG;
         return r->err;
     }
     const uint8_t *p = chunk;
     while (len > 0) {
-        ssize_t n = write(r->fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
+        ssize_t n = r->fs.write(r->fs.arg, r->fd, p, len);
         if (n <= 0) {
-            int e = n == 0 ? EIO : errno;
-            r->err =
-                moor_err_from_errno(e) == MOOR_ENOSPC ? MOOR_ENOSPC : MOOR_EIO;
-            return r->err;
+            return recv_fail(r, n == 0 ? EIO : (int)-n, "write", r->tmp);
         }
         p += n;
         len -= (size_t)n;
         r->bytes += (uint64_t)n;
     }
     return MOOR_OK;
+}
+
+/* Verifies the temporary file and, when it passes, makes it durable under
+ * path: fsync, rename, directory fsync. A directory fsync that fails
+ * undoes the rename (best effort), so an error always means "not
+ * installed". Fills *m (owned) only on MOOR_OK. */
+static int recv_install(struct snap_receiver *r, struct snap_meta *m,
+                        char *path)
+{
+    struct snap__src src = {.mem = NULL,
+                            .fd = r->fd,
+                            .fs = &r->fs,
+                            .size = r->bytes,
+                            .name = r->tmp};
+    char msg[MOOR_ERRMSG_SIZE];
+    int rv = snap__verify(&src, m, NULL, NULL, false, msg);
+    if (rv != MOOR_OK) {
+        moor_errmsg_set(r->errmsg, "received snapshot does not verify: %s",
+                        msg);
+        r->err = rv;
+        return rv;
+    }
+    char name[SNAP_NAME_BYTES];
+    snap_name(name, m->term, m->index);
+    snprintf(path, SNAP_PATH_MAX, "%s/%s", r->dir, name);
+    if (access(path, F_OK) == 0) {
+        /* Not sticky: nothing went wrong, and nothing changes. */
+        moor_errmsg_set(r->errmsg, "%s exists", path);
+        rv = MOOR_EEXIST;
+        goto err;
+    }
+    /* Never retried: after a failed fsync the kernel may have dropped the
+     * dirty pages, so the file is abandoned (close removes it). */
+    rv = r->fs.fsync(r->fs.arg, r->fd);
+    if (rv < 0) {
+        rv = recv_fail(r, -rv, "fsync", r->tmp);
+        goto err;
+    }
+    rv = r->fs.rename(r->fs.arg, r->tmp, path);
+    if (rv < 0) {
+        rv = recv_fail(r, -rv, "install: rename to", path);
+        goto err;
+    }
+    rv = snap__fsync_dir(&r->fs, r->dir);
+    if (rv < 0) {
+        /* The rename may or may not last; either way the file verified
+         * and is whole, so a restart that finds it is safe. This process
+         * was told "not installed", so it must not find it. */
+        int e = -rv;
+        if (unlink(path) < 0) {
+            MOOR_LOG_ERROR("snapshot", "cannot remove uninstalled snapshot",
+                           "file=%s errno=%d", path, errno);
+        }
+        moor_errmsg_set(r->errmsg, "fsync of directory %s: %s", r->dir,
+                        strerror(e));
+        r->err = MOOR_EIO;
+        rv = MOOR_EIO;
+        goto err;
+    }
+    r->installed = true;
+    return MOOR_OK;
+err:
+    snap_meta_close(m);
+    return rv;
 }
 
 int snap_receiver_finish(struct snap_receiver *r, struct snap_meta *meta,
@@ -402,41 +487,17 @@ int snap_receiver_finish(struct snap_receiver *r, struct snap_meta *meta,
     }
     if (r->err != MOOR_OK || r->installed) {
         moor_errmsg_set(errmsg, "receiver failed earlier: %s",
-                        moor_strerror(r->err));
+                        r->err != MOOR_OK ? r->errmsg : "already installed");
         return r->err != MOOR_OK ? r->err : MOOR_EINVAL;
     }
-    struct snap__src src = {
-        .mem = NULL, .fd = r->fd, .size = r->bytes, .name = r->tmp};
     struct snap_meta m;
-    int rv = snap__verify(&src, &m, NULL, NULL, false, errmsg);
+    char path[SNAP_PATH_MAX];
+    int rv = recv_install(r, &m, path);
     if (rv != MOOR_OK) {
-        r->err = rv;
+        memcpy(errmsg, r->errmsg, MOOR_ERRMSG_SIZE);
         return rv;
     }
-    char name[SNAP_NAME_BYTES];
-    char path[SNAP_PATH_MAX];
-    snap_name(name, m.term, m.index);
-    snprintf(path, sizeof(path), "%s/%s", r->dir, name);
-    if (access(path, F_OK) == 0) {
-        moor_errmsg_set(errmsg, "%s exists", path);
-        snap_meta_close(&m);
-        return MOOR_EEXIST;
-    }
-    if (fsync(r->fd) < 0 || rename(r->tmp, path) < 0) {
-        int e = errno;
-        moor_errmsg_set(errmsg, "install %s: %s", path, strerror(e));
-        snap_meta_close(&m);
-        r->err = moor_err_from_errno(e) == MOOR_ENOSPC ? MOOR_ENOSPC : MOOR_EIO;
-        return r->err;
-    }
-    r->installed = true;
-    int d = snap__fsync_dir(r->dir);
-    if (d < 0) {
-        moor_errmsg_set(errmsg, "fsync of directory %s: %s", r->dir,
-                        strerror(-d));
-        snap_meta_close(&m);
-        return MOOR_EIO;
-    }
+    r->errmsg[0] = '\0';
     if (path_out != NULL) {
         snprintf(path_out, SNAP_PATH_MAX, "%s", path);
     }
@@ -446,6 +507,11 @@ int snap_receiver_finish(struct snap_receiver *r, struct snap_meta *meta,
         snap_meta_close(&m);
     }
     return MOOR_OK;
+}
+
+const char *snap_receiver_errmsg(const struct snap_receiver *r)
+{
+    return r->errmsg;
 }
 
 void snap_receiver_close(struct snap_receiver *r)

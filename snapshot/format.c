@@ -95,8 +95,14 @@ static int src_read(const struct snap__src *s, uint64_t off, void *buf,
     }
     uint8_t *p = buf;
     while (len > 0) {
-        ssize_t n = pread(s->fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR) {
+        ssize_t n;
+        if (s->fs != NULL) {
+            n = s->fs->pread(s->fs->arg, s->fd, p, len, (off_t)off);
+        } else {
+            n = pread(s->fd, p, len, (off_t)off);
+            n = n < 0 ? -errno : n;
+        }
+        if (n == -EINTR) {
             continue;
         }
         if (n <= 0) {

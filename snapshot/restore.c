@@ -345,9 +345,10 @@ static int restore_install(struct restore *r, const struct snap_meta *old,
         rv = restore_write(r, old, res, errmsg);
     }
     /* The new directory entries, bottom up (snap_save did snap/'s). */
-    if (rv == MOOR_OK && ((e = snap__fsync_dir(member)) != 0 ||
-                          (e = snap__fsync_dir(dir)) != 0 ||
-                          (!existed && (e = snap__fsync_dir(parent)) != 0))) {
+    if (rv == MOOR_OK &&
+        ((e = snap__fsync_dir(NULL, member)) != 0 ||
+         (e = snap__fsync_dir(NULL, dir)) != 0 ||
+         (!existed && (e = snap__fsync_dir(NULL, parent)) != 0))) {
         moor_errmsg_set(errmsg, "fsync of a directory of %s: %s", dir,
                         strerror(-e));
         rv = MOOR_EIO;

@@ -111,26 +111,34 @@ const char *snap_writer_errmsg(const struct snap_writer *sw);
 /* Frees the writer; an unfinished snapshot's temporary file is removed. */
 void snap_writer_close(struct snap_writer *sw);
 
-/* The writer's data calls, behind a small table so tests can inject
- * ENOSPC, EIO and short writes (as wal_fs does for the WAL). Each returns
- * >= 0 on success and -errno on failure. arg is the table's own arg.
- * snap_fs_posix() is the real one (write(2), fsync(2)); a test copies it
- * and replaces a member. Creating, renaming and removing the file and the
- * directory fsync always use the real calls. */
+/* The file calls of the writer and of the receiver, behind one small table
+ * so tests can inject ENOSPC, EIO and short writes at every stage (as
+ * wal_fs does for the WAL). Each returns >= 0 on success and -errno on
+ * failure. arg is the table's own arg. snap_fs_posix() is the real one; a
+ * test copies it and replaces a member. Creating, opening and removing
+ * files (and opening the directory to fsync it) always use the real
+ * calls. */
 struct snap_fs
 {
     void *arg;
     /* write(2) at the file offset; returns the bytes moved (may be
      * short). */
     ssize_t (*write)(void *arg, int fd, const void *buf, size_t len);
+    /* pread(2); returns the bytes read (may be short; 0 at the end). The
+     * receiver reads its file back through it to verify it. */
+    ssize_t (*pread)(void *arg, int fd, void *buf, size_t len, off_t off);
+    /* fsync(2), of a file or of a directory (fd open O_DIRECTORY). */
     int (*fsync)(void *arg, int fd);
+    /* rename(2): the install step. */
+    int (*rename)(void *arg, const char *from, const char *to);
 };
 
 /* Returns borrowed, valid forever: the table of real POSIX calls. */
 const struct snap_fs *snap_fs_posix(void);
 
-/* snap_writer_open whose writer writes and fsyncs through fs (copied; NULL:
- * snap_fs_posix()). For tests; the errors are snap_writer_open's. */
+/* snap_writer_open whose writer writes, fsyncs (the file and the
+ * directory) and renames through fs (copied; NULL: snap_fs_posix()). For
+ * tests; the errors are snap_writer_open's. */
 int snap_writer_open_fs(struct snap_writer **out, const char *dir,
                         const struct snap_meta *meta, const struct snap_fs *fs,
                         char *errmsg);
@@ -226,23 +234,48 @@ int snap_sender_open(struct snap_sender **out, const char *path, uint64_t *size,
 int snap_sender_read(struct snap_sender *s, void *buf, size_t cap, size_t *n);
 void snap_sender_close(struct snap_sender *s);
 
-/* The receiving side writes chunks to a temporary file in dir and installs
- * it only after the whole file verifies. */
+/* The receiving side writes chunks to a temporary file in dir
+ * ("recv-XXXXXX.snap.tmp", which snap_list never takes for a snapshot and
+ * snap_prune removes after a crash) and installs it only after the whole
+ * file verifies. Any failure leaves nothing installed: the previous
+ * snapshots stay as they were, and close removes the temporary file. */
 struct snap_receiver;
 
-/* max_bytes bounds the whole stream (MOOR_ETOOBIG beyond it). */
+/* max_bytes bounds the whole stream (MOOR_ETOOBIG beyond it). Returns
+ * owned in *out (snap_receiver_close). Errors: MOOR_EINVAL (dir path too
+ * long), MOOR_ENOSPC, MOOR_EIO and the like from creating the file,
+ * MOOR_ENOMEM; errmsg (MOOR_ERRMSG_SIZE, may be NULL) gets context. */
 int snap_receiver_open(struct snap_receiver **out, const char *dir,
                        uint64_t max_bytes, char *errmsg);
-/* Appends one chunk (borrows chunk). MOOR_ETOOBIG, MOOR_ENOSPC,
- * MOOR_EIO. */
+
+/* snap_receiver_open whose receiver writes, reads back, fsyncs and renames
+ * through fs (copied; NULL: snap_fs_posix()). For tests. */
+int snap_receiver_open_fs(struct snap_receiver **out, const char *dir,
+                          uint64_t max_bytes, const struct snap_fs *fs,
+                          char *errmsg);
+
+/* Appends one chunk (borrows chunk). MOOR_ETOOBIG, MOOR_ENOSPC (ENOSPC or
+ * EDQUOT), MOOR_EIO. A failure is sticky: every later write and finish
+ * returns it, and snap_receiver_errmsg says what happened. */
 int snap_receiver_write(struct snap_receiver *r, const void *chunk, size_t len);
-/* Verifies the received file (snap_verify); only when it passes, fsyncs
- * and renames it to <dir>/<term>-<index>.snap and fsyncs the directory.
- * Fills *meta (may be NULL; snap_meta_close) and path_out (may be NULL).
- * MOOR_ECORRUPT: nothing was installed. MOOR_EEXIST: that snapshot is
- * already there (the file is kept; nothing changes). */
+
+/* Verifies the received file (snap_verify: sizes, SHA-256, lz4 frame);
+ * only when it passes, fsyncs it, renames it to <dir>/<term>-<index>.snap
+ * and fsyncs the directory. Fills *meta (may be NULL; snap_meta_close) and
+ * path_out (may be NULL). Errors, with errmsg (may be NULL) saying why:
+ * MOOR_ECORRUPT (damaged, truncated or overlong stream), MOOR_EEXIST (that
+ * snapshot is already there; it is left untouched), MOOR_ENOSPC, MOOR_EIO
+ * (reading back, fsync, rename or the directory's fsync failed; a failed
+ * fsync is never retried), or an earlier write's error. On every error
+ * nothing is installed: a file renamed into place whose directory fsync
+ * then failed is removed again. Only close is useful after an error. */
 int snap_receiver_finish(struct snap_receiver *r, struct snap_meta *meta,
                          char *path_out, char *errmsg);
+
+/* The receiver's last error message ("" when none). Returns borrowed,
+ * valid until snap_receiver_close. */
+const char *snap_receiver_errmsg(const struct snap_receiver *r);
+
 /* Frees the receiver, removing the temporary file unless installed. */
 void snap_receiver_close(struct snap_receiver *r);
 

@@ -31,6 +31,7 @@ struct snap__src
 {
     const uint8_t *mem; /* NULL: read fd */
     int fd;
+    const struct snap_fs *fs; /* reads fd through it; NULL: pread(2) */
     uint64_t size;
     const char *name; /* for messages */
 };
@@ -43,7 +44,8 @@ int snap__verify(const struct snap__src *src, struct snap_meta *meta,
                  snap_consume_cb consume_cb, void *arg, bool once,
                  char *errmsg);
 
-/* Syncs a directory; -errno on failure. */
-int snap__fsync_dir(const char *dir);
+/* Syncs a directory through fs (NULL: snap_fs_posix()); -errno on
+ * failure. */
+int snap__fsync_dir(const struct snap_fs *fs, const char *dir);
 
 #endif /* MOOR_SNAPSHOT_INT_H */

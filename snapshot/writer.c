@@ -43,17 +43,6 @@ static const LZ4F_preferences_t lz4_prefs = {
     .compressionLevel = 0,
 };
 
-int snap__fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
-    }
-    int rv = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rv;
-}
-
 static ssize_t posix_write(void *arg, int fd, const void *buf, size_t len)
 {
     (void)arg;
@@ -64,17 +53,49 @@ static ssize_t posix_write(void *arg, int fd, const void *buf, size_t len)
     return n < 0 ? -errno : n;
 }
 
+static ssize_t posix_pread(void *arg, int fd, void *buf, size_t len, off_t off)
+{
+    (void)arg;
+    ssize_t n;
+    do {
+        n = pread(fd, buf, len, off);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
 static int posix_fsync(void *arg, int fd)
 {
     (void)arg;
     return fsync(fd) < 0 ? -errno : 0;
 }
 
+static int posix_rename(void *arg, const char *from, const char *to)
+{
+    (void)arg;
+    return rename(from, to) < 0 ? -errno : 0;
+}
+
 static const struct snap_fs posix_fs = {
     .arg = NULL,
     .write = posix_write,
+    .pread = posix_pread,
     .fsync = posix_fsync,
+    .rename = posix_rename,
 };
+
+int snap__fsync_dir(const struct snap_fs *fs, const char *dir)
+{
+    if (fs == NULL) {
+        fs = &posix_fs;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rv = fs->fsync(fs->arg, fd);
+    close(fd);
+    return rv < 0 ? rv : 0;
+}
 
 const struct snap_fs *snap_fs_posix(void)
 {
@@ -297,11 +318,12 @@ int snap_writer_finish(struct snap_writer *sw, char *path_out)
         sw->err = MOOR_EEXIST;
         return sw->err;
     }
-    if (rename(sw->tmp, sw->path) < 0) {
-        return sw_fail(sw, errno, "rename");
+    rv = sw->fs.rename(sw->fs.arg, sw->tmp, sw->path);
+    if (rv < 0) {
+        return sw_fail(sw, -rv, "rename");
     }
     sw->finished = true;
-    int d = snap__fsync_dir(sw->dir);
+    int d = snap__fsync_dir(&sw->fs, sw->dir);
     if (d < 0) {
         moor_errmsg_set(sw->errmsg, "fsync of directory %s: %s", sw->dir,
                         strerror(-d));

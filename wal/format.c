@@ -6,7 +6,8 @@
  * seq counts segments from 0 without gaps; first index is the index the
  * segment's first entry would have had when it was created (the last index
  * of the log + 1), so every entry of a segment is below the next segment's
- * first index. The file is preallocated to the segment size (64 MiB) and
+ * first index. The file is preallocated to the segment size (64 MiB), and
+ * overwritten with zeros where there is time (wal.c, seg_create), and
  * reads as zeros past the last record.
  *
  * Segment header, 64 bytes:
@@ -46,11 +47,11 @@
  * can start at any segment that survives release.
  *
  * Torn write or corruption (the rule wal__seg_scan applies). The writer
- * thread writes a batch with one pwrite and then fdatasyncs; it writes
- * the next batch only after that sync returned, and syncs a segment's part
- * of a batch before it creates the next segment. So at a crash at most one
- * batch -- the newest, at the tail of the newest segment -- may be partly
- * on disk, and the part that is missing reads as zeros: the segment is
+ * thread writes a batch with one pwritev2(RWF_DSYNC) (or one pwrite and
+ * then fdatasync); it writes the next batch only after that returned, and syncs
+ * a segment's part of a batch before it creates the next segment. So at a crash
+ * at most one batch -- the newest, at the tail of the newest segment -- may be
+ * partly on disk, and the part that is missing reads as zeros: the segment is
  * preallocated with zeros and disks write whole 512-byte sectors (the page
  * cache whole pages), so a torn batch leaves sectors that hold either
  * exactly what was written or zeros, never other bytes. Hence a bad record

@@ -5,8 +5,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "wal_int.h"
@@ -57,6 +59,36 @@ static int posix_fdatasync(void *arg, int fd)
     (void)arg;
     /* Not retried on EINTR either: a failed sync may have dropped pages. */
     return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+/* pwritev2 with RWF_DSYNC; once the kernel refuses the flag (EOPNOTSUPP,
+ * EINVAL: an unknown flag; ENOSYS: no pwritev2), nothing was written, and
+ * every later call is a pwrite and an fdatasync instead. */
+static atomic_bool dsync_refused;
+
+static ssize_t posix_pwrite_dsync(void *arg, int fd, const void *buf,
+                                  size_t len, uint64_t off)
+{
+    if (!atomic_load_explicit(&dsync_refused, memory_order_relaxed)) {
+        struct iovec iov = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+        ssize_t n;
+        do {
+            n = pwritev2(fd, &iov, 1, (off_t)off, RWF_DSYNC);
+        } while (n < 0 && errno == EINTR);
+        if (n >= 0) {
+            return n;
+        }
+        if (errno != EOPNOTSUPP && errno != EINVAL && errno != ENOSYS) {
+            return -errno;
+        }
+        atomic_store_explicit(&dsync_refused, true, memory_order_relaxed);
+    }
+    ssize_t n = posix_pwrite(arg, fd, buf, len, off);
+    if (n <= 0) {
+        return n;
+    }
+    int rv = posix_fdatasync(arg, fd);
+    return rv < 0 ? rv : n;
 }
 
 static int posix_fsync(void *arg, int fd)
@@ -122,6 +154,7 @@ static const struct wal_fs posix_fs = {
     .pwrite = posix_pwrite,
     .pread = posix_pread,
     .fdatasync = posix_fdatasync,
+    .pwrite_dsync = posix_pwrite_dsync,
     .fsync = posix_fsync,
     .preallocate = posix_preallocate,
     .ftruncate = posix_ftruncate,

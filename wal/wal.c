@@ -83,12 +83,23 @@ struct wal
     size_t segs_len;
     size_t segs_cap;
     int spare_fd; /* the next segment, preallocated, or -1 */
+    /* Bytes of the spare overwritten with zeros so far (spare_fill), and
+     * whether all of it is written and fsync()ed. */
+    uint64_t spare_zeroed;
+    bool spare_done;
+    /* Filling the spare failed: no other spare until the next segment. */
+    bool spare_failed;
     bool nospace; /* the last attempt to prepare it hit ENOSPC */
     char werrmsg[MOOR_ERRMSG_SIZE];
 };
 
 /* The next segment is prepared under this name (in the WAL directory). */
 #define WAL_SPARE_NAME "spare.wal.tmp"
+
+/* Zero-filling a segment file (see spare_fill): the bytes of one write,
+ * and the writes done after one notify while no batch waits. */
+#define WAL_ZERO_CHUNK_BYTES (64u * 1024)
+#define WAL_ZERO_CHUNKS_PER_TURN 4u
 
 /* ------------------------------------------------------------------------
  * Segment bookkeeping and creation (writer side; also used by wal_open)
@@ -205,10 +216,36 @@ static uint32_t seg_head_encode(const struct wal *w, uint64_t seq,
     return chain;
 }
 
+/* Overwrites [off, off + len) of fd with zeros, through the fs table. */
+static int zero_fill(struct wal *w, int fd, uint64_t off, uint64_t len)
+{
+    static const uint8_t zeros[WAL_ZERO_CHUNK_BYTES];
+    while (len > 0) {
+        size_t n = (size_t)MOOR_MIN(len, (uint64_t)sizeof(zeros));
+        int rv = wal__pwrite_all(&w->fs, fd, zeros, n, off);
+        if (rv < 0) {
+            return rv;
+        }
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
 /* Creates segment seq (first index w->w_last_index + 1) with its opening
  * records, durably: temp name, preallocate, write, fsync, rename, fsync
- * the directory. On success it becomes the segment being written. */
-static int seg_create(struct wal *w, uint64_t seq)
+ * the directory. On success it becomes the segment being written.
+ *
+ * Why zeros: fallocate() leaves "unwritten" extents, and the first write
+ * into each of their blocks makes the next fdatasync commit the file
+ * system's journal as well (ext4: about 1.5x the sync's time). A segment
+ * whose blocks were already written with zeros syncs only its data. So the
+ * spare is zero-filled in the writer's idle time (spare_fill), and with
+ * zero_all (a new log's first segment, made at open where no batch waits)
+ * the new file is zero-filled here; a rollover that finds no spare only
+ * preallocates, rather than stall a batch for a whole segment of writes.
+ * Preallocating first still reserves the space, so ENOSPC shows there. */
+static int seg_create(struct wal *w, uint64_t seq, bool zero_all)
 {
     uint64_t first = w->w_last_index + 1;
     char tmp[4200];
@@ -224,8 +261,9 @@ static int seg_create(struct wal *w, uint64_t seq)
     int fd;
     int rv;
     if (w->spare_fd >= 0) {
-        /* Prepared ahead of time (spare_prepare): created, preallocated
-         * and synced already. */
+        /* Prepared ahead of time (spare_prepare, spare_fill): created,
+         * preallocated, and zero-filled and synced as far as idle time
+         * allowed; the fsync below makes whatever it holds durable. */
         fd = w->spare_fd;
         w->spare_fd = -1;
         snprintf(tmp, sizeof(tmp), "%s/%s", w->dir, WAL_SPARE_NAME);
@@ -237,6 +275,11 @@ static int seg_create(struct wal *w, uint64_t seq)
         rv = fs->preallocate(fs->arg, fd, w->segment_bytes);
         if (rv < 0) {
             rv = io_fail(w, rv, "preallocate", tmp, 0);
+            goto err;
+        }
+        rv = zero_all ? zero_fill(w, fd, 0, w->segment_bytes) : 0;
+        if (rv < 0) {
+            rv = io_fail(w, rv, "zero-fill", tmp, 0);
             goto err;
         }
     }
@@ -271,6 +314,7 @@ static int seg_create(struct wal *w, uint64_t seq)
         fs->close(fs->arg, w->fd);
     }
     w->fd = fd;
+    w->spare_failed = false;
     w->seg_seq = seq;
     w->seg_off = head_len;
     w->seg_cap = w->segment_bytes;
@@ -313,6 +357,36 @@ static int sync_segment(struct wal *w)
     return MOOR_OK;
 }
 
+/* Writes len bytes at off and makes them durable: one pwrite_dsync call
+ * where the table has one (a short one is continued, each piece durable
+ * before the next is written), else pwrite and fdatasync. A failure of
+ * either kind is final, like a failed fdatasync: the caller poisons the
+ * WAL and nothing is retried. Nothing to write: nothing is synced. */
+static int write_sync(struct wal *w, const uint8_t *p, size_t len, uint64_t off)
+{
+    if (len == 0) {
+        return MOOR_OK;
+    }
+    if (w->fs.pwrite_dsync == NULL) {
+        int rv = write_chunk(w, p, len, off);
+        return rv == MOOR_OK ? sync_segment(w) : rv;
+    }
+    while (len > 0) {
+        ssize_t n = w->fs.pwrite_dsync(w->fs.arg, w->fd, p, len, off);
+        if (n <= 0) {
+            char name[WAL__NAME_BYTES];
+            wal__seg_name(name, w->seg_seq,
+                          w->segs[w->segs_len - 1].first_index);
+            return io_fail(w, n == 0 ? -EIO : (int)n, "write+fdatasync", name,
+                           off);
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return MOOR_OK;
+}
+
 /* Places the records of w->writing into segments, rolling over where one
  * does not fit, and makes them durable. */
 static int write_batch(struct wal *w)
@@ -331,12 +405,9 @@ static int write_batch(struct wal *w)
         if (w->seg_off + size > w->seg_cap) {
             /* Sync this segment's part before the next segment exists, so
              * only the newest segment can ever end in a torn write. */
-            rv = write_chunk(w, buf + chunk, pos - chunk, chunk_off);
-            if (rv == MOOR_OK && pos > chunk) {
-                rv = sync_segment(w);
-            }
+            rv = write_sync(w, buf + chunk, pos - chunk, chunk_off);
             if (rv == MOOR_OK) {
-                rv = seg_create(w, w->seg_seq + 1);
+                rv = seg_create(w, w->seg_seq + 1, false);
             }
             if (rv != MOOR_OK) {
                 return rv;
@@ -352,11 +423,7 @@ static int write_batch(struct wal *w)
         w->seg_off += size;
         pos += (size_t)size;
     }
-    rv = write_chunk(w, buf + chunk, pos - chunk, chunk_off);
-    if (rv == MOOR_OK && pos > chunk) {
-        rv = sync_segment(w);
-    }
-    return rv;
+    return write_sync(w, buf + chunk, pos - chunk, chunk_off);
 }
 
 /* Removes the oldest segments whose entries are all at or below index,
@@ -396,14 +463,14 @@ static void release_segments(struct wal *w, uint64_t index)
 }
 
 /* Prepares the next segment once the current one is half full: create
- * the spare file, preallocate it, sync it. Done after a batch's notify,
- * so it delays at most the next batch, once per segment; and running out
- * of space shows here (w->nospace) while the current segment still has
- * room, instead of at the rollover. Other failures are left for the
- * rollover to meet and report. */
+ * the spare file and preallocate it (spare_fill then zero-fills it). Done
+ * after a batch's notify, so it delays at most the next batch, once per
+ * segment; and running out of space shows here (w->nospace) while the
+ * current segment still has room, instead of at the rollover. Other
+ * failures are left for the rollover to meet and report. */
 static void spare_prepare(struct wal *w)
 {
-    if (w->spare_fd >= 0 || w->seg_off < w->seg_cap / 2) {
+    if (w->spare_fd >= 0 || w->spare_failed || w->seg_off < w->seg_cap / 2) {
         return;
     }
     const struct wal_fs *fs = &w->fs;
@@ -412,10 +479,9 @@ static void spare_prepare(struct wal *w)
     int fd = fs->open(fs->arg, path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     int rv = fd < 0 ? fd : fs->preallocate(fs->arg, fd, w->segment_bytes);
     if (rv == 0) {
-        rv = fs->fsync(fs->arg, fd);
-    }
-    if (rv == 0) {
         w->spare_fd = fd;
+        w->spare_zeroed = 0;
+        w->spare_done = false;
         w->nospace = false;
         return;
     }
@@ -428,6 +494,56 @@ static void spare_prepare(struct wal *w)
                       w->dir, -rv);
     }
     w->nospace = moor_err_from_errno(-rv) == MOOR_ENOSPC;
+}
+
+/* True when no batch is waiting for the writer (nor a stop). */
+static bool writer_idle(struct wal *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool idle = w->pending_seq == w->taken_seq && !w->stop;
+    pthread_mutex_unlock(&w->mu);
+    return idle;
+}
+
+/* Zero-fills the spare a little at a time (see seg_create for why): up to
+ * WAL_ZERO_CHUNKS_PER_TURN writes of WAL_ZERO_CHUNK_BYTES per call, and
+ * only while no batch waits, so a batch is delayed by one chunk's write
+ * at most; once all of it is written, one fsync. The spare's blocks are
+ * reserved already (spare_prepare), so a failure here is rare: the spare
+ * is dropped (a failed fsync is never retried, not even by the rollover's
+ * fsync of the same file), no other is prepared for this segment, and the
+ * rollover makes its segment the plain way, meeting and reporting
+ * whatever is wrong. */
+static void spare_fill(struct wal *w)
+{
+    if (w->spare_fd < 0 || w->spare_done) {
+        return;
+    }
+    int rv = 0;
+    const char *what = "zero-fill";
+    for (unsigned i = 0; i < WAL_ZERO_CHUNKS_PER_TURN && rv == 0 &&
+                         w->spare_zeroed < w->segment_bytes && writer_idle(w);
+         i++) {
+        uint64_t n = MOOR_MIN((uint64_t)WAL_ZERO_CHUNK_BYTES,
+                              w->segment_bytes - w->spare_zeroed);
+        rv = zero_fill(w, w->spare_fd, w->spare_zeroed, n);
+        w->spare_zeroed += n;
+    }
+    if (rv == 0 && w->spare_zeroed == w->segment_bytes && writer_idle(w)) {
+        what = "fsync";
+        rv = w->fs.fsync(w->fs.arg, w->spare_fd);
+        w->spare_done = rv == 0;
+    }
+    if (rv < 0) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", w->dir, WAL_SPARE_NAME);
+        MOOR_LOG_WARN("wal", "cannot zero-fill the next segment",
+                      "file=%s op=%s errno=%d", path, what, -rv);
+        w->fs.close(w->fs.arg, w->spare_fd);
+        w->fs.unlink(w->fs.arg, path);
+        w->spare_fd = -1;
+        w->spare_failed = true;
+    }
 }
 
 static void *writer_main(void *arg)
@@ -483,6 +599,7 @@ static void *writer_main(void *arg)
         if (rv == MOOR_OK) {
             bool nospace = w->nospace;
             spare_prepare(w);
+            spare_fill(w);
             if (w->nospace != nospace) {
                 pthread_mutex_lock(&w->mu);
                 w->durable.nospace = w->nospace;
@@ -790,7 +907,7 @@ static int create_new(struct wal *w, const struct wal_options *opts,
         w->snap = opts->start;
         replay->snapshot = opts->start;
     }
-    int rv = seg_create(w, 0);
+    int rv = seg_create(w, 0, true);
     if (rv != MOOR_OK) {
         memcpy(errmsg, w->werrmsg, MOOR_ERRMSG_SIZE);
     }

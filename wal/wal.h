@@ -15,12 +15,14 @@
  * Threads. A struct wal is used from one thread, the "loop thread"
  * (wal_open, wal_append, wal_collect, wal_close). wal_open starts one
  * writer thread that the WAL owns: it takes the batches appended so far,
- * writes them, makes them durable with one fdatasync() and then calls the
- * notify callback ON THE WRITER THREAD. While one batch syncs, the next one
- * accumulates (group commit), so an append never waits behind more than one
- * sync. The notify callback must only wake the loop thread (server/ calls
- * uv_async_send); the loop thread then calls wal_collect() to learn how far
- * the log is durable. The callback must not call into the WAL.
+ * writes them and makes them durable in one pwritev2(RWF_DSYNC) call (or a
+ * write and one fdatasync()), and then calls the notify callback ON THE
+ * WRITER THREAD. In its idle time it prepares the next segment (zeros
+ * written over it, so its syncs need no journal commit). While one batch syncs,
+ * the next one accumulates (group commit), so an append never waits behind more
+ * than one sync. The notify callback must only wake the loop thread (server/
+ * calls uv_async_send); the loop thread then calls wal_collect() to learn how
+ * far the log is durable. The callback must not call into the WAL.
  *
  * Ownership. wal_append() borrows the batch: it copies every byte it needs
  * before returning, so the caller may drop its entries at once. Replay
@@ -88,6 +90,16 @@ struct wal_fs
                       uint64_t off);
     ssize_t (*pread)(void *arg, int fd, void *buf, size_t len, uint64_t off);
     int (*fdatasync)(void *arg, int fd);
+    /* pwrite(2) whose bytes are durable when it returns, as after
+     * fdatasync(2): one pwritev2(2) with RWF_DSYNC, which saves a system
+     * call and a wake-up per batch. Returns the bytes written and synced
+     * (may be short). A failure is a failed write or a failed sync, and
+     * is treated like a failed fdatasync: fatal, never retried. The
+     * posix table falls back to pwrite + fdatasync by itself where the
+     * kernel or file system refuses the flag. NULL: the WAL calls pwrite
+     * and then fdatasync. */
+    ssize_t (*pwrite_dsync)(void *arg, int fd, const void *buf, size_t len,
+                            uint64_t off);
     int (*fsync)(void *arg, int fd);
     /* Makes the file at least len bytes, reading as zeros, with its blocks
      * allocated (fallocate(2) mode 0, or writing zeros where the file
@@ -223,7 +235,9 @@ struct wal;
  *
  * The only changes open makes on disk: cutting a torn tail, preallocating
  * the newest segment back to full size, removing *.wal.tmp files a crash
- * left behind, creating the first segment of a new log, and appending a
+ * left behind, creating the first segment of a new log (preallocated and
+ * overwritten with zeros: one segment's worth of writes, 64 MiB by
+ * default, once per new member), and appending a
  * snapshot marker for opts->start when the log holds none that new (the
  * process died between saving a snapshot and logging its marker).
  *

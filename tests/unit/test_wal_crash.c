@@ -199,12 +199,25 @@ static ssize_t sector_pwrite(void *arg, int fd, const void *buf, size_t len,
     return (ssize_t)len;
 }
 
+/* Write-and-sync as the WAL's table does it, with the write torn into
+ * sectors the same way. */
+static ssize_t sector_pwrite_dsync(void *arg, int fd, const void *buf,
+                                   size_t len, uint64_t off)
+{
+    ssize_t n = sector_pwrite(arg, fd, buf, len, off);
+    if (n > 0 && fdatasync(fd) < 0) {
+        return -errno;
+    }
+    return n;
+}
+
 /* The child: appends forever; never returns. */
 static _Noreturn void child_main(const char *dir, uint64_t seed, int out)
 {
     struct wal_options o = opts_for(dir);
     struct wal_fs fs = *wal_fs_posix();
     fs.pwrite = sector_pwrite;
+    fs.pwrite_dsync = sector_pwrite_dsync;
     o.fs = &fs;
     o.start = snap_read(dir);
     moor_prng_seed(&piece_rng, seed ^ 0x5eed);

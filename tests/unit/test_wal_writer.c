@@ -48,6 +48,7 @@ struct fault_fs
     int pwrite_errno;       /* fail pwrites with this once armed */
     long pwrite_fail_after; /* pwrites to let through first; <0: never */
     size_t pwrite_max;      /* cap each pwrite (short writes); 0: none */
+    uint64_t pwrite_bytes;  /* bytes written through pwrite */
     int fdatasync_errno;    /* fail the next fdatasync with this, once */
     int fdatasync_calls;
     int preallocate_errno; /* fail preallocate with this */
@@ -79,7 +80,11 @@ static ssize_t ffs_pwrite(void *arg, int fd, const void *buf, size_t len,
     if (fail != 0) {
         return -fail;
     }
-    return wal_fs_posix()->pwrite(NULL, fd, buf, len, off);
+    ssize_t n = wal_fs_posix()->pwrite(NULL, fd, buf, len, off);
+    pthread_mutex_lock(&f->mu);
+    f->pwrite_bytes += n > 0 ? (uint64_t)n : 0;
+    pthread_mutex_unlock(&f->mu);
+    return n;
 }
 
 static int ffs_fdatasync(void *arg, int fd)
@@ -102,6 +107,19 @@ static int ffs_fdatasync(void *arg, int fd)
         return -fail;
     }
     return wal_fs_posix()->fdatasync(NULL, fd);
+}
+
+/* The WAL's write-and-sync call, made of the two above so each of their
+ * faults (and the fdatasync gate and count) applies to it too. */
+static ssize_t ffs_pwrite_dsync(void *arg, int fd, const void *buf, size_t len,
+                                uint64_t off)
+{
+    ssize_t n = ffs_pwrite(arg, fd, buf, len, off);
+    if (n <= 0) {
+        return n;
+    }
+    int rv = ffs_fdatasync(arg, fd);
+    return rv < 0 ? rv : n;
 }
 
 static int ffs_preallocate(void *arg, int fd, uint64_t len)
@@ -135,6 +153,7 @@ static int setup(void **state)
     f->ffs.fs.arg = &f->ffs;
     f->ffs.fs.pwrite = ffs_pwrite;
     f->ffs.fs.fdatasync = ffs_fdatasync;
+    f->ffs.fs.pwrite_dsync = ffs_pwrite_dsync;
     f->ffs.fs.preallocate = ffs_preallocate;
     f->ffs.pwrite_fail_after = -1;
     pthread_mutex_init(&f->ffs.mu, NULL);
@@ -296,10 +315,10 @@ static void test_wal_write_enospc_poisons_with_its_own_error(void **state)
     wal_close(w);
 }
 
-static void test_wal_fdatasync_failure_poisons_and_is_never_retried(
-    void **state)
+/* A sync that fails poisons the WAL, with a message naming fdatasync, and
+ * is tried once only. */
+static void fdatasync_failure_case(struct fixture *f)
 {
-    struct fixture *f = *state;
     struct wal_replay r;
     struct wal *w = open_wal(f, true, &r);
     wal_replay_close(&r);
@@ -321,6 +340,82 @@ static void test_wal_fdatasync_failure_poisons_and_is_never_retried(
     pthread_mutex_lock(&f->ffs.mu);
     assert_int_equal(f->ffs.fdatasync_calls - calls0, 1);
     pthread_mutex_unlock(&f->ffs.mu);
+}
+
+static void test_wal_fdatasync_failure_poisons_and_is_never_retried(
+    void **state)
+{
+    fdatasync_failure_case(*state);
+}
+
+/* The same where the table has no write-and-sync call: pwrite, then
+ * fdatasync. */
+static void test_wal_without_pwrite_dsync_syncs_with_fdatasync(void **state)
+{
+    struct fixture *f = *state;
+    f->ffs.fs.pwrite_dsync = NULL;
+    fdatasync_failure_case(f);
+    /* And a healthy log works the same way: one fdatasync per batch. */
+    char sub[300];
+    snprintf(sub, sizeof(sub), "%s/healthy", f->dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    struct wal_options o = opts_for(f, true);
+    o.dir = sub;
+    struct wal_replay r;
+    struct wal *w;
+    assert_int_equal(wal_open(&o, &w, &r, NULL), MOOR_OK);
+    wal_replay_close(&r);
+    pthread_mutex_lock(&f->ffs.mu);
+    int calls0 = f->ffs.fdatasync_calls;
+    pthread_mutex_unlock(&f->ffs.mu);
+    uint64_t seq = 0;
+    for (uint64_t i = 1; i <= 5; i++) {
+        assert_int_equal(append_one(w, i, 1, 100, &seq), MOOR_OK);
+        assert_int_equal(wait_durable(w, seq), MOOR_OK);
+    }
+    wal_close(w);
+    pthread_mutex_lock(&f->ffs.mu);
+    assert_int_equal(f->ffs.fdatasync_calls - calls0, 5);
+    pthread_mutex_unlock(&f->ffs.mu);
+    o.fs = NULL;
+    assert_int_equal(wal_open(&o, &w, &r, NULL), MOOR_OK);
+    assert_int_equal(r.entries_len, 5);
+    wal_replay_close(&r);
+    wal_close(w);
+}
+
+static int count_segments(const char *dir);
+
+/* A new log's first segment is overwritten with zeros at open, and the
+ * spare in the writer's idle time before the rollover uses it: at least
+ * two segments' worth of writes beyond the records. Everything replays. */
+static void test_wal_segments_are_zero_filled_before_use(void **state)
+{
+    struct fixture *f = *state;
+    struct wal_replay r;
+    struct wal *w = open_wal(f, true, &r);
+    wal_replay_close(&r);
+    pthread_mutex_lock(&f->ffs.mu);
+    assert_true(f->ffs.pwrite_bytes >= SEG_BYTES);
+    pthread_mutex_unlock(&f->ffs.mu);
+    /* Batches of 96 bytes (an entry and a hard state record): about 680
+     * fill a segment. One batch at a time, so the writer is idle between
+     * them. */
+    uint64_t seq = 0;
+    uint64_t n = 1000;
+    for (uint64_t i = 1; i <= n; i++) {
+        assert_int_equal(append_one(w, i, 1, 10, &seq), MOOR_OK);
+        assert_int_equal(wait_durable(w, seq), MOOR_OK);
+    }
+    wal_close(w);
+    pthread_mutex_lock(&f->ffs.mu);
+    assert_true(f->ffs.pwrite_bytes >= 2 * SEG_BYTES + n * 96);
+    pthread_mutex_unlock(&f->ffs.mu);
+    assert_int_equal(count_segments(f->dir), 2);
+    w = open_wal(f, false, &r);
+    assert_int_equal(r.entries_len, n);
+    wal_replay_close(&r);
+    wal_close(w);
 }
 
 static void test_wal_short_writes_are_completed(void **state)
@@ -722,6 +817,8 @@ int main(void)
         T(test_wal_group_commit_syncs_batches_queued_during_a_sync_once),
         T(test_wal_write_enospc_poisons_with_its_own_error),
         T(test_wal_fdatasync_failure_poisons_and_is_never_retried),
+        T(test_wal_without_pwrite_dsync_syncs_with_fdatasync),
+        T(test_wal_segments_are_zero_filled_before_use),
         T(test_wal_short_writes_are_completed),
         T(test_wal_segment_creation_enospc_is_reported),
         T(test_wal_reports_nospace_early_and_recovers),
