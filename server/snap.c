@@ -609,6 +609,13 @@ static int load_file(struct srv_node *n, struct kv_store *kv, const char *path,
  * loading the chosen one read, hashed and decoded it twice. */
 int srv_snap_load(struct srv_node *n, struct srv_snap_pos *out)
 {
+    /* Temporaries a crash left behind (a snapshot or backup being written,
+     * one being received), removed now, before anything writes there:
+     * later, one may belong to a writer or receiver at work. */
+    char backup[SNAP_PATH_MAX + 16];
+    snprintf(backup, sizeof(backup), "%s/backup", n->datadir.snap_dir);
+    snap_clean_temps(n->datadir.snap_dir, NULL);
+    snap_clean_temps(backup, NULL);
     struct snap_file *files = NULL;
     size_t n_files = 0;
     int rv = snap_list(n->datadir.snap_dir, &files, &n_files);

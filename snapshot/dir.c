@@ -244,20 +244,42 @@ int snap_prune(const char *dir, unsigned max, size_t *removed)
         }
     }
     moor_free(files);
-    /* Temporary files a crash left behind. */
+    if (count > 0) {
+        int d2 = snap__fsync_dir(NULL, dir);
+        if (d2 < 0) {
+            return moor_err_from_errno(-d2);
+        }
+    }
+    if (removed != NULL) {
+        *removed = count;
+    }
+    return MOOR_OK;
+}
+
+int snap_clean_temps(const char *dir, size_t *removed)
+{
+    if (removed != NULL) {
+        *removed = 0;
+    }
     DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            size_t l = strlen(de->d_name);
-            if (l > 9 && strcmp(de->d_name + l - 9, ".snap.tmp") == 0) {
-                char path[SNAP_PATH_MAX];
-                snprintf(path, sizeof(path), "%s/%.255s", dir, de->d_name);
-                count += unlink(path) == 0;
+    if (d == NULL) {
+        return moor_err_from_errno(errno);
+    }
+    size_t count = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l > 9 && strcmp(de->d_name + l - 9, ".snap.tmp") == 0) {
+            char path[SNAP_PATH_MAX];
+            snprintf(path, sizeof(path), "%s/%.255s", dir, de->d_name);
+            if (unlink(path) == 0) {
+                count++;
+                MOOR_LOG_INFO("snapshot", "removed a temporary file",
+                              "file=%s", path);
             }
         }
-        closedir(d);
     }
+    closedir(d);
     if (count > 0) {
         int d2 = snap__fsync_dir(NULL, dir);
         if (d2 < 0) {

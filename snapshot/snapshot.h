@@ -214,10 +214,17 @@ int snap_list(const char *dir, struct snap_file **files, size_t *len);
 int snap_open_newest(const char *dir, struct snap_meta *meta, char *path_out,
                      size_t *skipped, char *errmsg);
 
-/* Removes all but the newest max snapshots (0: the default 5) and any
- * temporary file a crash left behind, then fsyncs the directory. Returns
- * the number removed through *removed (may be NULL). */
+/* Removes all but the newest max snapshots (0: the default 5), then
+ * fsyncs the directory. Returns the number removed through *removed (may
+ * be NULL). Temporary files are left alone: a writer or receiver may be
+ * filling one right now. */
 int snap_prune(const char *dir, unsigned max, size_t *removed);
+
+/* Removes the temporary files ("*.snap.tmp") a crash left behind in dir,
+ * then fsyncs it. Only where no writer or receiver can be working in dir
+ * (moord calls it once at start, before anything else writes there).
+ * *removed (may be NULL): how many. MOOR_ENOENT when dir does not exist. */
+int snap_clean_temps(const char *dir, size_t *removed);
 
 /* ------------------------------------------------------------------------
  * Streaming a snapshot (Maintenance.Snapshot backups, leader -> follower)

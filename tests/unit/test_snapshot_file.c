@@ -456,7 +456,7 @@ static void test_snapshot_prune_keeps_the_newest(void **state)
     write_file(tmp, (const uint8_t *)"x", 1);
     size_t removed;
     assert_int_equal(snap_prune(f->dir, 3, &removed), MOOR_OK);
-    assert_int_equal(removed, 6);
+    assert_int_equal(removed, 5);
     struct snap_file *files;
     size_t n;
     assert_int_equal(snap_list(f->dir, &files, &n), MOOR_OK);
@@ -464,7 +464,8 @@ static void test_snapshot_prune_keeps_the_newest(void **state)
     assert_true(files[0].index == 80 && files[1].index == 70 &&
                 files[2].index == 60);
     moor_free(files);
-    assert_int_equal(count_files(f->dir, ".snap.tmp"), 0);
+    /* A temporary file may be a writer's at work: pruning leaves it. */
+    assert_int_equal(count_files(f->dir, ".snap.tmp"), 1);
 }
 
 /* Streams path into a receiver in dir, flipping byte `flip` in transit
