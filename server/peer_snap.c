@@ -645,7 +645,8 @@ static void recv_work_cb(uv_work_t *w)
         EVP_DigestUpdate(r->sha, r->raw, (size_t)got);
         r->rv = snap_receiver_write(r->r, r->raw, (size_t)got);
         if (r->rv != MOOR_OK) {
-            moor_errmsg_set(r->errmsg, "writing: %s", moor_strerror(r->rv));
+            /* It names the temporary file, the offset and the errno. */
+            moor_errmsg_set(r->errmsg, "%s", snap_receiver_errmsg(r->r));
         }
         r->offset += (uint64_t)got;
         break;
