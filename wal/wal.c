@@ -680,6 +680,7 @@ struct open_ctx
 {
     struct wal *w;
     struct wal__replayer rp;
+    size_t first; /* the first segment read (older ones are below start) */
 };
 
 static int open_rec_cb(void *arg, const struct wal__rec *rec)
@@ -759,7 +760,7 @@ static int replay_segment(struct wal *w, struct open_ctx *c, size_t i,
         why = "segment header does not match the file name";
         rv = MOOR_ECORRUPT;
     }
-    if (rv == MOOR_OK && i > 0 && h.start_crc != w->chain) {
+    if (rv == MOOR_OK && i > c->first && h.start_crc != w->chain) {
         why = "segment does not continue the crc chain of the one before";
         rv = MOOR_ECORRUPT;
     }
@@ -843,8 +844,25 @@ static int open_existing(struct wal *w, const struct wal_options *opts,
     moor_buf_init(&buf);
     uint64_t torn = 0;
     int rv = MOOR_OK;
-    for (size_t i = 0; i < w->segs_len && rv == MOOR_OK; i++) {
+    /* Segments whose entries are all at or below the caller's snapshot are
+     * not read (as etcd opens its WAL at the segment holding the snapshot's
+     * index): the snapshot covers their entries, and the next segment opens
+     * with the metadata, the newest marker and the hard state written
+     * before it. They stay listed, for release. At 1,000,000 keys reading
+     * the kept 64 MiB segments cost a restart ~0.1 s. */
+    size_t first = 0;
+    while (first + 1 < w->segs_len &&
+           w->segs[first + 1].first_index <= opts->start.index + 1) {
+        first++;
+    }
+    c.first = first;
+    for (size_t i = first; i < w->segs_len && rv == MOOR_OK; i++) {
         rv = replay_segment(w, &c, i, &buf, &torn, errmsg);
+    }
+    if (first > 0) {
+        MOOR_LOG_INFO("wal", "segments below the snapshot not read",
+                      "segments=%zu snapshot=%" PRIu64, first,
+                      opts->start.index);
     }
     moor_buf_close(&buf);
     if (rv == MOOR_OK) {

@@ -223,8 +223,11 @@ struct wal;
 /* Opens the WAL in opts->dir, creating a new log when the directory holds
  * no segment, replays it into *replay and starts the writer thread.
  *
- * Replay reads every segment in order and verifies the header of each and
- * the crc chain across all records. Entries at an index at or below an
+ * Replay reads, in order, every segment from the one that holds the first
+ * entry after opts->start (older ones hold nothing the snapshot does not
+ * cover, and are not read: etcd also opens its WAL at the snapshot's
+ * segment) and verifies the header of each and the crc chain across all
+ * their records. Entries at an index at or below an
  * earlier one replace that suffix. A bad record at the tail of the last
  * segment whose damage is explained by a write that never completed (the
  * file ends inside it, or one of its 512-byte sectors reads as zeros) and

@@ -626,6 +626,71 @@ static void test_wal_open_from_snapshot_returns_entries_after_it(void **state)
     assert_non_null(strstr(msg, "has term 2 but the log has term 1"));
 }
 
+/* The first index in segment file path's name (<seq>-<first index>.wal). */
+static uint64_t seg_first_index(const char *path)
+{
+    const char *dash = strrchr(path, '-');
+    assert_non_null(dash);
+    return strtoull(dash + 1, NULL, 16);
+}
+
+/* Opening from a snapshot does not read the segments whose entries are all
+ * at or below it (the snapshot covers them; the next segment opens with the
+ * metadata, marker and hard state): damage there no longer matters. Damage
+ * in a segment the replay needs still fails the open. */
+static void test_wal_open_from_snapshot_skips_segments_below_it(void **state)
+{
+    struct fixture *f = *state;
+    write_log(f, 60, 20, 200); /* 1,200 entries in several segments */
+    int segs = count_segments(f);
+    assert_true(segs >= 4);
+    char s1[512], s2[512];
+    seg_file(f, 1, s1, sizeof(s1));
+    seg_file(f, 2, s2, sizeof(s2));
+    /* A snapshot at the last entry of segment 1: segments 0 and 1 hold
+     * nothing after it. */
+    uint64_t start = seg_first_index(s2) - 1;
+    struct wal_options o = opts_for(f);
+    o.start = (struct wal_snapshot){.term = 1, .index = start};
+
+    char s0[512];
+    seg_file(f, 0, s0, sizeof(s0));
+    size_t len;
+    uint8_t *img = read_file(s0, &len);
+    uint64_t offs[1024];
+    size_t n = record_offsets(img, len, offs, 1024);
+    memset(img + offs[n / 2], 0, 16); /* corruption, were it read */
+    write_file(s0, img, len);
+    free(img);
+
+    struct wal *w;
+    struct wal_replay r;
+    char msg[MOOR_ERRMSG_SIZE];
+    assert_int_equal(wal_open(&o, &w, &r, msg), MOOR_OK);
+    assert_int_equal(r.entries_len, 1200 - start);
+    check_entry(&r.entries[0], start + 1, 1, 200);
+    check_entry(&r.entries[r.entries_len - 1], 1200, 1, 200);
+    assert_int_equal(r.meta.member_id, o.meta.member_id);
+    wal_replay_close(&r);
+    wal_close(w);
+
+    /* From an older snapshot, inside segment 0, the same damage fails. */
+    o.start = (struct wal_snapshot){.term = 1, .index = 5};
+    assert_int_equal(wal_open(&o, &w, &r, msg), MOOR_ECORRUPT);
+    assert_non_null(strstr(msg, strrchr(s0, '/') + 1));
+
+    /* Damage in segment 2, which holds the entries after the snapshot at
+     * the end of segment 1, fails it too. */
+    img = read_file(s2, &len);
+    n = record_offsets(img, len, offs, 1024);
+    memset(img + offs[n / 2], 0, 16);
+    write_file(s2, img, len);
+    free(img);
+    o.start = (struct wal_snapshot){.term = 1, .index = start};
+    assert_int_equal(wal_open(&o, &w, &r, msg), MOOR_ECORRUPT);
+    assert_non_null(strstr(msg, strrchr(s2, '/') + 1));
+}
+
 static void test_wal_open_fails_when_log_does_not_reach_back_to_snapshot(
     void **state)
 {
@@ -715,6 +780,7 @@ int main(void)
         T(test_wal_open_fails_when_records_are_swapped),
         T(test_wal_open_fails_when_a_segment_does_not_continue_the_chain),
         T(test_wal_open_from_snapshot_returns_entries_after_it),
+        T(test_wal_open_from_snapshot_skips_segments_below_it),
         T(test_wal_open_fails_when_log_does_not_reach_back_to_snapshot),
         T(test_wal_open_records_a_snapshot_newer_than_the_log),
 #undef T
