@@ -274,8 +274,8 @@ int snap_clean_temps(const char *dir, size_t *removed)
             snprintf(path, sizeof(path), "%s/%.255s", dir, de->d_name);
             if (unlink(path) == 0) {
                 count++;
-                MOOR_LOG_INFO("snapshot", "removed a temporary file",
-                              "file=%s", path);
+                MOOR_LOG_INFO("snapshot", "removed a temporary file", "file=%s",
+                              path);
             }
         }
     }
