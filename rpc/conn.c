@@ -8,9 +8,10 @@
  * that queued it: the connection is linked on its pump's dirty list and
  * the pump's uv_prepare callback, which runs once per loop iteration right
  * before the loop blocks, asks the owner to produce (nghttp2 mem_send up
- * to RPC__OUT_HWM bytes) and starts one uv_write of everything gathered.
- * While that write is in flight, c->out gathers the next batch; when it
- * completes, the connection is dirty again. So a connection holds at most
+ * to RPC__OUT_HWM bytes) and writes everything gathered: straight to the
+ * socket, and what the socket does not take with one uv_write. While that
+ * write is in flight, c->out gathers the next batch; when it completes,
+ * the connection is dirty again. So a connection holds at most
  * about two high-water marks of output, however fast its calls produce:
  * the rest stays in the calls' own bounded queues, and the HTTP/2 windows
  * bound what the peer has not acknowledged.
@@ -374,16 +375,38 @@ static void conn_write_cb(uv_write_t *req, int status)
     rpc__conn_mark_dirty(c);
 }
 
+/* Writes c->out: first straight to the socket (uv_try_write), and only
+ * what the socket did not take through a uv_write request. A batch the
+ * socket takes whole (the usual case) costs one write(2) and nothing else:
+ * a uv_write request would also cost an epoll_ctl when it completes
+ * (libuv re-arms the watcher without POLLOUT) and a trip through the next
+ * iteration's pending phase. */
 static void conn_start_write(struct rpc__conn *c)
 {
     if (c->writing || c->out.len == 0 || c->fake) {
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)c->out.ptr, (unsigned)c->out.len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        moor_errmsg_set(c->errmsg, "write to %s: %s", c->peer, uv_strerror(n));
+        rpc__conn_close(c, MOOR_ECONN);
+        return;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    if (done == c->out.len) {
+        c->out.len = 0;
+        if (c->out.cap > RPC__KEEP_BYTES) {
+            moor_buf_close(&c->out); /* as conn_write_cb does for wbuf */
+        }
         return;
     }
     struct moor_buf t = c->wbuf;
     c->wbuf = c->out;
     c->out = t;
     c->out.len = 0;
-    uv_buf_t b = uv_buf_init((char *)c->wbuf.ptr, (unsigned)c->wbuf.len);
+    b = uv_buf_init((char *)c->wbuf.ptr + done,
+                    (unsigned)(c->wbuf.len - done));
     c->wreq.data = c;
     int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
     if (rv != 0) {
