@@ -218,6 +218,7 @@ int rpc__conn_init(struct rpc__conn *c, struct rpc__pump *pump,
     moor_buf_init(&c->wbuf);
     rpc__list_init(&c->dirty_link);
     rpc__heap_init(&c->deadlines);
+    c->timer_at = UINT64_MAX;
     snprintf(c->peer, sizeof(c->peer), "%s", fake ? "fake" : "?");
     if (uv_timer_init(pump->loop, &c->timer) != 0) {
         return MOOR_EIO;
@@ -476,17 +477,25 @@ void rpc__conn_rearm(struct rpc__conn *c)
         }
     }
     if (at == UINT64_MAX) {
-        uv_timer_stop(&c->timer);
+        if (c->timer_at != UINT64_MAX) {
+            uv_timer_stop(&c->timer);
+            c->timer_at = UINT64_MAX;
+        }
         return;
+    }
+    if (c->timer_at <= at) {
+        return; /* due no later than needed (see timer_at) */
     }
     uint64_t now = rpc__conn_now(c);
     uv_timer_start(&c->timer, conn_timer_cb, at > now ? at - now : 0, 0);
+    c->timer_at = MOOR_MAX(at, now);
 }
 
 static void conn_timer_cb(uv_timer_t *t)
 {
     struct rpc__conn *c = t->data;
     uint64_t now = rpc__conn_now(c);
+    c->timer_at = UINT64_MAX; /* a one-shot timer: stopped now */
     if (c->close_guard_at != 0 && now >= c->close_guard_at) {
         rpc__conn_close(c, MOOR_ETIMEDOUT);
         return;
