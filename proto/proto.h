@@ -38,6 +38,36 @@ extern ProtobufCAllocator moor_pb_allocator;
 int moor_pb_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
                    size_t len, size_t max_len, ProtobufCMessage **out);
 
+/* A bump allocator over memory the caller gives (usually a stack array),
+ * for a message decoded and freed within one function: the hot request
+ * paths (a Put's decode and its apply) then make no heap allocation at
+ * all. What does not fit goes through moor_malloc as usual. Use:
+ *
+ *     uint8_t mem[2048];
+ *     struct moor_pb_scratch s;
+ *     moor_pb_scratch_init(&s, mem, sizeof(mem));
+ *     rv = moor_pb_unpack_with(desc, &s.alloc, data, len, max, &m);
+ *     ...
+ *     protobuf_c_message_free_unpacked(m, &s.alloc);
+ *
+ * The message must be freed with s.alloc (which frees only the spilled
+ * blocks) before mem goes away; nothing of it may be kept past that.
+ * Borrows mem. Loop-local: one scratch per decode, no sharing. */
+struct moor_pb_scratch
+{
+    ProtobufCAllocator alloc; /* pass &s.alloc to unpack and free */
+    uint8_t *base;
+    size_t size;
+    size_t used;
+};
+
+void moor_pb_scratch_init(struct moor_pb_scratch *s, void *mem, size_t size);
+
+/* moor_pb_unpack with the given allocator (free with the same one). */
+int moor_pb_unpack_with(const ProtobufCMessageDescriptor *desc,
+                        ProtobufCAllocator *allocator, const uint8_t *data,
+                        size_t len, size_t max_len, ProtobufCMessage **out);
+
 /* Encodes msg into buf (appending). MOOR_ENOMEM on allocation failure. */
 int moor_pb_pack(const ProtobufCMessage *msg, struct moor_buf *buf);
 

@@ -61,6 +61,8 @@ struct rpc_client
     struct rpc__list all; /* every stream not yet freed */
     struct rpc__heap deadlines;
     uv_timer_t tick;
+    uint64_t tick_at; /* when tick is due; UINT64_MAX: stopped (see
+                         rpc__conn's timer_at) */
     bool closing;
     bool close_started;
     bool freeing;
@@ -876,16 +878,26 @@ static void client_rearm(struct rpc_client *cl)
         return;
     }
     uint64_t now = uv_now(cl->loop);
-    if (!rpc__list_empty(&cl->later) || (cl->closing && !cl->close_started)) {
-        uv_timer_start(&cl->tick, tick_cb, 0, 0);
+    uint64_t at = now;
+    if (rpc__list_empty(&cl->later) && !(cl->closing && !cl->close_started)) {
+        struct rpc__deadline *d = rpc__heap_top(&cl->deadlines);
+        if (d == NULL) {
+            if (cl->tick_at != UINT64_MAX) {
+                uv_timer_stop(&cl->tick);
+                cl->tick_at = UINT64_MAX;
+            }
+            return;
+        }
+        at = MOOR_MAX(d->at_ms, now);
+    }
+    /* Every call starts a stream and so comes here: a timer already due
+     * no later than needed is left as it is (firing early only runs
+     * tick_cb, which finds nothing due and rearms). */
+    if (cl->tick_at <= at) {
         return;
     }
-    struct rpc__deadline *d = rpc__heap_top(&cl->deadlines);
-    if (d == NULL) {
-        uv_timer_stop(&cl->tick);
-        return;
-    }
-    uv_timer_start(&cl->tick, tick_cb, d->at_ms > now ? d->at_ms - now : 0, 0);
+    uv_timer_start(&cl->tick, tick_cb, at - now, 0);
+    cl->tick_at = at;
 }
 
 static void stream_run_later(struct rpc_stream *s)
@@ -948,6 +960,7 @@ static void tick_cb(uv_timer_t *t)
 {
     struct rpc_client *cl = t->data;
     uint64_t now = uv_now(cl->loop);
+    cl->tick_at = UINT64_MAX; /* one-shot: stopped now */
     for (int i = 0; i < 4096; i++) {
         struct rpc__deadline *d = rpc__heap_top(&cl->deadlines);
         if (d == NULL || d->at_ms > now) {
@@ -1095,6 +1108,7 @@ int rpc_client_open(uv_loop_t *loop, const struct rpc_client_config *cfg,
     rpc__pump_init(&cl->pump, loop);
     uv_timer_init(loop, &cl->tick);
     cl->tick.data = cl;
+    cl->tick_at = UINT64_MAX;
     *out = cl;
     return MOOR_OK;
 err:

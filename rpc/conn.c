@@ -8,9 +8,10 @@
  * that queued it: the connection is linked on its pump's dirty list and
  * the pump's uv_prepare callback, which runs once per loop iteration right
  * before the loop blocks, asks the owner to produce (nghttp2 mem_send up
- * to RPC__OUT_HWM bytes) and starts one uv_write of everything gathered.
- * While that write is in flight, c->out gathers the next batch; when it
- * completes, the connection is dirty again. So a connection holds at most
+ * to RPC__OUT_HWM bytes) and writes everything gathered: straight to the
+ * socket, and what the socket does not take with one uv_write. While that
+ * write is in flight, c->out gathers the next batch; when it completes,
+ * the connection is dirty again. So a connection holds at most
  * about two high-water marks of output, however fast its calls produce:
  * the rest stays in the calls' own bounded queues, and the HTTP/2 windows
  * bound what the peer has not acknowledged.
@@ -217,6 +218,7 @@ int rpc__conn_init(struct rpc__conn *c, struct rpc__pump *pump,
     moor_buf_init(&c->wbuf);
     rpc__list_init(&c->dirty_link);
     rpc__heap_init(&c->deadlines);
+    c->timer_at = UINT64_MAX;
     snprintf(c->peer, sizeof(c->peer), "%s", fake ? "fake" : "?");
     if (uv_timer_init(pump->loop, &c->timer) != 0) {
         return MOOR_EIO;
@@ -374,16 +376,38 @@ static void conn_write_cb(uv_write_t *req, int status)
     rpc__conn_mark_dirty(c);
 }
 
+/* Writes c->out: first straight to the socket (uv_try_write), and only
+ * what the socket did not take through a uv_write request. A batch the
+ * socket takes whole (the usual case) costs one write(2) and nothing else:
+ * a uv_write request would also cost an epoll_ctl when it completes
+ * (libuv re-arms the watcher without POLLOUT) and a trip through the next
+ * iteration's pending phase. */
 static void conn_start_write(struct rpc__conn *c)
 {
     if (c->writing || c->out.len == 0 || c->fake) {
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)c->out.ptr, (unsigned)c->out.len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        moor_errmsg_set(c->errmsg, "write to %s: %s", c->peer, uv_strerror(n));
+        rpc__conn_close(c, MOOR_ECONN);
+        return;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    if (done == c->out.len) {
+        c->out.len = 0;
+        if (c->out.cap > RPC__KEEP_BYTES) {
+            moor_buf_close(&c->out); /* as conn_write_cb does for wbuf */
+        }
         return;
     }
     struct moor_buf t = c->wbuf;
     c->wbuf = c->out;
     c->out = t;
     c->out.len = 0;
-    uv_buf_t b = uv_buf_init((char *)c->wbuf.ptr, (unsigned)c->wbuf.len);
+    b = uv_buf_init((char *)c->wbuf.ptr + done,
+                    (unsigned)(c->wbuf.len - done));
     c->wreq.data = c;
     int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
     if (rv != 0) {
@@ -453,17 +477,25 @@ void rpc__conn_rearm(struct rpc__conn *c)
         }
     }
     if (at == UINT64_MAX) {
-        uv_timer_stop(&c->timer);
+        if (c->timer_at != UINT64_MAX) {
+            uv_timer_stop(&c->timer);
+            c->timer_at = UINT64_MAX;
+        }
         return;
+    }
+    if (c->timer_at <= at) {
+        return; /* due no later than needed (see timer_at) */
     }
     uint64_t now = rpc__conn_now(c);
     uv_timer_start(&c->timer, conn_timer_cb, at > now ? at - now : 0, 0);
+    c->timer_at = MOOR_MAX(at, now);
 }
 
 static void conn_timer_cb(uv_timer_t *t)
 {
     struct rpc__conn *c = t->data;
     uint64_t now = rpc__conn_now(c);
+    c->timer_at = UINT64_MAX; /* a one-shot timer: stopped now */
     if (c->close_guard_at != 0 && now >= c->close_guard_at) {
         rpc__conn_close(c, MOOR_ETIMEDOUT);
         return;

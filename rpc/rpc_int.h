@@ -201,6 +201,11 @@ struct rpc__conn
     uv_write_t wreq;
     struct rpc__list dirty_link;
     struct rpc__heap deadlines;
+    /* When the timer is due (loop time); UINT64_MAX: stopped. A rearm
+     * that finds it due no later than needed leaves it: firing early is
+     * harmless (the callback checks every time and rearms), and restarting
+     * a libuv timer on every flush is not free. */
+    uint64_t timer_at;
     uint64_t alarm_at;       /* 0: none */
     uint64_t close_guard_at; /* 0: none */
     uint64_t keepalive_ms;   /* 0: no pings */

@@ -33,6 +33,49 @@ static ProtobufCBinaryData pb_bytes(struct moor_slice s)
     return b;
 }
 
+/* Room for a usual request decoded on the stack (moor_pb_scratch): a Put
+ * of a short key and a value of a few hundred bytes fits, anything bigger
+ * spills to the heap. */
+#define SCRATCH_BYTES 2048u
+
+/* srv_decode into s: the same bound and the same answers on failure, but
+ * the message lives in s's memory. Free it with s->alloc. */
+static ProtobufCMessage *decode_scratch(struct srv_node *n,
+                                        struct rpc_call *call,
+                                        const ProtobufCMessageDescriptor *desc,
+                                        struct moor_slice msg,
+                                        struct moor_pb_scratch *s)
+{
+    ProtobufCMessage *m = NULL;
+    int rv = moor_pb_unpack_with(
+        desc, &s->alloc, msg.ptr, msg.len,
+        (size_t)n->cfg->max_request_bytes + 512u * 1024u, &m);
+    if (rv != MOOR_OK) {
+        srv_call_fail(call, rv == MOOR_ETOOBIG ? MOOR_ETOOBIG : MOOR_EPROTO);
+        return NULL;
+    }
+    return m;
+}
+
+/* srv_reply for the usual small answer: packed on the stack instead of a
+ * heap buffer (rpc_call_send copies it anyway). */
+static void reply_small(struct rpc_call *call, const ProtobufCMessage *msg)
+{
+    uint8_t buf[256];
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    if (len > sizeof(buf)) {
+        srv_reply(call, msg);
+        return;
+    }
+    protobuf_c_message_pack(msg, buf);
+    int rv = rpc_call_send(call, moor_slice_make(buf, len));
+    if (rv != MOOR_OK) {
+        srv_call_fail(call, rv);
+        return;
+    }
+    rpc_call_finish(call, RPC_OK, NULL);
+}
+
 /* Allocations made while translating one request or response, freed
  * together. */
 struct arena
@@ -501,7 +544,7 @@ static void apply_put(struct srv_node *n, uint64_t index,
             if (r.prev_kv != NULL) {
                 out.prev_kv = kv_to_pb(r.prev_kv, false, &a);
             }
-            srv_reply(w->call, &out.base);
+            reply_small(w->call, &out.base);
             arena_free(&a);
         }
     }
@@ -573,9 +616,14 @@ static void apply_compact(struct srv_node *n, uint64_t index,
 
 void srv_kv_apply(struct srv_node *n, uint64_t index, struct moor_slice data)
 {
+    /* Nothing below keeps a pointer into the request past this call. */
+    uint8_t mem[SCRATCH_BYTES];
+    struct moor_pb_scratch scratch;
+    moor_pb_scratch_init(&scratch, mem, sizeof(mem));
     ProtobufCMessage *m = NULL;
-    int rv = moor_pb_unpack(&moorpb__internal_request__descriptor, data.ptr,
-                            data.len, data.len, &m);
+    int rv = moor_pb_unpack_with(&moorpb__internal_request__descriptor,
+                                 &scratch.alloc, data.ptr, data.len, data.len,
+                                 &m);
     if (rv != MOOR_OK) {
         /* Every member sees the same bytes, so every member skips it. */
         MOOR_LOG_ERROR("kv", "undecodable entry skipped", "index=%llu",
@@ -613,7 +661,7 @@ void srv_kv_apply(struct srv_node *n, uint64_t index, struct moor_slice data)
         }
         break;
     }
-    protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
+    protobuf_c_message_free_unpacked(m, &scratch.alloc);
 }
 
 /* ------------------------------------------------------------------------
@@ -655,8 +703,11 @@ static void on_range(struct rpc_call *call, struct moor_slice msg, void *arg)
 static void on_put(struct rpc_call *call, struct moor_slice msg, void *arg)
 {
     struct srv_node *n = arg;
-    ProtobufCMessage *m =
-        srv_decode(n, call, &etcdserverpb__put_request__descriptor, msg);
+    uint8_t mem[SCRATCH_BYTES];
+    struct moor_pb_scratch scratch;
+    moor_pb_scratch_init(&scratch, mem, sizeof(mem));
+    ProtobufCMessage *m = decode_scratch(
+        n, call, &etcdserverpb__put_request__descriptor, msg, &scratch);
     if (m == NULL) {
         return;
     }
@@ -664,12 +715,13 @@ static void on_put(struct rpc_call *call, struct moor_slice msg, void *arg)
     if (req->key.len == 0) {
         srv_call_fail(call, MOOR_EEMPTYKEY);
     } else {
+        /* Proposing encodes ir: nothing keeps req after this. */
         Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
         ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_PUT;
         ir.put = req;
         srv_propose_request(n, call, SRV_REQ_PUT, &ir);
     }
-    protobuf_c_message_free_unpacked(m, &moor_pb_allocator);
+    protobuf_c_message_free_unpacked(m, &scratch.alloc);
 }
 
 static void on_delete_range(struct rpc_call *call, struct moor_slice msg,

@@ -156,6 +156,64 @@ static void test_alloc_counts_bytes_and_fails_on_request(void **state)
     assert_int_equal(moor_alloc_bytes(), before);
 }
 
+/* Small blocks are reused from a per-thread cache: whatever sizes and
+ * reallocs they went through, live blocks never overlap, a reused block
+ * holds any size of its class, the accounting stays exact and fault
+ * injection still counts every allocation. */
+static void test_alloc_reuses_small_blocks_without_overlap(void **state)
+{
+    (void)state;
+    enum { N = 700 };
+    static uint8_t *p[N];
+    static size_t len[N];
+    size_t before = moor_alloc_bytes();
+    size_t count = moor_alloc_count();
+    for (int round = 0; round < 4; round++) {
+        size_t total = 0;
+        for (size_t i = 0; i < N; i++) {
+            /* Every size from 0 to past the cache's largest class, in a
+             * different order each round; some blocks grown or shrunk
+             * across the small/large boundary by realloc. */
+            len[i] = (i * 7 + (size_t)round * 131) % N;
+            p[i] = moor_malloc(len[i]);
+            assert_non_null(p[i]);
+            if (i % 5 == 0) {
+                len[i] = (len[i] * 3 + 17) % N;
+                p[i] = moor_realloc(p[i], len[i]);
+                assert_non_null(p[i]);
+            }
+            assert_true(malloc_usable_size(p[i]) >= len[i]);
+            memset(p[i], (int)(i & 0xff), len[i]);
+            total += malloc_usable_size(p[i]);
+        }
+        assert_int_equal(moor_alloc_bytes(), before + total);
+        assert_int_equal(moor_alloc_count(), count + N);
+        for (size_t i = 0; i < N; i++) {
+            for (size_t j = 0; j < len[i]; j++) {
+                assert_int_equal(p[i][j], (uint8_t)(i & 0xff));
+            }
+        }
+        /* Free every other block first, so the next round mixes reused
+         * and fresh memory. */
+        for (size_t i = 0; i < N; i += 2) {
+            moor_free(p[i]);
+        }
+        for (size_t i = 1; i < N; i += 2) {
+            moor_free(p[i]);
+        }
+        assert_int_equal(moor_alloc_bytes(), before);
+        assert_int_equal(moor_alloc_count(), count);
+    }
+    void *a = moor_malloc(24);
+    moor_free(a);
+    moor_alloc_fail_after(0);
+    assert_null(moor_malloc(24)); /* a cached block is there: still fails */
+    a = moor_malloc(24);
+    assert_non_null(a);
+    moor_free(a);
+    assert_int_equal(moor_alloc_bytes(), before);
+}
+
 static void test_bytes_are_freed_at_last_unref(void **state)
 {
     (void)state;
@@ -266,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_varint_round_trips_and_rejects_bad_input),
         cmocka_unit_test(test_buf_grows_appends_and_consumes),
         cmocka_unit_test(test_alloc_counts_bytes_and_fails_on_request),
+        cmocka_unit_test(test_alloc_reuses_small_blocks_without_overlap),
         cmocka_unit_test(test_bytes_are_freed_at_last_unref),
         cmocka_unit_test(test_slice_cmp_orders_bytewise_shorter_first),
         cmocka_unit_test(test_errors_have_names_and_messages),

@@ -432,12 +432,85 @@ static void test_bounded_unpack_refuses_oversize_and_garbage(void **state)
     assert_int_equal(moor_alloc_bytes(), before);
 }
 
+/* Encodes an InternalRequest{id, put{key, value of vlen bytes}}. */
+static size_t pack_put(uint8_t *out, size_t out_size, uint8_t *val,
+                       size_t vlen)
+{
+    memset(val, 'v', vlen);
+    Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+    put.key.data = (uint8_t *)"some-key";
+    put.key.len = 8;
+    put.value.data = val;
+    put.value.len = vlen;
+    Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+    ir.id = 42;
+    ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_PUT;
+    ir.put = &put;
+    size_t len = protobuf_c_message_get_packed_size(&ir.base);
+    assert_true(len <= out_size);
+    return protobuf_c_message_pack(&ir.base, out);
+}
+
+static void test_scratch_unpack_uses_given_memory_and_spills_the_rest(
+    void **state)
+{
+    (void)state;
+    static uint8_t val[4096];
+    static uint8_t wire[8192];
+    /* Odd start and size: the allocator aligns what it hands out. */
+    uint8_t mem[1024 + 3];
+    for (size_t vlen = 0; vlen <= 4096; vlen += 1024) {
+        size_t len = pack_put(wire, sizeof(wire), val, vlen);
+        struct moor_pb_scratch s;
+        moor_pb_scratch_init(&s, mem + 3, sizeof(mem) - 3);
+        size_t count = moor_alloc_count();
+        size_t bytes = moor_alloc_bytes();
+        ProtobufCMessage *m = NULL;
+        assert_int_equal(
+            moor_pb_unpack_with(&moorpb__internal_request__descriptor,
+                                &s.alloc, wire, len, len, &m),
+            MOOR_OK);
+        const Moorpb__InternalRequest *ir = (const Moorpb__InternalRequest *)m;
+        assert_true(((uintptr_t)ir & 15u) == 0);
+        assert_true(((uintptr_t)ir->put & 15u) == 0);
+        assert_int_equal(ir->id, 42);
+        assert_int_equal(ir->request_case,
+                         MOORPB__INTERNAL_REQUEST__REQUEST_PUT);
+        assert_memory_equal(ir->put->key.data, "some-key", 8);
+        assert_int_equal(ir->put->value.len, vlen);
+        if (vlen > 0) {
+            assert_memory_equal(ir->put->value.data, val, vlen);
+        }
+        /* A small request takes nothing from the heap; a large value goes
+         * there and only it. */
+        assert_int_equal(moor_alloc_count(), count + (vlen >= 1024 ? 1 : 0));
+        protobuf_c_message_free_unpacked(m, &s.alloc);
+        assert_int_equal(moor_alloc_count(), count);
+        assert_int_equal(moor_alloc_bytes(), bytes);
+    }
+    /* Garbage after a spilled value: the partial message is freed. */
+    size_t len = pack_put(wire, sizeof(wire), val, 4000);
+    wire[len++] = 0x0a; /* field 1 as bytes: a wrong wire type for id */
+    wire[len++] = 0x05;
+    struct moor_pb_scratch s;
+    moor_pb_scratch_init(&s, mem, sizeof(mem));
+    size_t bytes = moor_alloc_bytes();
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(moor_pb_unpack_with(&moorpb__internal_request__descriptor,
+                                         &s.alloc, wire, len, len, &m),
+                     MOOR_EPROTO);
+    assert_null(m);
+    assert_int_equal(moor_alloc_bytes(), bytes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_service_message_round_trips),
         cmocka_unit_test(test_golden_encodings_match_protobuf_wire_format),
         cmocka_unit_test(test_bounded_unpack_refuses_oversize_and_garbage),
+        cmocka_unit_test(
+            test_scratch_unpack_uses_given_memory_and_spills_the_rest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
