@@ -406,8 +406,7 @@ static void conn_start_write(struct rpc__conn *c)
     c->wbuf = c->out;
     c->out = t;
     c->out.len = 0;
-    b = uv_buf_init((char *)c->wbuf.ptr + done,
-                    (unsigned)(c->wbuf.len - done));
+    b = uv_buf_init((char *)c->wbuf.ptr + done, (unsigned)(c->wbuf.len - done));
     c->wreq.data = c;
     int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
     if (rv != 0) {

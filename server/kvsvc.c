@@ -621,9 +621,9 @@ void srv_kv_apply(struct srv_node *n, uint64_t index, struct moor_slice data)
     struct moor_pb_scratch scratch;
     moor_pb_scratch_init(&scratch, mem, sizeof(mem));
     ProtobufCMessage *m = NULL;
-    int rv = moor_pb_unpack_with(&moorpb__internal_request__descriptor,
-                                 &scratch.alloc, data.ptr, data.len, data.len,
-                                 &m);
+    int rv =
+        moor_pb_unpack_with(&moorpb__internal_request__descriptor,
+                            &scratch.alloc, data.ptr, data.len, data.len, &m);
     if (rv != MOOR_OK) {
         /* Every member sees the same bytes, so every member skips it. */
         MOOR_LOG_ERROR("kv", "undecodable entry skipped", "index=%llu",

@@ -433,8 +433,7 @@ static void test_bounded_unpack_refuses_oversize_and_garbage(void **state)
 }
 
 /* Encodes an InternalRequest{id, put{key, value of vlen bytes}}. */
-static size_t pack_put(uint8_t *out, size_t out_size, uint8_t *val,
-                       size_t vlen)
+static size_t pack_put(uint8_t *out, size_t out_size, uint8_t *val, size_t vlen)
 {
     memset(val, 'v', vlen);
     Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
@@ -467,8 +466,8 @@ static void test_scratch_unpack_uses_given_memory_and_spills_the_rest(
         size_t bytes = moor_alloc_bytes();
         ProtobufCMessage *m = NULL;
         assert_int_equal(
-            moor_pb_unpack_with(&moorpb__internal_request__descriptor,
-                                &s.alloc, wire, len, len, &m),
+            moor_pb_unpack_with(&moorpb__internal_request__descriptor, &s.alloc,
+                                wire, len, len, &m),
             MOOR_OK);
         const Moorpb__InternalRequest *ir = (const Moorpb__InternalRequest *)m;
         assert_true(((uintptr_t)ir & 15u) == 0);
