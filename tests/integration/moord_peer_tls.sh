@@ -102,6 +102,11 @@ refused() {
 }
 for _ in $(seq 1 100); do refused && break; sleep 0.1; done
 refused || fail "m0 and m2 did not both refuse the other's certificate"
+# If m2 led, m0 and m1 elect a new leader first (bounded wait).
+for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:${cports[0]}/metrics" 2>/dev/null | grep -q '^etcd_server_has_leader 1$' && break
+    sleep 0.05
+done
 for j in $(seq 1 20); do
     [ "$(ctl --endpoints="127.0.0.1:${cports[0]}" put "during$j" x)" = OK ] || fail "the cluster stopped serving"
 done
